@@ -1,0 +1,3 @@
+from robustbench_bytes.cli import main
+
+main()

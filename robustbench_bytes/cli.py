@@ -1,0 +1,24 @@
+"""The `robustbench` command line: a click group; each command lives in robustbench_bytes/commands/."""
+
+import click
+
+from robustbench_bytes import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="robustbench")
+def cli():
+    """Measure how language models degrade under synthetic character noise."""
+
+
+def _register():
+    from robustbench_bytes.commands import noise as noise_cmd
+
+    cli.add_command(noise_cmd.noise)
+
+
+_register()
+
+
+def main():
+    cli(prog_name="robustbench")
