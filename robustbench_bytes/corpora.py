@@ -33,6 +33,21 @@ class Corpus:
     def bytes(self) -> int:
         return sum(len(d.encode("utf-8")) for d in self.documents)
 
+    def limit_bytes(self, limit: int | None) -> "Corpus":
+        """The first documents up to `limit` UTF-8 bytes in all; the last one cut at a character boundary."""
+        if limit is None or self.bytes <= limit:
+            return self
+        docs, ids, left = [], [], limit
+        for doc, doc_id in zip(self.documents, self.doc_ids or [str(i) for i in range(len(self.documents))]):
+            if left <= 0:
+                break
+            data = doc.encode("utf-8")[:left]
+            docs.append(data.decode("utf-8", errors="ignore"))
+            ids.append(doc_id)
+            left -= len(data)
+        return Corpus(name=self.name, documents=docs, provenance=self.provenance, license=self.license,
+                      doc_ids=ids)
+
 
 # name -> loader(); filled by robustbench_bytes.builtin_corpora
 BUILTIN: dict[str, Callable[[], Corpus]] = {}
