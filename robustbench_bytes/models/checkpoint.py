@@ -1,0 +1,180 @@
+"""Reading and writing mamba_ssm-format checkpoint directories.
+
+A directory holds config.json and the weights, model.safetensors or pytorch_model.bin (a plain state
+dict, read with torch.load(weights_only=True)). This is the format of the released MambaByte models
+and of state-spaces/mamba-*; our own zoo models are saved the same way (safetensors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import torch
+
+from robustbench_bytes.errors import BadInput
+
+CONFIG_FILE = "config.json"
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def read_config(directory) -> dict:
+    """config.json of a checkpoint directory as a dict (BadInput when missing or not a JSON object)."""
+    directory = _existing_dir(directory)
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise BadInput(f"{path}: missing; a checkpoint directory needs {CONFIG_FILE}")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BadInput(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise BadInput(f"{path}: expected a JSON object, found {type(config).__name__}")
+    return config
+
+
+def weight_file(directory) -> Path:
+    """The weight file used for a directory: model.safetensors, else pytorch_model.bin."""
+    directory = _existing_dir(directory)
+    for name in WEIGHT_FILES:
+        if (directory / name).is_file():
+            return directory / name
+    raise BadInput(f"{directory}: no weights; expected {' or '.join(WEIGHT_FILES)}")
+
+
+def load_state_dict(directory) -> dict[str, torch.Tensor]:
+    """The state dict of a checkpoint directory, on the CPU, tensors in their stored dtype."""
+    path = weight_file(directory)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as e:  # safetensors raises its own error types for corrupt headers/data
+            raise BadInput(f"{path}: unreadable or truncated safetensors file ({_first_line(e)})") from None
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights only" in str(e).lower() or "weights_only" in str(e).lower():
+            raise BadInput(f"{path}: refused: not a plain tensor state dict "
+                           f"(a pickle with code or objects torch.load(weights_only=True) rejects)") from None
+        raise BadInput(f"{path}: unreadable or truncated ({_first_line(e)})") from None
+    except Exception as e:
+        raise BadInput(f"{path}: unreadable or truncated ({_first_line(e)})") from None
+    if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise BadInput(f"{path}: refused: not a plain tensor state dict (expected a dict of name -> tensor)")
+    return state
+
+
+def save_pretrained(model: torch.nn.Module, directory, config: dict, tokenizer_json: str | None = None) -> Path:
+    """Writes config.json + model.safetensors (+ tokenizer.json), each file atomically.
+
+    Tensors that share storage (tied embeddings) are stored once, under their first name in the
+    state dict; loaders re-tie them (mamba: lm_head.weight is absent when tie_embeddings is true)."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors, seen = {}, set()
+    for name, tensor in model.state_dict().items():
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        if key in seen:
+            continue
+        seen.add(key)
+        tensors[name] = tensor.detach().to("cpu").contiguous()
+    _atomic_write(directory / "model.safetensors", lambda p: save_file(tensors, p, metadata={"format": "pt"}))
+    stale = directory / "pytorch_model.bin"  # would not be read, but would confuse a reader of the folder
+    if stale.exists():
+        stale.unlink()
+    _atomic_write(directory / CONFIG_FILE,
+                  lambda p: Path(p).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n"))
+    if tokenizer_json is not None:
+        _atomic_write(directory / TOKENIZER_FILE, lambda p: Path(p).write_text(tokenizer_json, encoding="utf-8"))
+    return directory
+
+
+def load_mamba(directory, device="cpu"):
+    """(MambaLM in eval mode with float32 weights on `device`, config dict) from a mamba_ssm-format directory."""
+    from robustbench_bytes.models.mamba import MambaConfig, MambaLM
+
+    directory = _existing_dir(directory)
+    config = read_config(directory)
+    try:
+        cfg = MambaConfig.from_dict(config)
+    except KeyError as e:
+        raise BadInput(f"{directory / CONFIG_FILE}: missing required field {e.args[0]!r} "
+                       f"(a mamba_ssm config needs {', '.join(MambaConfig.REQUIRED)})") from None
+    except (TypeError, ValueError) as e:
+        raise BadInput(f"{directory / CONFIG_FILE}: {_first_line(e)}") from None
+    state = load_state_dict(directory)
+    with torch.device("meta"):
+        model = MambaLM(cfg)
+    expected = model.state_dict()
+    path = weight_file(directory)
+    if cfg.tie_embeddings:
+        head = state.pop("lm_head.weight", None)
+        emb = state.get("backbone.embedding.weight")
+        if head is not None and emb is not None and head.shape == emb.shape and not torch.equal(head, emb):
+            raise BadInput(f"{path}: tie_embeddings is true but lm_head.weight differs from "
+                           f"backbone.embedding.weight")
+        expected.pop("lm_head.weight")
+    missing = [k for k in expected if k not in state]
+    if missing:
+        raise BadInput(f"{path}: missing key {missing[0]!r} (expected shape {tuple(expected[missing[0]].shape)})"
+                       + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+    unexpected = [k for k in state if k not in expected]
+    if unexpected:
+        raise BadInput(f"{path}: unexpected key {unexpected[0]!r} (shape {tuple(state[unexpected[0]].shape)})"
+                       + (f" and {len(unexpected) - 1} more" if len(unexpected) > 1 else ""))
+    for key, ref in expected.items():
+        if tuple(state[key].shape) != tuple(ref.shape):
+            raise BadInput(f"{path}: wrong shape for {key!r}: expected {tuple(ref.shape)}, "
+                           f"found {tuple(state[key].shape)}")
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+    model.load_state_dict(state, strict=False, assign=True)
+    model.tie_weights()
+    return model.to(device).eval(), config
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checkpoint_sha256(directory) -> str:
+    """sha256 of the weight file a directory is loaded from."""
+    return file_sha256(weight_file(directory))
+
+
+def _existing_dir(directory) -> Path:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise BadInput(f"{directory}: no such checkpoint directory")
+    return directory
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def _atomic_write(path: Path, write):
+    """Calls write(tmp_path) on a temporary file beside path, then renames it over path."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
