@@ -1,0 +1,141 @@
+"""Text as numpy arrays of Unicode code points, and per-code-point lookup tables built from str's own
+methods (so case noises follow str.upper / str.lower / str.swapcase exactly, ß -> SS included)."""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+N_CODEPOINTS = 0x110000
+SPACE = 0x20
+
+
+def to_codepoints(text: str) -> np.ndarray:
+    """The code points of `text` as a uint32 array (a copy that noises may modify)."""
+    # surrogatepass: a str with lone surrogates (never produced by UTF-8 decoding) still round-trips.
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4").copy()
+
+
+def from_codepoints(cps: np.ndarray) -> str:
+    return cps.astype("<u4", copy=False).tobytes().decode("utf-32-le", "surrogatepass")
+
+
+@functools.cache
+def _all_codepoints() -> np.ndarray:
+    """Every code point except U+0000 and the surrogates (which str methods leave alone anyway)."""
+    return np.concatenate([np.arange(1, 0xD800, dtype=np.uint32),
+                           np.arange(0xE000, N_CODEPOINTS, dtype=np.uint32)])
+
+
+@functools.cache
+def _all_characters_separated() -> str:
+    """Every code point of _all_codepoints() followed by U+0000: one string, so a str method maps
+    1.1M characters at C speed. U+0000 is uncased and not case-ignorable, so no mapping sees a
+    neighbour (Greek final sigma stays the per-character σ)."""
+    cps = _all_codepoints()
+    interleaved = np.zeros(2 * len(cps), dtype="<u4")
+    interleaved[0::2] = cps
+    return interleaved.tobytes().decode("utf-32-le")
+
+
+@dataclass(frozen=True)
+class CharMap:
+    """The per-character result of a str method: `single[c]` where the result is one code point,
+    `special[c]` (an array) where it is longer, e.g. 'ß'.upper() == 'SS'."""
+
+    name: str
+    single: np.ndarray      # uint32[N_CODEPOINTS]; c itself where special
+    is_special: np.ndarray  # bool[N_CODEPOINTS]
+    special: dict[int, np.ndarray]
+
+    def changes(self) -> np.ndarray:
+        """bool[N_CODEPOINTS]: True where the mapping changes the character."""
+        return (self.single != np.arange(N_CODEPOINTS, dtype=np.uint32)) | self.is_special
+
+
+@functools.cache
+def char_map(method: str) -> CharMap:
+    """Table of `chr(c).<method>()` for every code point c (method: upper, lower, swapcase)."""
+    cps = _all_codepoints()
+    mapped = to_codepoints(getattr(_all_characters_separated(), method)())
+    separators = np.flatnonzero(mapped == 0)
+    assert len(separators) == len(cps), "a case mapping produced U+0000"
+    starts = np.concatenate([[0], separators[:-1] + 1])
+    lengths = separators - starts
+    single = np.arange(N_CODEPOINTS, dtype=np.uint32)
+    is_one = lengths == 1
+    single[cps[is_one]] = mapped[starts[is_one]]
+    is_special = np.zeros(N_CODEPOINTS, dtype=bool)
+    special = {}
+    for i in np.flatnonzero(~is_one):
+        special[int(cps[i])] = mapped[starts[i]:separators[i]].copy()
+        is_special[cps[i]] = True
+    return CharMap(method, single, is_special, special)
+
+
+@functools.cache
+def cased_table() -> np.ndarray:
+    """bool[N_CODEPOINTS]: characters that upper or lower case changes (the ones case noises touch)."""
+    return char_map("upper").changes() | char_map("lower").changes()
+
+
+@functools.cache
+def whitespace_table() -> np.ndarray:
+    """bool[N_CODEPOINTS]: str.isspace()."""
+    table = np.zeros(N_CODEPOINTS, dtype=bool)
+    found = [m.start() for m in re.finditer(r"\s", _all_characters_separated())]
+    table[_all_codepoints()[np.asarray(found, dtype=np.int64) // 2]] = True
+    return table
+
+
+# The characters str.splitlines() breaks lines at.
+LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+@functools.cache
+def line_break_table() -> np.ndarray:
+    table = np.zeros(N_CODEPOINTS, dtype=bool)
+    table[[ord(c) for c in LINE_BREAKS]] = True
+    return table
+
+
+def map_chars(cps: np.ndarray, choices: list[tuple[np.ndarray, CharMap]]) -> tuple[np.ndarray, np.ndarray]:
+    """Replace cps[i] by its mapping under the CharMap whose mask selects i (masks are disjoint).
+    Returns (output, lengths) where lengths[i] is how many output code points cps[i] became (1 unless a
+    mapping expands, as 'ß'.upper() == 'SS'); only those rare expanding characters are handled one by one."""
+    out = cps.copy()
+    expanding = []
+    for mask, cmap in choices:
+        out[mask] = cmap.single[cps[mask]]
+        hit = np.flatnonzero(mask & cmap.is_special[cps])
+        if len(hit):
+            expanding.append((hit, cmap))
+    lengths = np.ones(len(cps), dtype=np.int64)
+    if not expanding:
+        return out, lengths
+    positions = np.concatenate([hit for hit, _ in expanding])
+    replacements = [cmap.special[int(c)] for hit, cmap in expanding for c in cps[hit]]
+    order = np.argsort(positions, kind="stable")
+    positions = positions[order]
+    replacements = [replacements[k] for k in order]
+    lengths[positions] = [len(r) for r in replacements]
+    return place(out, lengths, positions, replacements), lengths
+
+
+def place(single: np.ndarray, lengths: np.ndarray, positions: np.ndarray,
+          replacements: list[np.ndarray]) -> np.ndarray:
+    """Lay out element i as `single[i]` repeated lengths[i] times, except that element positions[k]
+    (sorted) becomes replacements[k] (of length lengths[positions[k]])."""
+    out = np.repeat(single, lengths)
+    if len(positions) == 0:
+        return out
+    flat = np.concatenate(replacements)
+    rep_lengths = lengths[positions]
+    out_starts = np.cumsum(lengths) - lengths
+    offsets_in_flat = np.cumsum(rep_lengths) - rep_lengths
+    index = np.repeat(out_starts[positions] - offsets_in_flat, rep_lengths) + np.arange(len(flat))
+    out[index] = flat
+    return out
