@@ -1,0 +1,225 @@
+"""Tokenizers behind one small interface: raw UTF-8 bytes, or a subword tokenizer (the `tokenizers` library).
+
+Both have .level, .vocab_size, encode(text) -> list[int], decode(ids) -> str, prefix_ids (the context
+placed before a document's first token) and describe_prefix(). Per-model options live in an optional
+"robustbench" object of the checkpoint's config.json, e.g. {"robustbench": {"newline": "crlf",
+"prefix_byte": 10}}; load_tokenizer(..., **options) overrides them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from robustbench_bytes.errors import BadInput
+
+NEWLINES = ("lf", "crlf")
+BPE_VOCAB_FILES = ("vocab.json", "encoder.json")
+BPE_MERGES_FILES = ("merges.txt", "vocab.bpe")
+# Special-token spellings used when no config names BOS/EOS (GPT-2/NeoX, Llama, SentencePiece styles).
+BOS_NAMES = ("<|begin_of_text|>", "<|startoftext|>", "<s>", "<bos>", "[BOS]")
+EOS_NAMES = ("<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>", "[EOS]")
+
+
+class ByteTokenizer:
+    """Token = one UTF-8 byte (vocab 256, no offset). newline="crlf" writes each line break as CR LF, as the
+    PG19 MambaByte checkpoints saw in training (an existing CR LF stays CR LF)."""
+
+    level = "byte"
+    vocab_size = 256
+
+    def __init__(self, newline: str = "lf", prefix_byte: int = 10):
+        if newline not in NEWLINES:
+            raise ValueError(f"newline={newline!r}; expected one of {', '.join(NEWLINES)}")
+        if not (isinstance(prefix_byte, int) and 0 <= prefix_byte < 256):
+            raise ValueError(f"prefix_byte={prefix_byte!r}; expected an integer 0..255")
+        self.newline = newline
+        self.prefix_byte = prefix_byte
+
+    def encode(self, text: str) -> list[int]:
+        if self.newline == "crlf":
+            text = text.replace("\r\n", "\n").replace("\n", "\r\n")
+        return list(text.encode("utf-8"))
+
+    def encode_bytes(self, text: str) -> bytes:
+        """encode() as a bytes object (cheap to turn into a tensor with torch.frombuffer)."""
+        return bytes(self.encode(text)) if self.newline == "crlf" else text.encode("utf-8")
+
+    def decode(self, ids) -> str:
+        text = bytes(int(i) for i in ids).decode("utf-8", errors="replace")
+        return text.replace("\r\n", "\n") if self.newline == "crlf" else text
+
+    @property
+    def prefix_ids(self) -> list[int]:
+        return [self.prefix_byte]
+
+    def describe_prefix(self) -> str:
+        return f"byte {self.prefix_byte} ({_byte_name(self.prefix_byte)})"
+
+    def describe(self) -> dict:
+        return {"type": "byte", "vocab_size": 256, "newline": self.newline, "prefix": self.describe_prefix()}
+
+    def __repr__(self):
+        return f"ByteTokenizer(newline={self.newline!r}, prefix_byte={self.prefix_byte})"
+
+
+class SubwordTokenizer:
+    """A `tokenizers.Tokenizer`; documents are encoded without special tokens, and the prefix is [BOS],
+    else [EOS], as lm-evaluation-harness's loglikelihood_rolling does."""
+
+    level = "subword"
+
+    def __init__(self, tokenizer, bos_token_id: int | None = None, eos_token_id: int | None = None,
+                 source: str = ""):
+        self.tokenizer = tokenizer
+        self.bos_token_id = bos_token_id
+        self.eos_token_id = eos_token_id
+        self.source = source
+
+    @classmethod
+    def from_file(cls, path, **kwargs) -> "SubwordTokenizer":
+        """A tokenizer.json file; BOS/EOS found by detect_bos_eos unless given."""
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(path))
+        return cls._with_special(tok, path, **kwargs)
+
+    @classmethod
+    def from_bpe_files(cls, vocab_path, merges_path, **kwargs) -> "SubwordTokenizer":
+        """GPT-2-style byte-level BPE files (vocab.json/encoder.json + merges.txt/vocab.bpe)."""
+        from tokenizers import ByteLevelBPETokenizer
+
+        tok = ByteLevelBPETokenizer(str(vocab_path), str(merges_path))
+        return cls._with_special(tok, vocab_path, **kwargs)
+
+    @classmethod
+    def _with_special(cls, tok, path, bos_token_id=None, eos_token_id=None):
+        bos, eos = detect_bos_eos(tok)
+        return cls(tok, bos if bos_token_id is None else bos_token_id,
+                   eos if eos_token_id is None else eos_token_id, source=str(path))
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
+
+    @property
+    def prefix_ids(self) -> list[int]:
+        if self.bos_token_id is not None:
+            return [self.bos_token_id]
+        if self.eos_token_id is not None:
+            return [self.eos_token_id]
+        raise ValueError(f"{self.source or 'tokenizer'}: no BOS or EOS token to start a document with")
+
+    def describe_prefix(self) -> str:
+        kind, tid = ("BOS", self.bos_token_id) if self.bos_token_id is not None else ("EOS", self.eos_token_id)
+        if tid is None:
+            return "none"
+        return f"{kind} {tid} ({self.tokenizer.id_to_token(tid)})"
+
+    def describe(self) -> dict:
+        return {"type": "subword", "vocab_size": self.vocab_size, "source": self.source,
+                "bos_token_id": self.bos_token_id, "eos_token_id": self.eos_token_id,
+                "prefix": self.describe_prefix()}
+
+    def __repr__(self):
+        return f"SubwordTokenizer({self.source!r}, bos={self.bos_token_id}, eos={self.eos_token_id})"
+
+
+def detect_bos_eos(tok) -> tuple[int | None, int | None]:
+    """BOS and EOS ids from well-known special-token spellings present in the tokenizer's vocabulary."""
+    def first(names):
+        for name in names:
+            tid = tok.token_to_id(name)
+            if tid is not None:
+                return tid
+        return None
+
+    return first(BOS_NAMES), first(EOS_NAMES)
+
+
+def load_tokenizer(directory, vocab_size: int, **options):
+    """The tokenizer of a checkpoint directory.
+
+    ByteTokenizer when vocab_size == 256 and the directory has no tokenizer files; else a SubwordTokenizer
+    from tokenizer.json, or from GPT-2 BPE files. vocab_size is the model's number of embedding rows (the
+    padded size is fine). Options (override config.json's "robustbench" object): newline, prefix_byte for
+    bytes; bos_token_id, eos_token_id for subwords. BOS/EOS otherwise come from tokenizer_config.json,
+    then config.json's bos_token_id/eos_token_id, then well-known special tokens."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise BadInput(f"{directory}: no such model directory")
+    config = _read_json(directory / "config.json") or {}
+    settings = dict(config.get("robustbench") or {})
+    settings.update({k: v for k, v in options.items() if v is not None})
+    tokenizer_json = directory / "tokenizer.json"
+    bpe = _bpe_files(directory)
+    if vocab_size == 256 and not tokenizer_json.is_file() and bpe is None:
+        try:
+            return ByteTokenizer(newline=settings.get("newline", "lf"), prefix_byte=settings.get("prefix_byte", 10))
+        except ValueError as e:
+            raise BadInput(f"{directory / 'config.json'}: robustbench.{e}") from None
+    try:
+        if tokenizer_json.is_file():
+            tok = SubwordTokenizer.from_file(tokenizer_json)
+        elif bpe is not None:
+            tok = SubwordTokenizer.from_bpe_files(*bpe)
+        else:
+            raise BadInput(f"{directory}: no tokenizer.json (nor vocab.json + merges.txt) for a model with "
+                           f"vocab_size {vocab_size}; only vocab_size 256 models use raw bytes")
+    except BadInput:
+        raise
+    except Exception as e:
+        raise BadInput(f"{directory}: unreadable tokenizer ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    _apply_special_tokens(tok, directory, config, settings)
+    if tok.vocab_size > vocab_size:
+        raise BadInput(f"{tok.source}: tokenizer has {tok.vocab_size} tokens but the model's vocab_size is "
+                       f"{vocab_size}")
+    return tok
+
+
+def _apply_special_tokens(tok: SubwordTokenizer, directory: Path, config: dict, settings: dict):
+    tok_config = _read_json(directory / "tokenizer_config.json") or {}
+    for which in ("bos", "eos"):
+        key = f"{which}_token_id"
+        if settings.get(key) is not None:
+            tid = settings[key]
+        elif tok_config.get(f"{which}_token") is not None:
+            token = tok_config[f"{which}_token"]
+            token = token.get("content") if isinstance(token, dict) else token
+            tid = tok.tokenizer.token_to_id(token)
+            if tid is None:
+                raise BadInput(f"{directory / 'tokenizer_config.json'}: {which}_token {token!r} is not in the "
+                               f"tokenizer's vocabulary")
+        elif isinstance(config.get(key), int):
+            tid = config[key]
+        else:
+            continue
+        if not (isinstance(tid, int) and 0 <= tid < tok.vocab_size):
+            raise BadInput(f"{directory}: {key}={tid!r}; expected a token id below {tok.vocab_size}")
+        setattr(tok, key, tid)
+
+
+def _bpe_files(directory: Path):
+    vocab = next((directory / n for n in BPE_VOCAB_FILES if (directory / n).is_file()), None)
+    merges = next((directory / n for n in BPE_MERGES_FILES if (directory / n).is_file()), None)
+    return (vocab, merges) if vocab is not None and merges is not None else None
+
+
+def _read_json(path: Path):
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BadInput(f"{path}: not valid JSON ({e})") from None
+
+
+def _byte_name(b: int) -> str:
+    names = {10: "newline", 13: "carriage return", 0: "NUL", 32: "space", 2: "STX"}
+    return names.get(b, repr(chr(b)) if 32 < b < 127 else f"0x{b:02x}")
