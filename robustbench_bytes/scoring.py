@@ -1,0 +1,336 @@
+"""Scoring one cell (model x corpus x noise): the negative log-likelihood of every byte of every document.
+
+Each document is encoded as the model's prefix (BOS/EOS token, or a prefix byte) followed by its tokens;
+every token after the prefix is predicted once. Two strategies:
+
+- streamed models (Mamba): exact. Documents are sorted by length, batched with right-padding (safe for causal
+  models: padded targets are masked), and fed in chunks of `chunk_size` tokens with the recurrent state carried
+  from chunk to chunk, so memory does not grow with the document.
+- windowed models (Transformers): rolling windows as lm-evaluation-harness's `loglikelihood_rolling`. By default
+  disjoint windows of `max_length` tokens: the first predicts its tokens from the prefix, each later one conditions
+  on the single token before it (`context=1`). With `context` / `stride` later windows instead predict `stride`
+  new tokens after at least `context` tokens of context. Every window is fed the longest input that fits
+  (`max_length` tokens), so a short final window sees more context, as in lm-evaluation-harness.
+
+float32 on the CPU; bf16 autocast on CUDA (recurrent state and log-softmax in fp32).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from robustbench_bytes.errors import BadInput
+
+SCORING_VERSION = "1"
+DEFAULT_CHUNK_SIZE = 4096
+TOKENS_PER_FORWARD = 16384  # windowed models: cap on batch x window length (the logits dominate memory)
+LN2 = math.log(2.0)
+
+
+class ScoringError(RuntimeError):
+    """Scoring could not produce a valid number."""
+
+
+class NonFiniteScore(ScoringError):
+    """A document's NLL is NaN or infinite."""
+
+
+@dataclass
+class CellScore:
+    result: dict
+    documents: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Feed seq[start:end] (seq = prefix + tokens); score the last `scored` predictions, i.e. the targets
+    seq[end - scored + 1 : end + 1]."""
+
+    start: int
+    end: int
+    scored: int
+
+
+def plan_windows(n_tokens: int, max_length: int, prefix_len: int = 1, context: int | None = None,
+                 stride: int | None = None) -> list[Window]:
+    """Windows covering the n_tokens targets that follow a prefix of prefix_len tokens, each target scored once.
+
+    context: tokens a later window conditions on before its first scored target (default 1, disjoint windows);
+    stride: targets scored per later window (default max_length - context + 1).
+    """
+    context, stride = window_options(max_length, context, stride)
+    if prefix_len < 1:
+        raise ValueError("prefix_len must be at least 1: the first token needs something to condition on")
+    windows = []
+    first_target, last = prefix_len, prefix_len + n_tokens  # targets occupy seq[prefix_len : last]
+    target = first_target
+    while target < last:
+        if target == first_target:
+            take = min(last - target, max(1, max_length - prefix_len + 1))
+        else:
+            take = min(last - target, stride)
+        end = target + take - 1  # input seq[start:end] predicts seq[start+1 : end+1]
+        start = max(0, end - max_length)
+        windows.append(Window(start, end, take))
+        target += take
+    return windows
+
+
+def window_options(max_length: int, context: int | None, stride: int | None) -> tuple[int, int]:
+    """Validated (context, stride) for windows of max_length tokens."""
+    if max_length < 1:
+        raise BadInput(f"max_length={max_length}: expected a positive number of tokens")
+    if context is None and stride is None:
+        context = 1
+    if context is None:
+        context = max_length - stride + 1
+    if stride is None:
+        stride = max_length - context + 1
+    if context < 1:
+        raise BadInput(f"--context {context}: expected at least 1 token")
+    if stride < 1:
+        raise BadInput(f"--stride {stride}: expected at least 1 token")
+    if context + stride - 1 > max_length:
+        raise BadInput(f"--context {context} with --stride {stride} needs windows of {context + stride - 1} "
+                       f"tokens; the model takes at most {max_length}")
+    return context, stride
+
+
+def _metric(nll: float, denominator: int, transform) -> float | None:
+    if denominator <= 0:
+        return None
+    try:
+        return transform(nll / denominator)
+    except OverflowError:
+        return math.inf
+
+
+def metrics(nll: float, n_bytes: int, clean_bytes: int, clean_words: int) -> dict:
+    """CONTRACT.md's derived metrics (None where a denominator is zero)."""
+    return {
+        "bits_per_byte": _metric(nll, n_bytes, lambda x: x / LN2),
+        "bits_per_clean_byte": _metric(nll, clean_bytes, lambda x: x / LN2),
+        "word_perplexity": _metric(nll, clean_words, math.exp),
+        "byte_perplexity": _metric(nll, n_bytes, math.exp),
+    }
+
+
+class _Progress:
+    """tqdm over bytes on stderr; silent when disabled or stderr is not a terminal."""
+
+    def __init__(self, total_bytes: int, n_docs: int, enabled: bool, desc: str | None):
+        self.bar = None
+        self.n_docs, self.done_docs = n_docs, 0
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc=desc or "scoring", file=sys.stderr,
+                            leave=False, dynamic_ncols=True)
+            self.bar.set_postfix_str(f"0/{n_docs} docs")
+
+    def advance(self, n_bytes: float, docs: int = 0):
+        if self.bar is None:
+            return
+        self.bar.update(n_bytes)
+        if docs:
+            self.done_docs += docs
+            self.bar.set_postfix_str(f"{self.done_docs}/{self.n_docs} docs")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def _token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-position NLL (fp32) with targets == -100 giving 0."""
+    b, L, V = logits.shape
+    nll = F.cross_entropy(logits.float().reshape(b * L, V), targets.reshape(b * L), ignore_index=-100,
+                          reduction="none")
+    return nll.view(b, L)
+
+
+def _score_streamed(model, sequences: list[list[int]], prefix_len: int, batch_size: int, chunk_size: int,
+                    progress: _Progress, doc_bytes: list[int]) -> list[float]:
+    nlls = [0.0] * len(sequences)
+    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
+    order = [i for i in order if len(sequences[i]) > prefix_len]
+    device = model.device
+    for lo in range(0, len(order), batch_size):
+        batch = order[lo:lo + batch_size]
+        width = len(sequences[batch[0]]) - 1  # inputs: seq[:-1]; targets: seq[1:]
+        inputs = torch.zeros(len(batch), width, dtype=torch.long)
+        targets = torch.full((len(batch), width), -100, dtype=torch.long)
+        for row, i in enumerate(batch):
+            seq = torch.tensor(sequences[i], dtype=torch.long)
+            n = len(seq) - 1
+            inputs[row, :n] = seq[:-1]
+            targets[row, prefix_len - 1:n] = seq[prefix_len:]  # the prefix itself is context, never a target
+        inputs, targets = inputs.to(device), targets.to(device)
+        totals = torch.zeros(len(batch), dtype=torch.float64, device=device)
+        batch_bytes = sum(doc_bytes[i] for i in batch)
+        lengths = torch.tensor([len(sequences[i]) - 1 for i in batch], device=device)
+        rows = torch.arange(len(batch), device=device)  # rows still running (longest first)
+        state = None
+        for start in range(0, width, chunk_size):
+            stop = min(width, start + chunk_size)
+            running = int((lengths > start).sum())
+            if running < len(rows) and hasattr(state, "select"):  # documents that ended leave the batch
+                rows, state = rows[:running], state.select(slice(0, running))
+            with _autocast(device):
+                logits, state = model.stream(inputs[rows, start:stop], state)
+            totals[rows] += _token_nll(logits, targets[rows, start:stop]).double().sum(dim=1)
+            progress.advance(batch_bytes * (stop - start) / width)
+        for row, i in enumerate(batch):
+            nlls[i] = float(totals[row])
+        progress.advance(0, docs=len(batch))
+    return nlls
+
+
+def _score_windowed(model, sequences: list[list[int]], prefix_len: int, batch_size: int, max_length: int,
+                    context: int | None, stride: int | None, progress: _Progress,
+                    doc_bytes: list[int]) -> list[float]:
+    nlls = [0.0] * len(sequences)
+    jobs = []  # (doc, window)
+    for i, seq in enumerate(sequences):
+        for w in plan_windows(len(seq) - prefix_len, max_length, prefix_len, context, stride):
+            jobs.append((i, w))
+    windows_left = [0] * len(sequences)
+    for i, _ in jobs:
+        windows_left[i] += 1
+    jobs.sort(key=lambda job: -(job[1].end - job[1].start))
+    device = model.device
+    per_forward = max(1, min(batch_size, TOKENS_PER_FORWARD // max(1, max_length)))
+    for lo in range(0, len(jobs), per_forward):
+        batch = jobs[lo:lo + per_forward]
+        width = max(w.end - w.start for _, w in batch)
+        inputs = torch.zeros(len(batch), width, dtype=torch.long)
+        mask = torch.zeros(len(batch), width, dtype=torch.long)
+        targets = torch.full((len(batch), width), -100, dtype=torch.long)
+        for row, (i, w) in enumerate(batch):
+            seq = sequences[i]
+            n = w.end - w.start
+            inputs[row, :n] = torch.tensor(seq[w.start:w.end])
+            mask[row, :n] = 1
+            targets[row, n - w.scored:n] = torch.tensor(seq[w.end - w.scored + 1:w.end + 1])
+        inputs, mask, targets = inputs.to(device), mask.to(device), targets.to(device)
+        with _autocast(device):
+            logits = model.window(inputs, mask)
+        totals = _token_nll(logits, targets).double().sum(dim=1).tolist()
+        finished = 0
+        for (i, w), total in zip(batch, totals):
+            nlls[i] += total
+            windows_left[i] -= 1
+            finished += windows_left[i] == 0
+            progress.advance(doc_bytes[i] * w.scored / max(1, len(sequences[i]) - prefix_len))
+        progress.advance(0, docs=finished)
+    return nlls
+
+
+def _apply_noise(documents: list[str], noise: str, seed: int) -> tuple[str, list[str]]:
+    if noise in (None, "", "clean"):
+        return "clean", list(documents)
+    from robustbench_bytes import noise as noise_lib
+
+    try:
+        spec = noise_lib.canonical(noise)
+        return spec, (list(documents) if spec == "clean" else noise_lib.apply_corpus(documents, spec, seed=seed))
+    except noise_lib.NoiseSpecError as e:
+        raise BadInput(f"--noise {noise!r}: {e}") from None
+
+
+def score_corpus(model, corpus, noise: str = "clean", seed: int = 0, *, batch_size: int = 8,
+                 progress: bool = True, desc: str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 context: int | None = None, stride: int | None = None,
+                 max_length: int | None = None) -> CellScore:
+    """Scores `corpus` (a corpora.Corpus) under `noise` with `model` (a models.LoadedModel).
+
+    Raises NonFiniteScore naming the first document whose NLL is NaN or infinite."""
+    if batch_size < 1:
+        raise BadInput(f"--batch-size {batch_size}: expected at least 1")
+    if chunk_size < 1:
+        raise BadInput(f"--chunk-size {chunk_size}: expected at least 1")
+    spec, texts = _apply_noise(corpus.documents, noise, seed)
+    clean_bytes = [len(d.encode("utf-8")) for d in corpus.documents]
+    clean_words = [len(d.split()) for d in corpus.documents]
+    noisy_bytes = [len(t.encode("utf-8")) for t in texts]
+
+    windows = None
+    if not model.streaming:
+        max_length = max_length or model.max_length
+        if model.max_length and max_length > model.max_length:
+            raise BadInput(f"--max-length {max_length}: the model takes at most {model.max_length} tokens")
+        context, stride = window_options(max_length, context, stride)
+        windows = {"max_length": max_length, "context": context, "stride": stride}
+
+    module = model.module
+    was_training = module.training
+    module.eval()
+    bar = _Progress(sum(noisy_bytes), len(texts), progress, desc)
+    started = time.perf_counter()
+    try:
+        prefix = list(model.tokenizer.prefix_ids)
+        sequences = [prefix + list(model.tokenizer.encode(t)) for t in texts]
+        with torch.inference_mode():
+            if model.streaming:
+                nlls = _score_streamed(model, sequences, len(prefix), batch_size, chunk_size, bar, noisy_bytes)
+            else:
+                nlls = _score_windowed(model, sequences, len(prefix), batch_size, windows["max_length"],
+                                       windows["context"], windows["stride"], bar, noisy_bytes)
+        if model.device.type == "cuda":
+            torch.cuda.synchronize(model.device)
+    finally:
+        seconds = time.perf_counter() - started
+        bar.close()
+        module.train(was_training)
+
+    doc_ids = list(corpus.doc_ids) or [str(i) for i in range(len(texts))]
+    documents = []
+    for i, nll in enumerate(nlls):
+        if not math.isfinite(nll):
+            raise NonFiniteScore(f"model {model.name}: document {i} ({doc_ids[i]}) of corpus {corpus.name} "
+                                 f"under noise {spec} has a non-finite NLL ({nll})")
+        documents.append({"index": i, "id": doc_ids[i], "nll": nll, "tokens": len(sequences[i]) - len(prefix),
+                          "bytes": noisy_bytes[i], "clean_bytes": clean_bytes[i], "clean_words": clean_words[i]})
+
+    total_nll = math.fsum(nlls)
+    n_bytes = sum(noisy_bytes)
+    result = {
+        "model": model.name,
+        "noise": spec,
+        "seed": seed,
+        "corpus": corpus.name,
+        "documents": len(texts),
+        "level": model.level,
+        "architecture": model.architecture,
+        "nll": total_nll,
+        "bytes": n_bytes,
+        "clean_bytes": sum(clean_bytes),
+        "clean_words": sum(clean_words),
+        "tokens": sum(d["tokens"] for d in documents),
+        **metrics(total_nll, n_bytes, sum(clean_bytes), sum(clean_words)),
+        "seconds": seconds,
+        "bytes_per_second": n_bytes / seconds if seconds > 0 else None,
+        "prefix": model.prefix,
+        "scoring": ({"method": "streamed", "chunk_size": chunk_size} if model.streaming
+                    else {"method": "rolling_windows", **windows}),
+        "batch_size": batch_size,
+        "scoring_version": SCORING_VERSION,
+        "device": str(model.device),
+        "dtype": "bfloat16-autocast" if model.device.type == "cuda" else "float32",
+        "parameters": model.parameters,
+        "checkpoint_sha256": model.checkpoint_sha256,
+        "corpus_sha256": corpus.sha256,
+    }
+    return CellScore(result=result, documents=documents)
