@@ -28,7 +28,9 @@ def _noise_spec(spec: str) -> str:
 
 def _summary(r: dict) -> str:
     def fmt(x, spec):
-        return "n/a" if x is None else format(x, spec)
+        if x is None:
+            return "n/a"
+        return format(x, ".4e") if abs(x) >= 1e7 else format(x, spec)
 
     lines = [
         f"model        {r['model']}  ({r['level']}, {r['architecture']}, {r['parameters']:,} parameters)",
@@ -59,22 +61,22 @@ def default_device() -> str:
                    ".jsonl file with a 'text' field. Default: the built-in default evaluation slice.")
 @click.option("--noise", "-n", "noise_spec", default="clean", show_default=True, metavar="SPEC",
               help="One noise spec, e.g. drop:p=0.1 or uppercase+swap:p=0.05 (see `robustbench noise list`).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the noise streams.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of the noise streams.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON result object on stdout.")
 @click.option("--device", default=None, metavar="DEVICE",
               help="cpu, cuda or cuda:N. Default: cuda when available, else cpu.")
-@click.option("--batch-size", default=8, show_default=True, type=int,
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
               help="Documents (streamed models) or windows (Transformers) per forward pass.")
-@click.option("--chunk-size", default=None, type=int,
+@click.option("--chunk-size", default=None, type=click.IntRange(min=1),
               help="Streamed (Mamba) models: tokens per chunk; the state is carried between chunks. [4096]")
-@click.option("--max-length", default=None, type=int,
+@click.option("--max-length", default=None, type=click.IntRange(min=1),
               help="Transformers: window length in tokens. Default: the model's context length.")
-@click.option("--context", default=None, type=int,
+@click.option("--context", default=None, type=click.IntRange(min=1),
               help="Transformers: tokens each later window conditions on before its first scored token "
                    "(default 1: lm-evaluation-harness's disjoint windows).")
-@click.option("--stride", default=None, type=int,
+@click.option("--stride", default=None, type=click.IntRange(min=1),
               help="Transformers: tokens scored per later window (default: max length - context + 1).")
-@click.option("--max-bytes", default=None, type=int,
+@click.option("--max-bytes", default=None, type=click.IntRange(min=1),
               help="Score only the first documents up to this many clean UTF-8 bytes.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def score(model_spec, corpus_spec, noise_spec, seed, as_json, device, batch_size, chunk_size, max_length,
@@ -90,8 +92,6 @@ def score(model_spec, corpus_spec, noise_spec, seed, as_json, device, batch_size
         from robustbench_bytes.builtin_corpora import DEFAULT_CORPUS
 
         corpus_spec = DEFAULT_CORPUS
-    if max_bytes is not None and max_bytes < 1:
-        raise BadInput(f"--max-bytes {max_bytes}: expected a positive number of bytes")
     corpus = load_corpus(corpus_spec).limit_bytes(max_bytes)
     model = load_model(model_spec, device or default_device())
     options = {"max_length": max_length, "context": context, "stride": stride}

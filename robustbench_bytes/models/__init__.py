@@ -82,7 +82,7 @@ def load_directory(directory, device="cpu", name: str | None = None) -> LoadedMo
                        f"(expected mamba or transformer; use hf:PATH for Hugging Face models)")
     module = module.to(dev).eval()
     tokenizer = _tokenizer(directory, config)
-    level = "byte" if type(tokenizer).__name__ == "ByteTokenizer" else "subword"
+    level = getattr(tokenizer, "level", "subword")
     loaded = LoadedModel(
         name=name or str(directory),
         level=level,
@@ -93,7 +93,8 @@ def load_directory(directory, device="cpu", name: str | None = None) -> LoadedMo
         checkpoint_sha256=checkpoint.checkpoint_sha256(directory),
         source=str(directory),
         parameters=count_parameters(module),
-        info={"config": config, "provenance": _provenance(directory, config)},
+        info={"config": config, "provenance": _provenance(directory, config),
+              "tokenizer": tokenizer.describe() if hasattr(tokenizer, "describe") else repr(tokenizer)},
     )
     if architecture == "transformer":
         loaded.window = lambda ids, mask: module(ids)  # right-padding only: causal attention never sees it
@@ -124,12 +125,15 @@ def _load_gpt(directory: Path, config: dict):
 
 
 def _tokenizer(directory: Path, config: dict):
+    """The directory's tokenizer; its options come from config.json's "robustbench" object (tokenization.py)."""
     from robustbench_bytes.tokenization import load_tokenizer
 
-    options = config.get("tokenizer") or {}
-    if not isinstance(options, dict):
-        raise BadInput(f"{directory / 'config.json'}: field 'tokenizer' must be an object of tokenizer options")
-    return load_tokenizer(directory, config["vocab_size"], **options)
+    tokenizer = load_tokenizer(directory, config["vocab_size"])
+    try:
+        tokenizer.prefix_ids
+    except ValueError as e:
+        raise BadInput(f"{directory}: {e}") from None
+    return tokenizer
 
 
 def _provenance(directory: Path, config: dict) -> str:

@@ -1,0 +1,83 @@
+"""The Hugging Face adapter (hf:PATH) against transformers' own loss on a small random GPT-2."""
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+tokenizers = pytest.importorskip("tokenizers")
+
+from robustbench_bytes import scoring  # noqa: E402
+from robustbench_bytes.corpora import Corpus  # noqa: E402
+from robustbench_bytes.errors import BadInput  # noqa: E402
+from robustbench_bytes.models import load_model  # noqa: E402
+
+TEXT = ("Now the serpent was more subtil than any beast of the field which the LORD God had made. "
+        "And he said unto the woman, Yea, hath God said, Ye shall not eat of every tree of the garden? ")
+
+
+@pytest.fixture(scope="module")
+def gpt2_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gpt2")
+    tok = tokenizers.Tokenizer(tokenizers.models.BPE())
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = tokenizers.decoders.ByteLevel()
+    trainer = tokenizers.trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
+                                             initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator([TEXT] * 3, trainer)
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>",
+                                                eos_token="<|endoftext|>")
+    fast.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=tok.get_vocab_size(), n_positions=16, n_embd=32, n_layer=2,
+                                     n_head=2, bos_token_id=0, eos_token_id=0)
+    transformers.GPT2LMHeadModel(config).save_pretrained(folder)
+    return folder
+
+
+def hf_loss_sum(module, inputs, targets):
+    """transformers' own loss (its ForCausalLMLoss, mean over labelled positions) times their count.
+    targets[i] is the label of position i (already shifted); -100 marks positions not scored."""
+    targets = torch.tensor([targets])
+    with torch.no_grad():
+        out = module(input_ids=torch.tensor([inputs]), labels=torch.tensor([inputs]), shift_labels=targets)
+    return out.loss.item() * int((targets != -100).sum())
+
+
+def test_adapter_matches_transformers_loss_in_one_window(gpt2_dir):
+    model = load_model(f"hf:{gpt2_dir}")
+    assert model.level == "subword" and model.architecture == "gpt2" and model.max_length == 16
+    assert model.prefix == "bos <|endoftext|>"
+    text = "the LORD God"
+    ids = model.tokenizer.encode(text)
+    assert 2 < len(ids) < 16 and 0 not in ids
+    cell = scoring.score_corpus(model, Corpus("c", [text]), progress=False)
+    expected = hf_loss_sum(model.module, [0] + ids[:-1], ids)
+    assert cell.result["nll"] == pytest.approx(expected, rel=1e-5)
+    assert cell.result["tokens"] == len(ids)
+
+
+def test_adapter_matches_transformers_loss_over_disjoint_windows(gpt2_dir):
+    model = load_model(f"hf:{gpt2_dir}")
+    ids = model.tokenizer.encode(TEXT)
+    n = len(ids)
+    assert n > 40
+    seq = [0] + ids
+    # lm-evaluation-harness's disjoint windows, built by hand: targets in blocks of 16; each block is fed
+    # the 16 tokens (at most) that end just before its last target, and only the block's targets are labelled
+    expected = 0.0
+    for lo in range(0, n, 16):
+        hi = min(n, lo + 16)  # targets ids[lo:hi] = seq[lo + 1 : hi + 1]
+        start = max(0, hi - 16)
+        inputs = seq[start:hi]
+        labels = [-100] * (len(inputs) - (hi - lo)) + ids[lo:hi]
+        expected += hf_loss_sum(model.module, inputs, labels)
+    cell = scoring.score_corpus(model, Corpus("c", [TEXT]), batch_size=3, progress=False)
+    assert cell.result["nll"] == pytest.approx(expected, rel=1e-5)
+    assert cell.result["scoring"]["max_length"] == 16
+
+
+def test_missing_hf_path_is_bad_input(tmp_path):
+    with pytest.raises(BadInput, match="no such directory"):
+        load_model(f"hf:{tmp_path / 'nope'}")
+    with pytest.raises(BadInput, match="no config.json and no .gguf"):
+        load_model(f"hf:{tmp_path}")
