@@ -135,6 +135,14 @@ class RMSNorm(nn.Module):
         return (y * self.weight.float()).to(x.dtype)
 
 
+def _weight_times(W, x):
+    """W (o, i) @ x (b, i, L) -> (b, o, L) contiguous, one 2-D product per batch row (a batched matmul
+    of these shapes computes x^T W^T and then transposes the result in memory, which costs as much)."""
+    if x.shape[0] == 1:
+        return (W @ x[0]).unsqueeze(0)
+    return torch.stack([W @ xi for xi in x])
+
+
 class MambaMixer(nn.Module):
     """mamba_ssm's Mamba (v1) mixer."""
 
@@ -180,21 +188,27 @@ class MambaMixer(nn.Module):
         return F.linear(dt, self.dt_proj.weight), B, C
 
     def forward(self, h, conv_state=None, ssm_state=None):
-        """h (b, L, d_model) -> (out (b, L, d_model), conv_state, ssm_state)."""
+        """h (b, L, d_model) -> (out (b, L, d_model), conv_state, ssm_state).
+
+        Works channel-first, (b, channels, L), as the scan wants it: the projections are computed as
+        W @ h^T so that no (b, d_inner, L) tensor has to be transposed in memory."""
         b, L, _ = h.shape
-        x, z = self.in_proj(h).chunk(2, dim=-1)  # (b, L, d_inner) each
-        x = x.transpose(1, 2)  # (b, d_inner, L)
+        xz = _weight_times(self.in_proj.weight, h.transpose(1, 2))  # (b, 2*d_inner, L)
+        if self.in_proj.bias is not None:
+            xz = xz + self.in_proj.bias[:, None].to(xz.dtype)
+        x, z = xz[:, :self.d_inner], xz[:, self.d_inner:]
         if conv_state is None:
             conv_state = x.new_zeros(b, self.d_inner, self.d_conv - 1)
         xc = torch.cat([conv_state.to(x.dtype), x], dim=-1)
         new_conv_state = xc[:, :, xc.shape[-1] - (self.d_conv - 1):].float()
         x = F.silu(F.conv1d(xc, self.conv1d.weight, self.conv1d.bias, groups=self.d_inner))
-        delta, B, C = self._ssm_inputs(x.transpose(1, 2))
+        dbc = _weight_times(self.x_proj.weight, x)  # (b, dt_rank + 2*d_state, L)
+        dt, B, C = torch.split(dbc, [self.dt_rank, self.d_state, self.d_state], dim=1)
+        delta = _weight_times(self.dt_proj.weight, dt)  # (b, d_inner, L); its bias goes to the scan
         A = -torch.exp(self.A_log.float())
         y, new_ssm_state = kernels.selective_scan(
-            x, delta.transpose(1, 2), A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(),
-            z=z.transpose(1, 2), delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
-            initial_state=ssm_state, return_last_state=True, backend=self.scan_backend)
+            x, delta, A, B, C, self.D.float(), z=z, delta_bias=self.dt_proj.bias.float(),
+            delta_softplus=True, initial_state=ssm_state, return_last_state=True, backend=self.scan_backend)
         return self.out_proj(y.transpose(1, 2)), new_conv_state, new_ssm_state
 
     def step(self, h, conv_state, ssm_state):
