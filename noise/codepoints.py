@@ -14,13 +14,24 @@ SPACE = 0x20
 
 
 def to_codepoints(text: str) -> np.ndarray:
-    """The code points of `text` as a uint32 array (a copy that noises may modify)."""
+    """The code points of `text`: uint8 for ASCII text (the common case, 4x less memory traffic), else
+    uint32. Read-only: transforms build new arrays. ASCII stays ASCII under every noise, and every case
+    mapping of an ASCII character is ASCII, so the narrow path gives exactly the wide path's output."""
+    if text.isascii():
+        return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
     # surrogatepass: a str with lone surrogates (never produced by UTF-8 decoding) still round-trips.
-    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4").copy()
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
 
 
 def from_codepoints(cps: np.ndarray) -> str:
+    if cps.dtype == np.uint8:
+        return cps.tobytes().decode("ascii")
     return cps.astype("<u4", copy=False).tobytes().decode("utf-32-le", "surrogatepass")
+
+
+def is_narrow(cps: np.ndarray) -> bool:
+    """True for the uint8 (ASCII) representation."""
+    return cps.dtype == np.uint8
 
 
 @functools.cache
@@ -46,10 +57,17 @@ class CharMap:
     """The per-character result of a str method: `single[c]` where the result is one code point,
     `special[c]` (an array) where it is longer, e.g. 'ß'.upper() == 'SS'."""
 
-    name: str
+    name: str               # the str (and bytes) method: upper, lower, swapcase
     single: np.ndarray      # uint32[N_CODEPOINTS]; c itself where special
     is_special: np.ndarray  # bool[N_CODEPOINTS]
     special: dict[int, np.ndarray]
+    min_special: int        # smallest code point with a longer mapping (none is ASCII)
+
+    def apply_single(self, cps: np.ndarray) -> np.ndarray:
+        """The one-code-point mapping of every element (specials unchanged)."""
+        if is_narrow(cps):  # bytes' ASCII case methods agree with str's on ASCII
+            return np.frombuffer(getattr(cps.tobytes(), self.name)(), dtype=np.uint8)
+        return self.single[cps]
 
     def changes(self) -> np.ndarray:
         """bool[N_CODEPOINTS]: True where the mapping changes the character."""
@@ -73,7 +91,7 @@ def char_map(method: str) -> CharMap:
     for i in np.flatnonzero(~is_one):
         special[int(cps[i])] = mapped[starts[i]:separators[i]].copy()
         is_special[cps[i]] = True
-    return CharMap(method, single, is_special, special)
+    return CharMap(method, single, is_special, special, min(special, default=N_CODEPOINTS))
 
 
 @functools.cache
@@ -102,25 +120,44 @@ def line_break_table() -> np.ndarray:
     return table
 
 
-def map_chars(cps: np.ndarray, choices: list[tuple[np.ndarray, CharMap]]) -> tuple[np.ndarray, np.ndarray]:
-    """Replace cps[i] by its mapping under the CharMap whose mask selects i (masks are disjoint).
-    Returns (output, lengths) where lengths[i] is how many output code points cps[i] became (1 unless a
-    mapping expands, as 'ß'.upper() == 'SS'); only those rare expanding characters are handled one by one."""
-    out = cps.copy()
+def is_whitespace(cps: np.ndarray) -> np.ndarray:
+    """str.isspace() per element."""
+    if is_narrow(cps):  # ASCII whitespace: \t..\r (9-13), \x1c..\x1f (28-31), space
+        return (cps == SPACE) | ((cps - np.uint8(9)) <= 4) | ((cps - np.uint8(28)) <= 3)
+    return whitespace_table()[cps]
+
+
+def is_line_break(cps: np.ndarray) -> np.ndarray:
+    """Whether each element is one of LINE_BREAKS."""
+    if is_narrow(cps):  # ASCII line breaks: \n..\r (10-13), \x1c..\x1e (28-30)
+        return ((cps - np.uint8(10)) <= 3) | ((cps - np.uint8(28)) <= 2)
+    return line_break_table()[cps]
+
+
+def map_chars(cps: np.ndarray, choices: list[tuple[np.ndarray | None, CharMap]]
+              ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Replace cps[i] by its mapping under the CharMap whose mask selects i (masks are disjoint; None
+    selects all). Returns (output, lengths): lengths[i] is how many output code points cps[i] became
+    (None when all are 1). Only the rare expanding characters (ß -> SS) are handled one by one."""
+    out = cps
     expanding = []
+    wide_max = None if is_narrow(cps) else int(cps.max(initial=0))
     for mask, cmap in choices:
-        out[mask] = cmap.single[cps[mask]]
-        hit = np.flatnonzero(mask & cmap.is_special[cps])
-        if len(hit):
-            expanding.append((hit, cmap))
-    lengths = np.ones(len(cps), dtype=np.int64)
+        mapped = cmap.apply_single(cps)
+        out = mapped if mask is None else np.where(mask, mapped, out)
+        if wide_max is not None and wide_max >= cmap.min_special:
+            hit = cmap.is_special[cps] if mask is None else (mask & cmap.is_special[cps])
+            hit = np.flatnonzero(hit)
+            if len(hit):
+                expanding.append((hit, cmap))
     if not expanding:
-        return out, lengths
+        return out, None
     positions = np.concatenate([hit for hit, _ in expanding])
     replacements = [cmap.special[int(c)] for hit, cmap in expanding for c in cps[hit]]
     order = np.argsort(positions, kind="stable")
     positions = positions[order]
     replacements = [replacements[k] for k in order]
+    lengths = np.ones(len(cps), dtype=np.int64)
     lengths[positions] = [len(r) for r in replacements]
     return place(out, lengths, positions, replacements), lengths
 

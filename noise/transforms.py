@@ -1,21 +1,43 @@
-"""The noise transforms, each vectorised over a uint32 array of code points.
+"""The noise transforms, each vectorised over an array of code points (codepoints.to_codepoints).
 
-Every transform is `f(cps, rng, **params) -> cps`. Random draws are made for every position of the
-input (not only the affected ones), so the stream layout is simple and documented next to each
-function; p=0 returns the input without drawing.
+Every transform is `f(cps, rng, **params) -> cps` and never writes into `cps`. The random draws of each
+are documented beside it; an event of probability p at a position uses one 32-bit integer u drawn for
+that position (Generator.integers(0, 2**32, dtype=uint32)) and happens iff u < floor(p * 2**32).
+p=0 returns the input without drawing; p=1 selects everything without drawing.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from .codepoints import (SPACE, cased_table, char_map, line_break_table, map_chars, whitespace_table)
+from .codepoints import SPACE, char_map, is_line_break, is_whitespace, map_chars
 from .keyboard import neighbour_arrays
 
 
-def _below(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
-    """n independent events of probability p: one uniform double per position, event iff u < p."""
-    return rng.random(n) < p
+def events(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
+    """n independent events of probability p (see the module docstring)."""
+    if p >= 1:
+        return np.ones(n, dtype=bool)
+    return rng.integers(0, 2**32, size=n, dtype=np.uint32) < np.uint32(math.floor(p * 2**32))
+
+
+def insert_after(cps: np.ndarray, positions: np.ndarray, extra: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """cps with extra[j] elements inserted after cps[positions[j]] (positions sorted, distinct), taken in
+    order from `fill` (len(fill) == extra.sum()). Works on the sparse positions plus one masked copy."""
+    if len(fill) == 0:
+        return cps
+    extra = extra.astype(np.int64)
+    own_slot = positions + (np.cumsum(extra) - extra)
+    first_new = np.cumsum(extra) - extra
+    slots = np.repeat(own_slot + 1 - first_new, extra) + np.arange(len(fill))
+    out = np.empty(len(cps) + len(fill), dtype=cps.dtype)
+    is_old = np.ones(len(out), dtype=bool)
+    is_old[slots] = False
+    out[is_old] = cps
+    out[slots] = fill
+    return out
 
 
 def clean(cps, rng):
@@ -23,35 +45,67 @@ def clean(cps, rng):
 
 
 def drop(cps, rng, p):
+    """Draws: an event per position."""
     if p == 0:
         return cps
-    return cps[~_below(rng, len(cps), p)]
+    return cps[~events(rng, len(cps), p)]
 
 
 def repeat(cps, rng, p, max):  # noqa: A002  (the contract's parameter name)
-    """Draws: a uniform per position, then k in 1..max for each selected position, left to right."""
+    """Draws: an event per position, then k = integers(1, max, endpoint=True) per selected position, left
+    to right."""
     if p == 0:
         return cps
-    selected = _below(rng, len(cps), p)
-    counts = np.ones(len(cps), dtype=np.int64)
-    counts[selected] += rng.integers(1, max, endpoint=True, size=int(selected.sum()))
+    selected = np.flatnonzero(events(rng, len(cps), p))
+    k = rng.integers(1, max, endpoint=True, size=len(selected))
+    if 8 * len(selected) < len(cps):  # sparse: touch only the selected positions (same output)
+        return insert_after(cps, selected, k, np.repeat(cps[selected], k))
+    counts = np.ones(len(cps), dtype=np.intp)
+    counts[selected] += k
     return np.repeat(cps, counts)
 
 
 def antspeak(cps, rng):
-    """Per line: ' ' + each non-whitespace character uppercased and followed by ' '; blank lines stay
-    empty; line breaks (str.splitlines' set) are kept as they are. No randomness."""
-    breaks = line_break_table()[cps]
-    keep = ~whitespace_table()[cps] | breaks
+    """Per line: ' ' + each non-whitespace character uppercased and followed by ' '; lines without such
+    characters stay empty; line breaks (str.splitlines' set) are kept as they are. No randomness."""
+    breaks = is_line_break(cps)
+    keep = ~is_whitespace(cps) | breaks
     kept = cps[keep]
     is_break = breaks[keep]
+    # line breaks are uncased: uppercasing every kept element leaves them alone
+    upper, seg_len = map_chars(kept, [(None, char_map("upper"))])
+    if seg_len is None:
+        return _antspeak_single(upper, is_break)
+    return _antspeak_expanding(upper, seg_len, is_break)
+
+
+def _antspeak_single(upper: np.ndarray, is_break: np.ndarray) -> np.ndarray:
+    """Every element one code point: element j emits (upper[j], ' '), the space dropped for a line break
+    unless a character follows it (that space leads the next line); plus a leading space when the text
+    starts with a character."""
+    m = len(upper)
+    if m == 0:
+        return upper
+    pairs = np.empty((m, 2), dtype=upper.dtype)
+    pairs[:, 0] = upper
+    pairs[:, 1] = SPACE
+    keep = np.ones((m, 2), dtype=bool)
+    keep[:-1, 1] = ~is_break[:-1] | ~is_break[1:]
+    keep[-1, 1] = not is_break[-1]
+    out = pairs.ravel()[keep.ravel()]
+    if not is_break[0]:
+        out = np.concatenate([np.array([SPACE], dtype=upper.dtype), out])
+    return out
+
+
+def _antspeak_expanding(upper: np.ndarray, seg_len: np.ndarray, is_break: np.ndarray) -> np.ndarray:
+    """The general layout, where some characters uppercase to several (ß -> SS)."""
     is_char = ~is_break
-    upper, seg_len = map_chars(kept, [(is_char, char_map("upper"))])
-    after_break = np.ones(len(kept), dtype=bool)
+    after_break = np.ones(len(is_break), dtype=bool)
     after_break[1:] = is_break[:-1]
     first_in_line = is_char & after_break
     lengths = seg_len + first_in_line + is_char
-    out = np.full(int(lengths.sum()), SPACE, dtype=np.uint32)
+    out = np.full(int(lengths.sum()), SPACE, dtype=upper.dtype)
     seg_start = np.cumsum(lengths) - lengths + first_in_line
     seg_offset = np.cumsum(seg_len) - seg_len
     out[np.repeat(seg_start - seg_offset, seg_len) + np.arange(len(upper))] = upper
@@ -59,45 +113,45 @@ def antspeak(cps, rng):
 
 
 def uppercase(cps, rng, p):
-    """As str.upper per character (ß -> SS). p=1 uppercases everything without drawing."""
+    """As str.upper per character (ß -> SS). Draws: an event per position (none for p=1)."""
     if p == 0:
         return cps
-    selected = np.ones(len(cps), dtype=bool) if p >= 1 else _below(rng, len(cps), p)
-    return map_chars(cps, [(selected, char_map("upper"))])[0]
+    return map_chars(cps, [(None if p >= 1 else events(rng, len(cps), p), char_map("upper"))])[0]
 
 
 def random_case(cps, rng):
-    """Draws: one random bit per position (bits of rng.bytes, numpy's unpackbits order);
-    1 -> str.upper, 0 -> str.lower, applied to cased characters only."""
+    """Draws: one bit per position (numpy's unpackbits of rng.bytes((n + 7) // 8)); 1 -> str.upper,
+    0 -> str.lower. Uncased characters map to themselves either way."""
     n = len(cps)
-    bits = np.unpackbits(np.frombuffer(rng.bytes((n + 7) // 8), dtype=np.uint8), count=n).astype(bool)
-    cased = cased_table()[cps]
-    return map_chars(cps, [(cased & bits, char_map("upper")), (cased & ~bits, char_map("lower"))])[0]
+    bits = np.unpackbits(np.frombuffer(rng.bytes((n + 7) // 8), dtype=np.uint8), count=n).view(bool)
+    return map_chars(cps, [(bits, char_map("upper")), (~bits, char_map("lower"))])[0]
 
 
 def flip_case(cps, rng, p):
-    """As str.swapcase per selected cased character."""
+    """As str.swapcase per selected character (uncased ones are unchanged). Draws: an event per position."""
     if p == 0:
         return cps
-    selected = _below(rng, len(cps), p) & cased_table()[cps]
-    return map_chars(cps, [(selected, char_map("swapcase"))])[0]
+    return map_chars(cps, [(None if p >= 1 else events(rng, len(cps), p), char_map("swapcase"))])[0]
 
 
 def swap_positions(decisions: np.ndarray) -> np.ndarray:
-    """Left-to-right rule, vectorised: pair (i, i+1) swaps iff decisions[i] and position i was not
-    just swapped with i-1. In a run of True decisions that means every other pair from the run's start."""
-    idx = np.arange(len(decisions))
-    run_start = decisions.copy()
-    run_start[1:] &= ~decisions[:-1]
-    start_of_run = np.maximum.accumulate(np.where(run_start, idx, 0)) if len(idx) else idx
-    return np.flatnonzero(decisions & ((idx - start_of_run) % 2 == 0))
+    """Left-to-right rule, vectorised: pair (i, i+1) swaps iff decisions[i] and position i was not just
+    swapped with i-1. In a run of consecutive True decisions that is every other pair from the run's start."""
+    d = np.flatnonzero(decisions)
+    if len(d) == 0:
+        return d
+    k = np.arange(len(d))
+    new_run = np.ones(len(d), dtype=bool)
+    new_run[1:] = np.diff(d) != 1
+    run_start = np.maximum.accumulate(np.where(new_run, k, 0))
+    return d[(k - run_start) % 2 == 0]
 
 
 def swap(cps, rng, p):
-    """Draws: one uniform per adjacent pair (i, i+1), i = 0..n-2, whether or not the pair is eligible."""
+    """Draws: an event per adjacent pair (i, i+1), i = 0..n-2, whether or not the pair is still free."""
     if p == 0 or len(cps) < 2:
         return cps
-    left = swap_positions(_below(rng, len(cps) - 1, p))
+    left = swap_positions(events(rng, len(cps) - 1, p))
     out = cps.copy()
     out[left] = cps[left + 1]
     out[left + 1] = cps[left]
@@ -105,38 +159,41 @@ def swap(cps, rng, p):
 
 
 def keyboard(cps, rng, p):
-    """Draws: a uniform per position, then a neighbour index for each selected key, left to right."""
+    """Draws: an event per position, then integers(0, number of neighbours) per selected key, left to right."""
     if p == 0:
         return cps
     counts, choices = neighbour_arrays()
-    n_neighbours = counts[np.minimum(cps, 127)]
-    hit = np.flatnonzero(_below(rng, len(cps), p) & (n_neighbours > 0))
+    hit = np.flatnonzero(events(rng, len(cps), p))
+    hit = hit[(cps[hit] < 128)]
+    hit = hit[counts[cps[hit]] > 0]
     out = cps.copy()
-    out[hit] = choices[cps[hit], rng.integers(0, n_neighbours[hit])]
+    out[hit] = choices[cps[hit], rng.integers(0, counts[cps[hit]])]
     return out
 
 
 def insert(cps, rng, p):
-    """Draws: a uniform per position, then a character in U+0020..U+007E for each selected one."""
+    """Draws: an event per position, then integers(0x20, 0x7F) per selected position, left to right."""
     if p == 0:
         return cps
-    selected = _below(rng, len(cps), p)
-    counts = 1 + selected
-    out = np.repeat(cps, counts)
-    out[(np.cumsum(counts) - 1)[selected]] = rng.integers(0x20, 0x7F, size=int(selected.sum()), dtype=np.uint32)
-    return out
+    selected = np.flatnonzero(events(rng, len(cps), p))
+    fill = rng.integers(0x20, 0x7F, size=len(selected), dtype=np.uint8).astype(cps.dtype)
+    return insert_after(cps, selected, np.ones(len(selected), dtype=np.int64), fill)
 
 
 def whitespace(cps, rng, p_del, p_ins):
-    """Draws: a uniform per position for deletion (if p_del > 0), then one per position for insertion
-    (if p_ins > 0)."""
+    """Draws: an event per position for deletion (if p_del > 0), then one per position for insertion
+    (if p_ins > 0). Deletion applies to spaces, insertion after non-whitespace characters (so no position
+    is both)."""
     n = len(cps)
-    is_space = cps == SPACE
-    delete = is_space & _below(rng, n, p_del) if p_del > 0 else np.zeros(n, dtype=bool)
-    insert_after = (~whitespace_table()[cps] & _below(rng, n, p_ins)) if p_ins > 0 else np.zeros(n, dtype=bool)
-    if not delete.any() and not insert_after.any():
-        return cps
-    counts = (~delete).astype(np.int64) + insert_after
-    out = np.repeat(cps, counts)
-    out[(np.cumsum(counts) - 1)[insert_after]] = SPACE
+    delete = events(rng, n, p_del) & (cps == SPACE) if p_del > 0 else None
+    add = events(rng, n, p_ins) & ~is_whitespace(cps) if p_ins > 0 else None
+    out = cps
+    if delete is not None:
+        out = cps[~delete]
+        if add is not None:
+            add = add[~delete]
+    if add is not None:
+        positions = np.flatnonzero(add)
+        out = insert_after(out, positions, np.ones(len(positions), dtype=np.int64),
+                           np.full(len(positions), SPACE, dtype=cps.dtype))
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -92,12 +93,12 @@ def apply_noise(spec: str, seed: int, doc_index: int, output: str, errors: str, 
     """Noise a UTF-8 text file (stdin by default) as one document and write it (stdout by default)."""
     canonical = parse_spec(spec)
     if input_path == "-":
-        text = decode_utf8(click.get_binary_stream("stdin").read(), "<stdin>", errors)
+        text = decode_utf8(sys.stdin.buffer.read(), "<stdin>", errors)
     else:
         text = read_text(Path(input_path), errors)
     data = noise_lib.apply(text, canonical, seed=seed, doc_index=doc_index).encode("utf-8")
     if output == "-":
-        out = click.get_binary_stream("stdout")
+        out = sys.stdout.buffer
         out.write(data)
         out.flush()
     else:
