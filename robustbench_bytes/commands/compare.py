@@ -1,0 +1,47 @@
+"""`robustbench compare`: the CI gate between a baseline run and a candidate run."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command("compare")
+@click.argument("baseline", type=click.Path(path_type=Path))
+@click.argument("candidate", type=click.Path(path_type=Path))
+@click.option("--max-bpb-increase", type=float, default=0.01, show_default=True,
+              help="Largest allowed rise in bits per clean byte (candidate - baseline) per cell.")
+@click.option("--max-ppl-increase-ratio", type=click.FloatRange(min=0, min_open=True), default=None, metavar="R",
+              help="Largest allowed ratio of the candidate's word-PPL increase over clean to the baseline's "
+                   "(noisy cells). Not checked unless given.")
+@click.option("--confidence", type=click.FloatRange(0.5, 1.0, max_open=True), default=0.95, show_default=True,
+              help="Level of the paired bootstrap intervals; a regression needs the whole interval past the threshold.")
+@click.option("--replicates", type=click.IntRange(min=10), default=1000, show_default=True,
+              help="Bootstrap replicates.")
+def compare(baseline, candidate, max_bpb_increase, max_ppl_increase_ratio, confidence, replicates):
+    """Gate CANDIDATE against BASELINE (two run directories). Exit 0 when no cell regresses,
+    1 on a regression, 2 when the runs cannot be compared. A Markdown summary goes to stdout and,
+    when $GITHUB_STEP_SUMMARY is set, is appended to that file."""
+    from robustbench_bytes.compare import Incomparable, Thresholds, compare_runs, markdown
+
+    thresholds = Thresholds(max_bpb_increase=max_bpb_increase, max_ppl_increase_ratio=max_ppl_increase_ratio,
+                            confidence=confidence, replicates=replicates)
+    try:
+        comparison = compare_runs(baseline, candidate, thresholds)
+    except Incomparable as e:
+        _step_summary(f"## robustbench compare\n\n**Cannot compare:** {e.format_message()}\n")
+        raise
+    text = markdown(comparison)
+    click.echo(text, nl=False)
+    _step_summary(text)
+    sys.exit(comparison.exit_code)
+
+
+def _step_summary(text: str) -> None:
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(text + "\n")

@@ -1,0 +1,29 @@
+"""`robustbench report`: paper-style tables (Markdown, CSV, LaTeX) and plots from run directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("report")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="RUN_DIR...")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("report"),
+              show_default=True, help="Folder for README.md, report.csv, report.tex and plots/.")
+@click.option("--confidence", type=click.FloatRange(0.5, 1.0, min_open=False, max_open=True), default=0.95,
+              show_default=True, help="Level of the bootstrap intervals over documents.")
+@click.option("--replicates", type=click.IntRange(min=10), default=1000, show_default=True,
+              help="Bootstrap replicates.")
+@click.option("--no-plots", is_flag=True, help="Write the tables only.")
+def report(run_dirs, out_dir, confidence, replicates, no_plots):
+    """Write the robustness report of one or more runs: per model, word-PPL per noise and its
+    increase over clean, bits per byte and bits per clean byte, with bootstrap intervals; plots
+    as PNG and SVG."""
+    from robustbench_bytes.report import ReportOptions, write_report
+
+    written = write_report(list(run_dirs), out_dir, ReportOptions(confidence=confidence, replicates=replicates),
+                           plots=not no_plots)
+    click.echo(f"wrote {written['readme']}, {written['csv']}, {written['latex']}")
+    for path in written["plots"]:
+        click.echo(f"wrote {path}")

@@ -1,0 +1,87 @@
+"""`robustbench run`: score the grid models x (clean + noises) x seeds into a resumable run directory."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from robustbench_bytes.errors import BadInput
+
+
+@click.command("run")
+@click.option("--model", "models", multiple=True, metavar="MODEL",
+              help="Model to score (repeatable): a zoo name, a checkpoint directory or hf:PATH. "
+                   "Default: every model of the built-in zoo.")
+@click.option("--noise", "noises", multiple=True, metavar="SPEC",
+              help="Noise spec or preset name (repeatable), e.g. drop:p=0.1 or antspeak. Clean is always scored.")
+@click.option("--suite", metavar="PRESET", default=None,
+              help="A noise preset (paper, byt5, blt) whose specs join the grid.")
+@click.option("--corpus", metavar="CORPUS", default=None,
+              help="Built-in corpus name, .txt file, directory of .txt files or .jsonl file. "
+                   "Default: the built-in evaluation slice.")
+@click.option("--seed", "seeds", multiple=True, type=int, metavar="N",
+              help="Noise seed (repeatable; default 0). Clean cells are scored once, recorded with seed 0.")
+@click.option("--name", default="default", show_default=True,
+              help="Run name: the run directory is runs/NAME unless --out is given.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run directory (created if missing; a rerun resumes it). Default: runs/NAME.")
+@click.option("--limit-bytes", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Score only the first N bytes of the corpus, for a quick look.")
+@click.option("--device", default="auto", show_default=True,
+              help="Torch device: cpu, cuda, cuda:1, ... or auto (cuda when available).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Documents scored together.")
+@click.option("--quiet", is_flag=True, help="No progress bars or per-cell lines on stderr.")
+def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, batch_size, quiet):
+    """Score models x (clean + each noise) x seeds; write results.json, per-document NLLs and
+    manifest.json into the run directory. A rerun skips finished cells and recomputes cells whose
+    inputs (checkpoint, corpus, noise, seed, scoring version) changed. Exit 1 if any cell failed."""
+    from robustbench_bytes import runs
+    from robustbench_bytes.corpora import load_corpus
+
+    if out is None:
+        if not name or "/" in name or name in (".", ".."):
+            raise BadInput(f"--name {name!r}: expected a plain folder name")
+        out = Path("runs") / name
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out}: exists and is not a directory")
+
+    model_specs = list(models)
+    if not model_specs:
+        from robustbench_bytes.models import zoo_names
+
+        model_specs = list(zoo_names())
+        if not model_specs:
+            raise BadInput("no --model given and the built-in zoo is empty")
+    runs.check_model_specs(model_specs)
+
+    if corpus is None:
+        from robustbench_bytes.builtin_corpora import DEFAULT_CORPUS
+
+        corpus = DEFAULT_CORPUS
+    loaded = load_corpus(corpus).limit_bytes(limit_bytes)
+    if not loaded.documents:
+        raise BadInput(f"--corpus {corpus!r}: holds no documents")
+
+    noise_specs = runs.expand_noises(list(noises), suite)
+    grid = runs.build_grid(model_specs, noise_specs, list(seeds) or [0])
+
+    show = not quiet
+    options = runs.RunOptions(
+        out=out, device=runs.resolve_device(device), batch_size=batch_size, limit_bytes=limit_bytes,
+        progress=show and sys.stderr.isatty(),
+        log=(lambda message: click.echo(message, err=True)) if show else None,
+        command_line=["robustbench"] + sys.argv[1:],
+    )
+    if show:
+        click.echo(f"{len(grid)} cells: {len(dict.fromkeys(model_specs))} model(s) x "
+                   f"{1 + len(noise_specs)} noise setting(s) on {loaded.name} "
+                   f"({len(loaded.documents)} documents, {loaded.bytes:,} bytes) -> {out}", err=True)
+    outcome = runs.execute(grid, loaded, options)
+    click.echo(runs.format_summary(outcome.results))
+    click.echo(f"\n{outcome.scored} scored, {outcome.skipped} reused, {outcome.failed} failed; "
+               f"results in {out / 'results.json'}")
+    if outcome.failed:
+        sys.exit(1)

@@ -1,0 +1,259 @@
+"""The CI gate: compare a candidate run against a baseline run, cell by cell, paired over documents.
+
+Pairing: cells are matched by (corpus sha256, noise, seed) when each run holds one model (the usual
+"new checkpoint vs last checkpoint" case, where the two model names differ), and by model name too
+when either run holds several.
+
+For each pair, a paired bootstrap over documents (the same document draws on both sides) gives
+  Δ bits per clean byte      = candidate − baseline          (positive = worse)
+  Δ word-PPL increase        = candidate increase − baseline increase, the increase being noisy
+                               word-PPL − clean word-PPL of the same run (noisy cells only)
+  increase ratio             = candidate increase / baseline increase (noisy cells, baseline increase > 0)
+
+A pair REGRESSES when, at the chosen confidence (two-sided percentile interval):
+  * the lower bound of Δ bits per clean byte exceeds --max-bpb-increase, or
+  * --max-ppl-increase-ratio R is given and the lower bound of the increase ratio exceeds R, or
+  * the candidate's cell failed where the baseline's succeeded.
+So a regression must be both larger than the threshold and statistically clear of it. A pair
+IMPROVES when the upper bound of Δ bits per clean byte is below 0. The gate passes (exit 0) when
+no pair regresses; it fails (exit 1) on any regression; runs that cannot be compared (different
+corpora, no common cells, documents that do not line up) are a usage error (exit 2).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from robustbench_bytes import results as results_io
+from robustbench_bytes import stats
+from robustbench_bytes.errors import BadInput
+
+CLEAN = "clean"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    max_bpb_increase: float = 0.01
+    max_ppl_increase_ratio: float | None = None
+    confidence: float = 0.95
+    replicates: int = stats.DEFAULT_REPLICATES
+
+
+@dataclass
+class PairResult:
+    model: str
+    noise: str
+    seed: object
+    baseline_bpcb: float | None = None
+    candidate_bpcb: float | None = None
+    delta_bpcb: stats.Interval | None = None
+    baseline_increase: float | None = None
+    candidate_increase: float | None = None
+    delta_increase: stats.Interval | None = None
+    increase_ratio: stats.Interval | None = None
+    verdict: str = "unchanged"  # regressed | improved | unchanged | skipped
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Comparison:
+    baseline: Path
+    candidate: Path
+    pairs: list[PairResult]
+    thresholds: Thresholds
+    by_model: bool
+
+    @property
+    def regressions(self) -> list[PairResult]:
+        return [p for p in self.pairs if p.verdict == "regressed"]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.regressions else 0
+
+
+class Incomparable(BadInput):
+    """The two runs cannot be compared; exit code 2 with the reason in one line."""
+
+
+def _model_key(result: dict) -> str:
+    return result.get("model_spec", result["model"])
+
+
+def _corpus_id(result: dict, manifest: dict) -> str:
+    return (result.get("corpus_sha256") or (manifest.get("corpus") or {}).get("sha256")
+            or f"name:{result.get('corpus')}")
+
+
+def _index(run_dir: Path, results: list[dict], by_model: bool) -> dict[tuple, dict]:
+    manifest = results_io.read_manifest(run_dir)
+    index = {}
+    for r in results:
+        key = (_corpus_id(r, manifest), r["noise"], r.get("seed"))
+        if by_model:
+            key = (r["model"],) + key
+        index.setdefault(key, r)
+    return index
+
+
+def _clean_cells(index: dict[tuple, dict], by_model: bool) -> dict[tuple, dict]:
+    """(model?, corpus) -> the clean cell of that group."""
+    out = {}
+    for key, r in index.items():
+        noise = key[-2]
+        if noise == CLEAN and results_io.is_ok(r):
+            out[key[:-2]] = r
+    return out
+
+
+def _documents(run_dir: Path, result: dict, side: str) -> stats.DocumentArrays:
+    docs = results_io.read_documents(run_dir, result)
+    if not docs:
+        raise Incomparable(f"{side} {run_dir}: cell {result.get('cell')} has no per-document NLLs")
+    return stats.DocumentArrays.from_documents(docs)
+
+
+def _check_aligned(a: stats.DocumentArrays, b: stats.DocumentArrays, what: str) -> None:
+    if len(a) != len(b):
+        raise Incomparable(f"{what}: baseline has {len(a)} documents, candidate {len(b)}; "
+                           f"runs must score the same corpus")
+    if not (a.clean_bytes == b.clean_bytes).all():
+        raise Incomparable(f"{what}: documents differ in clean bytes; runs must score the same corpus")
+
+
+def _describe_corpora(results: list[dict], manifest: dict) -> str:
+    names = sorted({f"{r.get('corpus')} (sha256 {_corpus_id(r, manifest)[:12]})" for r in results})
+    return ", ".join(names) or "nothing"
+
+
+def compare_runs(baseline: Path | str, candidate: Path | str, thresholds: Thresholds = Thresholds()) -> Comparison:
+    baseline, candidate = Path(baseline), Path(candidate)
+    base_results = results_io.read_results(baseline)
+    cand_results = results_io.read_results(candidate)
+    if not base_results:
+        raise Incomparable(f"baseline {baseline}: holds no cells")
+    if not cand_results:
+        raise Incomparable(f"candidate {candidate}: holds no cells")
+    base_manifest, cand_manifest = results_io.read_manifest(baseline), results_io.read_manifest(candidate)
+    base_corpora = {_corpus_id(r, base_manifest) for r in base_results}
+    cand_corpora = {_corpus_id(r, cand_manifest) for r in cand_results}
+    if not base_corpora & cand_corpora:
+        raise Incomparable(f"the runs scored different corpora: baseline {_describe_corpora(base_results, base_manifest)}"
+                           f", candidate {_describe_corpora(cand_results, cand_manifest)}")
+
+    by_model = len({_model_key(r) for r in base_results}) > 1 or len({_model_key(r) for r in cand_results}) > 1
+    base_index = _index(baseline, base_results, by_model)
+    cand_index = _index(candidate, cand_results, by_model)
+    common = [k for k in base_index if k in cand_index]
+    if not common:
+        what = "(model, noise, seed)" if by_model else "(noise, seed)"
+        raise Incomparable(f"no common cells: no {what} on the same corpus is in both {baseline} and {candidate}")
+    base_clean, cand_clean = _clean_cells(base_index, by_model), _clean_cells(cand_index, by_model)
+
+    pairs = []
+    for key in common:
+        base, cand = base_index[key], cand_index[key]
+        pairs.append(_compare_pair(key, base, cand, base_clean.get(key[:-2]), cand_clean.get(key[:-2]),
+                                   baseline, candidate, thresholds))
+    return Comparison(baseline, candidate, pairs, thresholds, by_model)
+
+
+def _compare_pair(key, base, cand, base_clean, cand_clean, baseline, candidate, th: Thresholds) -> PairResult:
+    model = base["model"] if key[0] == base["model"] and len(key) == 4 else f"{base['model']} → {cand['model']}"
+    pair = PairResult(model=model, noise=base["noise"], seed=base.get("seed"))
+    if not results_io.is_ok(base):
+        pair.verdict = "skipped"
+        pair.reasons.append(f"baseline cell failed ({base.get('error')})")
+        return pair
+    pair.baseline_bpcb = base["bits_per_clean_byte"]
+    if not results_io.is_ok(cand):
+        pair.verdict = "regressed"
+        pair.reasons.append(f"candidate cell failed: {cand.get('error')}")
+        return pair
+    pair.candidate_bpcb = cand["bits_per_clean_byte"]
+    what = f"{pair.model} / {pair.noise} / seed {pair.seed}"
+    b_docs, c_docs = _documents(baseline, base, "baseline"), _documents(candidate, cand, "candidate")
+    _check_aligned(b_docs, c_docs, what)
+    n = len(b_docs)
+
+    def interval(metric):
+        return stats.bootstrap(metric, n, confidence=th.confidence, replicates=th.replicates)
+
+    pair.delta_bpcb = interval(stats.difference(stats.bits_per_clean_byte(c_docs), stats.bits_per_clean_byte(b_docs)))
+    if pair.noise != CLEAN and base_clean is not None and cand_clean is not None:
+        bc_docs, cc_docs = _documents(baseline, base_clean, "baseline"), _documents(candidate, cand_clean, "candidate")
+        if len(bc_docs) == n and len(cc_docs) == n:
+            base_inc = stats.difference(stats.word_perplexity(b_docs), stats.word_perplexity(bc_docs))
+            cand_inc = stats.difference(stats.word_perplexity(c_docs), stats.word_perplexity(cc_docs))
+            pair.baseline_increase = base["word_perplexity"] - base_clean["word_perplexity"]
+            pair.candidate_increase = cand["word_perplexity"] - cand_clean["word_perplexity"]
+            pair.delta_increase = interval(stats.difference(cand_inc, base_inc))
+            if th.max_ppl_increase_ratio is not None and pair.baseline_increase > 0:
+                pair.increase_ratio = interval(stats.ratio(cand_inc, base_inc))
+
+    if pair.delta_bpcb.low > th.max_bpb_increase:
+        pair.verdict = "regressed"
+        pair.reasons.append(f"bits per clean byte up by {pair.delta_bpcb.estimate:+.4f} "
+                            f"(interval low {pair.delta_bpcb.low:+.4f} > {th.max_bpb_increase:g})")
+    if pair.increase_ratio is not None and th.max_ppl_increase_ratio is not None \
+            and pair.increase_ratio.low > th.max_ppl_increase_ratio:
+        pair.verdict = "regressed"
+        pair.reasons.append(f"word-PPL increase {pair.increase_ratio.estimate:.3g}x the baseline's "
+                            f"(interval low {pair.increase_ratio.low:.3g} > {th.max_ppl_increase_ratio:g})")
+    if pair.verdict != "regressed" and pair.delta_bpcb.high < 0:
+        pair.verdict = "improved"
+    return pair
+
+
+def _fmt(value, spec: str) -> str:
+    return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, spec)
+
+
+def _fmt_interval(interval: stats.Interval | None, spec: str) -> str:
+    if interval is None:
+        return "–"
+    text = _fmt(interval.estimate, spec)
+    if math.isfinite(interval.low) and math.isfinite(interval.high):
+        text += f" [{_fmt(interval.low, spec)}, {_fmt(interval.high, spec)}]"
+    return text
+
+
+_VERDICT_MARK = {"regressed": "❌ regressed", "improved": "✅ improved", "unchanged": "unchanged",
+                 "skipped": "skipped"}
+
+
+def markdown(comparison: Comparison) -> str:
+    th = comparison.thresholds
+    pct = f"{th.confidence:.0%}"
+    rule = (f"a cell regresses when the lower bound of the {pct} paired-bootstrap interval of Δ bits per clean "
+            f"byte exceeds {th.max_bpb_increase:+g}")
+    if th.max_ppl_increase_ratio is not None:
+        rule += (f", or when that of the candidate's word-PPL increase over the baseline's exceeds "
+                 f"{th.max_ppl_increase_ratio:g}x")
+    rule += ", or when the candidate's cell failed."
+    regressions = comparison.regressions
+    improved = sum(p.verdict == "improved" for p in comparison.pairs)
+    unchanged = sum(p.verdict == "unchanged" for p in comparison.pairs)
+    skipped = sum(p.verdict == "skipped" for p in comparison.pairs)
+    if regressions:
+        headline = f"**FAIL: {len(regressions)} of {len(comparison.pairs)} cells regressed.**"
+    else:
+        headline = (f"**PASS: no regression** ({improved} improved, {unchanged} unchanged"
+                    + (f", {skipped} skipped" if skipped else "") + f", {len(comparison.pairs)} cells).")
+    lines = ["## robustbench compare", "", headline, "",
+             f"Baseline `{comparison.baseline}`, candidate `{comparison.candidate}`; cells paired by "
+             + ("model, noise and seed" if comparison.by_model else "noise and seed") + f" on the same corpus; {rule}",
+             "", "| model | noise | seed | bits/clean byte (base → cand) | Δ bits/clean byte "
+             f"[{pct}] | word-PPL increase (base → cand) | Δ increase [{pct}] | verdict |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
+    for p in comparison.pairs:
+        bpcb = f"{_fmt(p.baseline_bpcb, '.4f')} → {_fmt(p.candidate_bpcb, '.4f')}"
+        increase = ("–" if p.baseline_increase is None else
+                    f"{_fmt(p.baseline_increase, '+,.2f')} → {_fmt(p.candidate_increase, '+,.2f')}")
+        verdict = _VERDICT_MARK[p.verdict] + (": " + "; ".join(p.reasons) if p.reasons else "")
+        lines.append(f"| {p.model.replace('|', '/')} | `{p.noise}` | {p.seed} | {bpcb} | "
+                     f"{_fmt_interval(p.delta_bpcb, '+.4f')} | {increase} | "
+                     f"{_fmt_interval(p.delta_increase, '+,.2f')} | {verdict.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,123 @@
+"""`robustbench report` on synthetic run directories."""
+
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_run_fakes import write_fake_run  # noqa: E402
+
+from robustbench_bytes.cli import cli  # noqa: E402
+from robustbench_bytes import report  # noqa: E402
+
+BPCB = {
+    "clean": {"mamba-a": 1.9, "gpt-b": 2.1},
+    "drop:p=0.05": {"mamba-a": 2.1, "gpt-b": 2.4},
+    "drop:p=0.3": {"mamba-a": 2.9, "gpt-b": 3.5},
+    "repeat:p=0.3,max=3": {"mamba-a": 2.5, "gpt-b": 2.8},
+    "antspeak": {"mamba-a": 3.2, "gpt-b": 5.0},
+}
+
+
+@pytest.fixture(autouse=True)
+def _mpl(tmp_path, monkeypatch):
+    monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mplconfig"))
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    out = tmp_path / "run"
+    write_fake_run(out, BPCB, seeds=(0, 1))
+    return out
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_report_writes_markdown_csv_latex_and_plots(run_dir, tmp_path):
+    out = tmp_path / "report"
+    result = CliRunner().invoke(cli, ["report", str(run_dir), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    for name in ("README.md", "report.csv", "report.tex"):
+        assert (out / name).stat().st_size > 0
+    for stem in ("ppl_increase", "bits_vs_p", "clean_vs_noisy"):
+        assert (out / "plots" / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert b"<svg" in (out / "plots" / f"{stem}.svg").read_bytes()[:2000]
+    readme = (out / "README.md").read_text()
+    assert "## mamba-a" in readme and "## gpt-b" in readme
+    assert "plots/ppl_increase.png" in readme
+    tex = (out / "report.tex").read_text()
+    assert tex.count("\\begin{tabular}") == 2
+    assert "\\texttt{repeat:p=0.3,max=3}" in tex
+
+
+def test_report_numbers_equal_results_json(run_dir, tmp_path):
+    out = tmp_path / "report"
+    report.write_report([run_dir], out, plots=False)
+    results = json.loads((run_dir / "results.json").read_text())
+    rows = {(r["model"], r["noise"]): r for r in read_csv(out / "report.csv")}
+    clean = {r["model"]: r for r in results if r["noise"] == "clean"}
+    for model in ("mamba-a", "gpt-b"):
+        for noise in BPCB:
+            cells = [r for r in results if r["model"] == model and r["noise"] == noise]
+            row = rows[(model, noise)]
+            for field in ("word_perplexity", "bits_per_byte", "bits_per_clean_byte"):
+                expected = sum(c[field] for c in cells) / len(cells)
+                assert float(row[field]) == pytest.approx(expected, rel=1e-12)
+                assert float(row[f"{field}_low"]) <= float(row[field]) <= float(row[f"{field}_high"])
+            increase = float(row["ppl_increase"])
+            assert increase == pytest.approx(float(row["word_perplexity"]) - clean[model]["word_perplexity"],
+                                             rel=1e-12, abs=1e-9)
+            assert row["seeds"] == ("0" if noise == "clean" else "0,1")
+
+
+def test_markdown_shows_the_numbers_of_the_table(run_dir, tmp_path):
+    written = report.write_report([run_dir], tmp_path / "report", plots=False)
+    readme = written["readme"].read_text()
+    table = written["table"]
+    row = table[(table["model"] == "gpt-b") & (table["noise"] == "antspeak")].iloc[0]
+    assert report.format_value(row, "ppl_increase", interval=False, signed=True) in readme
+    assert report.format_bits(row["bits_per_clean_byte"]) in readme
+    # a noisier model has a larger increase; the table must say so
+    mamba = table[(table["model"] == "mamba-a") & (table["noise"] == "antspeak")].iloc[0]
+    assert row["ppl_increase"] > mamba["ppl_increase"] > 0
+
+
+def test_failed_cell_is_shown_not_hidden(tmp_path):
+    run_dir = tmp_path / "run"
+    write_fake_run(run_dir, BPCB, failed={("gpt-b", "drop:p=0.3")})
+    written = report.write_report([run_dir], tmp_path / "report", plots=False)
+    table = written["table"]
+    row = table[(table["model"] == "gpt-b") & (table["noise"] == "drop:p=0.3")].iloc[0]
+    assert row["status"] == "failed" and math.isnan(row["word_perplexity"])
+    assert "failed: NonFiniteScore" in written["readme"].read_text()
+
+
+def test_several_runs_are_labelled_by_run(tmp_path):
+    a, b = tmp_path / "base", tmp_path / "cand"
+    write_fake_run(a, BPCB)
+    write_fake_run(b, BPCB, rng_seed=5)
+    table = report.write_report([a, b], tmp_path / "report", plots=False)["table"]
+    assert set(table["label"]) == {"mamba-a [base]", "gpt-b [base]", "mamba-a [cand]", "gpt-b [cand]"}
+
+
+def test_not_a_run_directory_is_one_line_exit_2(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(cli, ["report", str(tmp_path / "empty"), "-o", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "not a run directory" in result.output and "Traceback" not in result.output
+
+
+def test_p_families_and_latex_escape():
+    families = report.p_families(["drop:p=0.05", "drop:p=0.3", "repeat:p=0.3,max=3", "antspeak",
+                                  "drop:p=0.1+swap:p=0.1", "clean"])
+    assert families == {"drop": [(0.05, "drop:p=0.05"), (0.3, "drop:p=0.3")],
+                        "repeat, max=3": [(0.3, "repeat:p=0.3,max=3")]}
+    assert report.latex_escape("random_case 50% & $x") == r"random\_case 50\% \& \$x"
