@@ -64,6 +64,8 @@ class Comparison:
     pairs: list[PairResult]
     thresholds: Thresholds
     by_model: bool
+    only_baseline: list[str] = field(default_factory=list)  # cells the candidate run lacks
+    only_candidate: list[str] = field(default_factory=list)
 
     @property
     def regressions(self) -> list[PairResult]:
@@ -157,7 +159,13 @@ def compare_runs(baseline: Path | str, candidate: Path | str, thresholds: Thresh
         base, cand = base_index[key], cand_index[key]
         pairs.append(_compare_pair(key, base, cand, base_clean.get(key[:-2]), cand_clean.get(key[:-2]),
                                    baseline, candidate, thresholds))
-    return Comparison(baseline, candidate, pairs, thresholds, by_model)
+    def describe(key):
+        model = f"{key[0]} " if by_model else ""
+        return f"{model}{key[-2]} (seed {key[-1]})"
+
+    return Comparison(baseline, candidate, pairs, thresholds, by_model,
+                      only_baseline=[describe(k) for k in base_index if k not in cand_index],
+                      only_candidate=[describe(k) for k in cand_index if k not in base_index])
 
 
 def _compare_pair(key, base, cand, base_clean, cand_clean, baseline, candidate, th: Thresholds) -> PairResult:
@@ -256,4 +264,10 @@ def markdown(comparison: Comparison) -> str:
         lines.append(f"| {p.model.replace('|', '/')} | `{p.noise}` | {p.seed} | {bpcb} | "
                      f"{_fmt_interval(p.delta_bpcb, '+.4f')} | {increase} | "
                      f"{_fmt_interval(p.delta_increase, '+,.2f')} | {verdict.replace('|', '/')} |")
+    if comparison.only_baseline:
+        lines += ["", "Not compared, missing from the candidate run: "
+                  + ", ".join(f"`{c}`" for c in comparison.only_baseline) + "."]
+    if comparison.only_candidate:
+        lines += ["", "Not compared, missing from the baseline run: "
+                  + ", ".join(f"`{c}`" for c in comparison.only_candidate) + "."]
     return "\n".join(lines) + "\n"

@@ -448,9 +448,14 @@ def format_summary(results: list[dict]) -> str:
     def number(value, fmt):
         return "-" if value is None else format(value, fmt)
 
+    from robustbench_bytes.report import format_ppl
+
+    def ppl(value, signed=False):
+        return "-" if value is None else ("+" if signed and value >= 0 else "") + format_ppl(value)
+
     header = ["model", "noise", "seed", "bits/byte", "word-PPL", "increase", "status"]
     body = [[r["model"], r["noise"], str(r["seed"]), number(r["bits_per_byte"], ".4f"),
-             number(r["word_perplexity"], ",.2f"), number(r["increase"], "+,.2f"), r["status"]]
+             ppl(r["word_perplexity"]), ppl(r["increase"], signed=True), r["status"]]
             for r in summary_rows(results)]
     widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
     numeric = {2, 3, 4, 5}

@@ -125,3 +125,12 @@ def test_summary_is_appended_to_github_step_summary(baseline, tmp_path):
 def test_missing_run_directory_is_exit_2(tmp_path, baseline):
     result = invoke(baseline, tmp_path / "nope")
     assert result.exit_code == 2 and "no such run directory" in result.output
+
+
+def test_cells_in_one_run_only_are_listed(baseline, tmp_path):
+    cand = tmp_path / "cand"
+    write_fake_run(cand, {"clean": {"n": 2.0}, "drop:p=0.1": {"n": 2.3}, "swap:p=0.1": {"n": 2.5}})
+    result = invoke(baseline, cand)
+    assert result.exit_code == 0, result.output
+    assert "missing from the candidate run: `antspeak (seed 0)`" in result.output
+    assert "missing from the baseline run: `swap:p=0.1 (seed 0)`" in result.output
