@@ -60,7 +60,7 @@ def test_adapter_matches_transformers_loss_over_disjoint_windows(gpt2_dir):
     model = load_model(f"hf:{gpt2_dir}")
     ids = model.tokenizer.encode(TEXT)
     n = len(ids)
-    assert n > 40
+    assert n > 40 and n % 16  # a short final window, which lm-evaluation-harness feeds a full context
     seq = [0] + ids
     # lm-evaluation-harness's disjoint windows, built by hand: targets in blocks of 16; each block is fed
     # the 16 tokens (at most) that end just before its last target, and only the block's targets are labelled
@@ -81,3 +81,26 @@ def test_missing_hf_path_is_bad_input(tmp_path):
         load_model(f"hf:{tmp_path / 'nope'}")
     with pytest.raises(BadInput, match="no config.json and no .gguf"):
         load_model(f"hf:{tmp_path}")
+
+
+def test_gguf_parameter_count_reads_the_header(tmp_path):
+    gguf = pytest.importorskip("gguf")
+    import numpy as np
+
+    from robustbench_bytes.models.hf import gguf_parameter_count
+
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_string("general.name", "tiny")
+    writer.add_array("tokenizer.ggml.tokens", ["a", "bb", "ccc"])
+    writer.add_uint32("llama.context_length", 16)
+    writer.add_tensor("token_embd.weight", np.zeros((3, 4), dtype=np.float32))
+    writer.add_tensor("output_norm.weight", np.ones(4, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    assert gguf_parameter_count(path) == 3 * 4 + 4
+    (tmp_path / "bad.gguf").write_bytes(b"GGML" + bytes(20))
+    with pytest.raises(ValueError, match="not a GGUF file"):
+        gguf_parameter_count(tmp_path / "bad.gguf")

