@@ -58,7 +58,8 @@ def test_adapter_matches_transformers_loss_in_one_window(gpt2_dir):
 
 def test_adapter_matches_transformers_loss_over_disjoint_windows(gpt2_dir):
     model = load_model(f"hf:{gpt2_dir}")
-    ids = model.tokenizer.encode(TEXT)
+    doc = TEXT + "And the woman said"
+    ids = model.tokenizer.encode(doc)
     n = len(ids)
     assert n > 40 and n % 16  # a short final window, which lm-evaluation-harness feeds a full context
     seq = [0] + ids
@@ -71,7 +72,7 @@ def test_adapter_matches_transformers_loss_over_disjoint_windows(gpt2_dir):
         inputs = seq[start:hi]
         labels = [-100] * (len(inputs) - (hi - lo)) + ids[lo:hi]
         expected += hf_loss_sum(model.module, inputs, labels)
-    cell = scoring.score_corpus(model, Corpus("c", [TEXT]), batch_size=3, progress=False)
+    cell = scoring.score_corpus(model, Corpus("c", [doc]), batch_size=3, progress=False)
     assert cell.result["nll"] == pytest.approx(expected, rel=1e-5)
     assert cell.result["scoring"]["max_length"] == 16
 
