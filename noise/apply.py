@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Iterable, Sequence
 
@@ -11,6 +12,7 @@ from .codepoints import from_codepoints, to_codepoints
 from .spec import Part, canonical, parse
 
 
+@functools.lru_cache(maxsize=1024)
 def spec_hash(canonical_spec: str) -> int:
     """A stable 64-bit hash of a canonical spec (never Python's hash(), which is salted per process)."""
     return int.from_bytes(hashlib.sha256(canonical_spec.encode("utf-8")).digest()[:8], "big")

@@ -113,6 +113,7 @@ def parse(spec: str) -> tuple[Part, ...]:
     return tuple(p for p in parts if p.noise.name != "clean")
 
 
+@functools.lru_cache(maxsize=1024)
 def canonical(spec: str) -> str:
     """The canonical string of a spec: 'drop:p=.050' -> 'drop:p=0.05', 'repeat:p=0.1' -> 'repeat:p=0.1,max=3'."""
     parts = parse(spec)

@@ -1,18 +1,20 @@
 """The noise transforms, each vectorised over an array of code points (codepoints.to_codepoints).
 
 Every transform is `f(cps, rng, **params) -> cps` and never writes into `cps`. The random draws of each
-are documented beside it; an event of probability p at a position uses one 32-bit integer u drawn for
-that position (Generator.integers(0, 2**32, dtype=uint32)) and happens iff u < floor(p * 2**32).
+are documented beside it. "An event per position" over n positions means: take
+rng.bit_generator.random_raw(ceil(n / 2)) (PCG64's raw 64-bit outputs), read them as little-endian
+32-bit integers u[0..n-1] (low half first); the event at i happens iff u[i] < floor(p * 2**32).
 p=0 returns the input without drawing; p=1 selects everything without drawing.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
-from .codepoints import SPACE, char_map, is_line_break, is_whitespace, map_chars
+from .codepoints import SPACE, as_bytes, char_map, is_line_break, is_narrow, is_whitespace, map_chars
 from .keyboard import neighbour_arrays
 
 
@@ -20,7 +22,8 @@ def events(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
     """n independent events of probability p (see the module docstring)."""
     if p >= 1:
         return np.ones(n, dtype=bool)
-    return rng.integers(0, 2**32, size=n, dtype=np.uint32) < np.uint32(math.floor(p * 2**32))
+    raw = rng.bit_generator.random_raw((n + 1) // 2).astype("<u8", copy=False)
+    return raw.view("<u4")[:n] < np.uint32(math.floor(p * 2**32))
 
 
 def insert_after(cps: np.ndarray, positions: np.ndarray, extra: np.ndarray, fill: np.ndarray) -> np.ndarray:
@@ -60,14 +63,29 @@ def repeat(cps, rng, p, max):  # noqa: A002  (the contract's parameter name)
     k = rng.integers(1, max, endpoint=True, size=len(selected))
     if 8 * len(selected) < len(cps):  # sparse: touch only the selected positions (same output)
         return insert_after(cps, selected, k, np.repeat(cps[selected], k))
-    counts = np.ones(len(cps), dtype=np.intp)
-    counts[selected] += k
-    return np.repeat(cps, counts)
+    return _repeat_blocked(cps, selected, k)
+
+
+def _repeat_blocked(cps: np.ndarray, selected: np.ndarray, k: np.ndarray, block: int = 1 << 17) -> np.ndarray:
+    """np.repeat(cps, 1 + k at selected) block by block, so the counts stay in cache."""
+    bounds = np.searchsorted(selected, np.arange(0, len(cps) + block, block))
+    pieces = []
+    for b, start in enumerate(range(0, len(cps), block)):
+        counts = np.ones(min(block, len(cps) - start), dtype=np.intp)
+        lo, hi = bounds[b], bounds[b + 1]
+        counts[selected[lo:hi] - start] += k[lo:hi]
+        pieces.append(np.repeat(cps[start:start + block], counts))
+    return np.concatenate(pieces) if pieces else cps
 
 
 def antspeak(cps, rng):
     """Per line: ' ' + each non-whitespace character uppercased and followed by ' '; lines without such
     characters stay empty; line breaks (str.splitlines' set) are kept as they are. No randomness."""
+    if is_narrow(cps):  # ASCII: one bytes.translate uppercases and deletes the non-break whitespace
+        upper_table, whitespace, break_flags = _antspeak_ascii_tables()
+        kept = as_bytes(cps).translate(upper_table, whitespace)
+        return _antspeak_single(np.frombuffer(kept, dtype=np.uint8),
+                                np.frombuffer(kept.translate(break_flags), dtype=bool))
     breaks = is_line_break(cps)
     keep = ~is_whitespace(cps) | breaks
     kept = cps[keep]
@@ -77,6 +95,15 @@ def antspeak(cps, rng):
     if seg_len is None:
         return _antspeak_single(upper, is_break)
     return _antspeak_expanding(upper, seg_len, is_break)
+
+
+@functools.cache
+def _antspeak_ascii_tables() -> tuple[bytes, bytes, bytes]:
+    """(bytes.upper table, the whitespace bytes that are not line breaks, byte -> 1 if a line break)."""
+    ascii_cps = np.arange(128, dtype=np.uint32)
+    breaks, spaces = is_line_break(ascii_cps), is_whitespace(ascii_cps)
+    return (bytes(range(256)).upper(), bytes(np.flatnonzero(spaces & ~breaks).astype(np.uint8)),
+            bytes(np.concatenate([breaks, np.zeros(128, dtype=bool)]).astype(np.uint8)))
 
 
 def _antspeak_single(upper: np.ndarray, is_break: np.ndarray) -> np.ndarray:
@@ -124,6 +151,9 @@ def random_case(cps, rng):
     0 -> str.lower. Uncased characters map to themselves either way."""
     n = len(cps)
     bits = np.unpackbits(np.frombuffer(rng.bytes((n + 7) // 8), dtype=np.uint8), count=n).view(bool)
+    if is_narrow(cps):  # ASCII letters differ from their other case in bit 0x20 only
+        data = as_bytes(cps)
+        return np.where(bits, np.frombuffer(data.upper(), np.uint8), np.frombuffer(data.lower(), np.uint8))
     return map_chars(cps, [(bits, char_map("upper")), (~bits, char_map("lower"))])[0]
 
 
@@ -144,7 +174,7 @@ def swap_positions(decisions: np.ndarray) -> np.ndarray:
     new_run = np.ones(len(d), dtype=bool)
     new_run[1:] = np.diff(d) != 1
     run_start = np.maximum.accumulate(np.where(new_run, k, 0))
-    return d[(k - run_start) % 2 == 0]
+    return d[((k - run_start) & 1) == 0]
 
 
 def swap(cps, rng, p):

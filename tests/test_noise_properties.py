@@ -41,7 +41,11 @@ def events(rng, n, p):
     """The documented event draws (transforms' module docstring)."""
     if p >= 1:
         return [True] * n
-    return list(rng.integers(0, 2**32, size=n, dtype=np.uint32) < math.floor(p * 2**32))
+    threshold = math.floor(p * 2**32)
+    u = []
+    for raw in rng.bit_generator.random_raw((n + 1) // 2):  # 64-bit outputs, low 32 bits first
+        u += [int(raw) & 0xFFFFFFFF, int(raw) >> 32]
+    return [x < threshold for x in u[:n]]
 
 
 def is_subsequence(small: str, big: str) -> bool:
