@@ -137,3 +137,36 @@ def test_random_init_learns_a_repeated_pattern():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_conv_state_does_not_keep_the_chunk_alive(loaded):
+    _, _, model, ids, _ = loaded
+    with torch.inference_mode():
+        _, state = model(ids)
+    for conv in state.conv:
+        assert conv.is_contiguous() and conv.untyped_storage().nbytes() == conv.numel() * 4
+
+
+def test_state_select_keeps_rows(loaded):
+    _, _, model, ids, whole = loaded
+    with torch.inference_mode():
+        _, state = model(ids[:, :20])
+        logits, _ = model(ids[1:, 20:], state.select(slice(1, 2)))
+    assert rel_err(logits, whole[1:, 20:]) <= 1e-5
+
+
+def test_bf16_autocast_keeps_state_in_float32():
+    """What the GPU path does (bf16 autocast), exercised on the CPU: fp32 state and logits, bf16-level error."""
+    torch.manual_seed(0)
+    model = MambaLM(MambaConfig.from_dict(MAMBABYTE_LIKE)).eval()
+    model.scan_backend = "reference"
+    ids = torch.randint(0, 256, (2, 30))
+    with torch.inference_mode():
+        exact, _ = model(ids)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            first, state = model(ids[:, :12])
+            second, state = model(ids[:, 12:], state)
+            stepped, _ = model.step(ids[:, 0], state)
+    assert first.dtype == stepped.dtype == torch.float32
+    assert all(t.dtype == torch.float32 for t in state.ssm + state.conv)
+    assert rel_err(torch.cat([first, second], dim=1), exact) < 3e-2

@@ -200,7 +200,8 @@ class MambaMixer(nn.Module):
         if conv_state is None:
             conv_state = x.new_zeros(b, self.d_inner, self.d_conv - 1)
         xc = torch.cat([conv_state.to(x.dtype), x], dim=-1)
-        new_conv_state = xc[:, :, xc.shape[-1] - (self.d_conv - 1):].float()
+        # a copy, not a view: a view would keep this chunk's whole (b, d_inner, L) input alive
+        new_conv_state = xc[:, :, xc.shape[-1] - (self.d_conv - 1):].float().clone()
         x = F.silu(F.conv1d(xc, self.conv1d.weight, self.conv1d.bias, groups=self.d_inner))
         dbc = _weight_times(self.x_proj.weight, x)  # (b, dt_rank + 2*d_state, L)
         dt, B, C = torch.split(dbc, [self.dt_rank, self.d_state, self.d_state], dim=1)
