@@ -29,7 +29,9 @@ from robustbench_bytes.errors import BadInput
 
 SCORING_VERSION = "1"
 DEFAULT_CHUNK_SIZE = 4096
-TOKENS_PER_FORWARD = 16384  # windowed models: cap on batch x window length (the logits dominate memory)
+# Cap on logits held at once (batch x tokens x vocab floats, about 1 GB): with a large vocabulary the logits,
+# not the network, dominate memory, so chunks / window batches shrink; scores do not depend on either.
+LOGITS_BUDGET = 1 << 28
 LN2 = math.log(2.0)
 
 
@@ -161,6 +163,13 @@ def _token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return nll.view(b, L)
 
 
+def effective_chunk_size(chunk_size: int, batch: int, vocab_size: int | None) -> int:
+    """chunk_size, shrunk (to no less than 64 tokens) when batch x chunk x vocab logits exceed LOGITS_BUDGET."""
+    if not vocab_size:
+        return chunk_size
+    return max(1, min(chunk_size, max(64, LOGITS_BUDGET // (batch * vocab_size))))
+
+
 def _score_streamed(model, sequences: list[list[int]], prefix_len: int, batch_size: int, chunk_size: int,
                     progress: _Progress, doc_bytes: list[int]) -> list[float]:
     nlls = [0.0] * len(sequences)
@@ -183,8 +192,9 @@ def _score_streamed(model, sequences: list[list[int]], prefix_len: int, batch_si
         lengths = torch.tensor([len(sequences[i]) - 1 for i in batch], device=device)
         rows = torch.arange(len(batch), device=device)  # rows still running (longest first)
         state = None
-        for start in range(0, width, chunk_size):
-            stop = min(width, start + chunk_size)
+        chunk = effective_chunk_size(chunk_size, len(batch), model.vocab_size)
+        for start in range(0, width, chunk):
+            stop = min(width, start + chunk)
             running = int((lengths > start).sum())
             if running < len(rows) and hasattr(state, "select"):  # documents that ended leave the batch
                 rows, state = rows[:running], state.select(slice(0, running))
@@ -211,7 +221,7 @@ def _score_windowed(model, sequences: list[list[int]], prefix_len: int, batch_si
         windows_left[i] += 1
     jobs.sort(key=lambda job: -(job[1].end - job[1].start))
     device = model.device
-    per_forward = max(1, min(batch_size, TOKENS_PER_FORWARD // max(1, max_length)))
+    per_forward = max(1, min(batch_size, LOGITS_BUDGET // (max_length * (model.vocab_size or 1))))
     for lo in range(0, len(jobs), per_forward):
         batch = jobs[lo:lo + per_forward]
         width = max(w.end - w.start for _, w in batch)

@@ -218,3 +218,16 @@ def test_random_order_of_lengths_is_scored_per_document():
     cell = scoring.score_corpus(model, Corpus("c", docs), batch_size=3, chunk_size=16, progress=False)
     singles = [scoring.score_corpus(model, Corpus("c", [d]), progress=False).result["nll"] for d in docs]
     assert [d["nll"] for d in cell.documents] == pytest.approx(singles, rel=1e-4, abs=1e-5)
+
+
+def test_a_small_logits_budget_shrinks_chunks_and_batches_but_not_scores(monkeypatch):
+    assert scoring.effective_chunk_size(4096, 8, 256) == 4096
+    assert 64 <= scoring.effective_chunk_size(4096, 8, 50280) < 4096
+    mamba, gpt = mamba_model(), gpt_model(block_size=16)
+    corpus = Corpus("c", DOCS)
+    before = [scoring.score_corpus(m, corpus, progress=False) for m in (mamba, gpt)]
+    mamba.vocab_size = gpt.vocab_size = 256
+    monkeypatch.setattr(scoring, "LOGITS_BUDGET", 256 * 16)  # one 16-token window, 64-token chunks
+    after = [scoring.score_corpus(m, corpus, progress=False) for m in (mamba, gpt)]
+    for a, b in zip(before, after):
+        assert [d["nll"] for d in a.documents] == pytest.approx([d["nll"] for d in b.documents], rel=1e-5)

@@ -100,8 +100,10 @@ def load_directory(directory, device="cpu", name: str | None = None) -> LoadedMo
     if architecture == "transformer":
         loaded.window = lambda ids, mask: module(ids)  # right-padding only: causal attention never sees it
         loaded.max_length = module.config.block_size
+        loaded.vocab_size = module.config.vocab_size
     else:
         loaded.stream = module
+        loaded.vocab_size = module.config.padded_vocab_size
     return loaded
 
 

@@ -37,6 +37,7 @@ class LoadedModel:
     stream: Callable | None = None
     window: Callable | None = None
     max_length: int | None = None  # windowed models: the longest input they accept
+    vocab_size: int | None = None  # width of the logits (padded vocabulary); sizes batches to bound memory
 
     @property
     def streaming(self) -> bool:

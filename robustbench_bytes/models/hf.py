@@ -135,6 +135,7 @@ def load_hf(path: str, device="cpu", name: str | None = None) -> LoadedModel:
               "model_type": getattr(module.config, "model_type", None)},
         window=lambda ids, mask: module(input_ids=ids, attention_mask=mask).logits,
         max_length=_max_length(module.config),
+        vocab_size=getattr(module.config, "vocab_size", None),
     )
 
 
