@@ -137,6 +137,7 @@ def test_bad_input_is_one_line_exit_2(world, tmp_path):
         (["--model", world["a"], "--noise", "drop:q=1"], "--noise"),
         (["--model", world["a"], "--suite", "nope"], "--suite"),
         (["--model", world["a"], "--corpus", tmp_path / "nope.txt"], "nope"),
+        (["--model", world["a"], "--device", "tpu9"], "--device"),
     ]
     for args, needle in cases:
         result = run(*args, "--out", tmp_path / "r")

@@ -106,12 +106,13 @@ def test_bad_arguments():
         stats.bootstrap(stats.bits_per_byte(docs), 1, confidence=1.0)
 
 
-def test_large_corpora_are_processed_in_chunks():
-    n = 5000
+def test_large_corpora_are_processed_in_chunks(monkeypatch):
+    monkeypatch.setattr(stats, "_MAX_WEIGHTS_PER_CHUNK", 20_000)
+    n = 200
     rng = np.random.default_rng(6)
     docs = arrays(rng.uniform(50, 150, n), [100] * n)
     chunks = list(stats.document_weights(n, 1000, seed=0))
-    assert len(chunks) > 1 and sum(len(c) for c in chunks) == 1000
+    assert len(chunks) == 10 and sum(len(c) for c in chunks) == 1000
     assert all((c.sum(axis=1) == n).all() for c in chunks)
     interval = stats.bootstrap(stats.bits_per_byte(docs), n)
     assert interval.low < interval.estimate < interval.high

@@ -79,7 +79,11 @@ def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, ba
         click.echo(f"{len(grid)} cells: {len(dict.fromkeys(model_specs))} model(s) x "
                    f"{1 + len(noise_specs)} noise setting(s) on {loaded.name} "
                    f"({len(loaded.documents)} documents, {loaded.bytes:,} bytes) -> {out}", err=True)
-    outcome = runs.execute(grid, loaded, options)
+    try:
+        outcome = runs.execute(grid, loaded, options)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted; finished cells are kept in {out}: rerun the same command to resume", err=True)
+        sys.exit(130)
     click.echo(runs.format_summary(outcome.results))
     click.echo(f"\n{outcome.scored} scored, {outcome.skipped} reused, {outcome.failed} failed; "
                f"results in {out / 'results.json'}")
