@@ -204,3 +204,41 @@ def test_models_lists_json():
     entries = json.loads(result.stdout)
     for e in entries:
         assert {"name", "level", "architecture", "parameters", "size_bytes", "provenance"} <= set(e)
+
+
+def test_mambabyte_release_format_with_crlf(tmp_path, corpus_file):
+    """As released: config.json without architecture, an fp32 pytorch_model.bin state dict; the PG19 models
+    record newline=crlf (config.json's "robustbench" object), so each line break costs two tokens."""
+    config = {"d_model": 24, "n_layer": 2, "vocab_size": 256, "ssm_cfg": {"expand": 2}, "rms_norm": False,
+              "residual_in_fp32": True, "fused_add_norm": True, "pad_vocab_size_multiple": 8,
+              "tie_embeddings": False}
+    torch.manual_seed(1)
+    state = MambaLM(MambaConfig.from_dict(config)).state_dict()
+    for folder, extra in ((tmp_path / "lf", {}), (tmp_path / "crlf", {"robustbench": {"newline": "crlf"}})):
+        folder.mkdir()
+        torch.save(state, folder / "pytorch_model.bin")
+        (folder / "config.json").write_text(json.dumps(dict(config, **extra)))
+    lf = json.loads(score("--model", tmp_path / "lf", "--corpus", corpus_file, "--json").stdout)
+    crlf = json.loads(score("--model", tmp_path / "crlf", "--corpus", corpus_file, "--json").stdout)
+    assert lf["tokens"] == lf["bytes"] == len(TEXT.encode())
+    assert crlf["tokens"] == lf["tokens"] + TEXT.count("\n") and crlf["bytes"] == lf["bytes"]
+    assert crlf["nll"] != lf["nll"]
+
+
+def test_subword_mamba_with_tokenizer_json(tmp_path, corpus_file):
+    tokenizers = pytest.importorskip("tokenizers")
+    tok = tokenizers.Tokenizer(tokenizers.models.BPE())
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = tokenizers.trainers.BpeTrainer(vocab_size=280, special_tokens=["<|endoftext|>"],
+                                             initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator([TEXT], trainer)
+    config = dict(MAMBA_CONFIG, vocab_size=tok.get_vocab_size(), rms_norm=True, tie_embeddings=True)
+    torch.manual_seed(0)
+    checkpoint.save_pretrained(MambaLM(MambaConfig.from_dict(config)), tmp_path / "m", config,
+                               tokenizer_json=tok.to_str())
+    result = score("--model", tmp_path / "m", "--corpus", corpus_file, "--json")
+    assert result.exit_code == 0, result.output
+    r = json.loads(result.stdout)
+    assert r["level"] == "subword" and r["architecture"] == "mamba"
+    assert r["tokens"] == len(tok.encode(TEXT, add_special_tokens=False).ids) < r["bytes"]
+    assert "<|endoftext|>" in r["prefix"]
