@@ -121,3 +121,19 @@ def test_p_families_and_latex_escape():
     assert families == {"drop": [(0.05, "drop:p=0.05"), (0.3, "drop:p=0.3")],
                         "repeat, max=3": [(0.3, "repeat:p=0.3,max=3")]}
     assert report.latex_escape("random_case 50% & $x") == r"random\_case 50\% \& \$x"
+
+
+def test_load_runs_gives_one_row_per_cell_with_its_run(tmp_path):
+    from robustbench_bytes.results import load_runs
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_fake_run(a, BPCB, seeds=(0, 1))
+    write_fake_run(b, BPCB, failed={("gpt-b", "antspeak")})
+    frame = load_runs([a, b])
+    assert len(frame) == 2 * (1 + 4 * 2) + 2 * 5
+    assert set(frame["run"]) == {str(a), str(b)}
+    assert list(frame.columns[:6]) == ["run", "model", "noise", "seed", "corpus", "status"]
+    failed = frame[frame["status"] == "failed"]
+    assert len(failed) == 1 and failed["bits_per_byte"].isna().all()
+    single = load_runs(a)
+    assert len(single) == 18 and single["word_perplexity"].notna().all()

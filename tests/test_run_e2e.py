@@ -105,6 +105,13 @@ def test_changed_inputs_are_recomputed(world, tmp_path):
     assert "1 scored, 2 reused" in run(*args, "--seed", "0", "--seed", "3").output
     assert [(r["noise"], r["seed"]) for r in results_of(out)] == [("clean", 0), ("drop:p=0.1", 0),
                                                                    ("drop:p=0.1", 3)]
+    # a stored cell from another scoring version, or a damaged cell file, is scored again
+    cell_files = sorted((out / "cells").glob("*.json"))
+    record = json.loads(cell_files[0].read_text())
+    record["inputs"]["scoring_version"] = "0-old"
+    cell_files[0].write_text(json.dumps(record))
+    cell_files[1].write_text('{"format": "robustbench-cell/1", "cell": ')
+    assert "2 scored, 1 reused" in run(*args, "--seed", "0", "--seed", "3").output
     # another corpus (here: a byte limit) changes the corpus hash: everything again
     assert "2 scored, 0 reused" in run(*args, "--limit-bytes", "300").output
     assert results_of(out)[0]["clean_bytes"] <= 300
