@@ -26,6 +26,8 @@ def to_codepoints(text: str) -> np.ndarray:
 def from_codepoints(cps: np.ndarray) -> str:
     if cps.dtype == np.uint8:
         return cps.tobytes().decode("ascii")
+    if int(cps.max(initial=0)) < 256:  # Latin-1 decodes at memcpy speed
+        return cps.astype(np.uint8).tobytes().decode("latin-1")
     return cps.astype("<u4", copy=False).tobytes().decode("utf-32-le", "surrogatepass")
 
 
@@ -160,13 +162,14 @@ def map_chars(cps: np.ndarray, choices: list[tuple[np.ndarray | None, CharMap]]
     (None when all are 1). Only the rare expanding characters (ß -> SS) are handled one by one."""
     out = cps
     expanding = []
-    wide_max = None if is_narrow(cps) else int(cps.max(initial=0))
+    # no ASCII character expands: look for expanding ones among the (usually few) others only
+    non_ascii = None if is_narrow(cps) else np.flatnonzero(cps >= 128)
     for mask, cmap in choices:
         mapped = cmap.apply_single(cps)
         out = mapped if mask is None else np.where(mask, mapped, out)
-        if wide_max is not None and wide_max >= cmap.min_special:
-            hit = cmap.is_special[cps] if mask is None else (mask & cmap.is_special[cps])
-            hit = np.flatnonzero(hit)
+        if non_ascii is not None and len(non_ascii):
+            candidates = non_ascii if mask is None else non_ascii[mask[non_ascii]]
+            hit = candidates[cmap.is_special[cps[candidates]]]
             if len(hit):
                 expanding.append((hit, cmap))
     if not expanding:

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .codepoints import SPACE, as_bytes, char_map, is_line_break, is_narrow, is_whitespace, map_chars
+from .codepoints import N_CODEPOINTS, SPACE, as_bytes, char_map, is_line_break, is_narrow, is_whitespace, map_chars
 from .keyboard import neighbour_arrays
 
 
@@ -86,10 +86,10 @@ def antspeak(cps, rng):
         kept = as_bytes(cps).translate(upper_table, whitespace)
         return _antspeak_single(np.frombuffer(kept, dtype=np.uint8),
                                 np.frombuffer(kept.translate(break_flags), dtype=bool))
-    breaks = is_line_break(cps)
-    keep = ~is_whitespace(cps) | breaks
+    kind = _antspeak_kinds()[cps]  # 0 whitespace, 1 character, 2 line break
+    keep = kind != 0
     kept = cps[keep]
-    is_break = breaks[keep]
+    is_break = kind[keep] == 2
     # line breaks are uncased: uppercasing every kept element leaves them alone
     upper, seg_len = map_chars(kept, [(None, char_map("upper"))])
     if seg_len is None:
@@ -104,6 +104,12 @@ def _antspeak_ascii_tables() -> tuple[bytes, bytes, bytes]:
     breaks, spaces = is_line_break(ascii_cps), is_whitespace(ascii_cps)
     return (bytes(range(256)).upper(), bytes(np.flatnonzero(spaces & ~breaks).astype(np.uint8)),
             bytes(np.concatenate([breaks, np.zeros(128, dtype=bool)]).astype(np.uint8)))
+
+
+@functools.cache
+def _antspeak_kinds() -> np.ndarray:
+    every = np.arange(N_CODEPOINTS, dtype=np.uint32)
+    return np.where(is_line_break(every), 2, np.where(is_whitespace(every), 0, 1)).astype(np.uint8)
 
 
 def _antspeak_single(upper: np.ndarray, is_break: np.ndarray) -> np.ndarray:

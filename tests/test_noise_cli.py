@@ -122,3 +122,14 @@ def test_list_shows_every_noise_and_preset():
     listed = json.loads(run(["list", "--json"]).stdout)
     assert [n["name"] for n in listed["noises"]] == list(noise.NOISES)
     assert listed["presets"] == noise.PRESETS
+
+
+def test_output_file_gets_ordinary_permissions(text_file, tmp_path):
+    out = tmp_path / "fresh.txt"
+    assert run(["apply", "--noise", "drop:p=0.1", str(text_file), "-o", str(out)]).exit_code == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+    out.chmod(0o640)
+    assert run(["apply", "--noise", "drop:p=0.1", str(text_file), "-o", str(out)]).exit_code == 0
+    assert out.stat().st_mode & 0o777 == 0o640

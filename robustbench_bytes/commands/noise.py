@@ -31,6 +31,16 @@ def expand_spec(spec: str) -> list[str]:
         raise BadInput(str(e)) from None
 
 
+def _file_mode(path: Path) -> int:
+    """The mode a plain open(path, 'w') would give: the existing file's, else 0o666 less the umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_atomically(path: Path, data: bytes) -> None:
     """Write to a temporary file beside `path`, then rename: readers never see a half-written file."""
     directory = path.parent if str(path.parent) else Path(".")
@@ -40,6 +50,7 @@ def write_atomically(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, _file_mode(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -44,6 +44,7 @@ def main() -> None:
     fd, tmp = tempfile.mkstemp(dir=HERE, suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
         f.write(data)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, GOLDEN)
     print(f"wrote {GOLDEN}")
 
