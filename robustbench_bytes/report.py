@@ -273,6 +273,7 @@ def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "robustbench"  # stable element ids in SVG files
     import matplotlib.pyplot as plt
 
     return plt
@@ -287,7 +288,9 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     for ext in ("png", "svg"):
         path = out_dir / f"{stem}.{ext}"
         tmp = path.with_name(f".{path.name}.tmp")
-        fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
+        # no creation date in the SVG: an unchanged report rewrites identical files
+        fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight",
+                    metadata={"Date": None} if ext == "svg" else None)
         os.replace(tmp, path)
         paths.append(path)
     return paths

@@ -189,3 +189,16 @@ def test_report_and_compare_on_real_runs(world, tmp_path):
     assert "improved" in better.output
     across = compare(base, other)
     assert across.exit_code == 2 and "different corpora" in across.output
+
+
+def test_a_second_writer_on_the_same_run_directory_is_refused(world, tmp_path):
+    import fcntl
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with open(out / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = run("--model", world["a"], "--corpus", world["corpus"], "--out", out)
+    assert result.exit_code == 2
+    assert "another `robustbench run` is writing" in result.output
+    assert not (out / "results.json").exists()
