@@ -53,7 +53,7 @@ def test_logits_match_transformers(loaded):
     assert rel_err(whole, expected) <= 1e-4
 
 
-@pytest.mark.parametrize("chunk", [1, 2, 5, 16, 40, 64])
+@pytest.mark.parametrize("chunk", [1, 3, 16, 64])
 def test_chunks_with_carried_state_match_whole(loaded, chunk):
     _, _, model, ids, whole = loaded
     state, parts = None, []
