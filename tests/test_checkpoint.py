@@ -162,3 +162,9 @@ def test_wrong_shape(tmp_path, byte_state):
 def test_unsupported_config_value(tmp_path, byte_state):
     config = {**MAMBABYTE_LIKE, "ssm_cfg": {"layer": "Mamba2"}}
     bad(write_mamba_ssm_checkpoint(tmp_path, config, byte_state), "config.json", "Mamba2")
+
+
+def test_hugging_face_config_gets_a_hint(tmp_path, byte_state):
+    directory = write_mamba_ssm_checkpoint(tmp_path, MAMBABYTE_LIKE, byte_state)
+    (directory / "config.json").write_text(json.dumps({"model_type": "mamba", "hidden_size": 32}))
+    bad(directory, "missing required field 'd_model'", "hf:PATH")

@@ -108,8 +108,9 @@ def load_mamba(directory, device="cpu"):
     try:
         cfg = MambaConfig.from_dict(config)
     except KeyError as e:
+        hint = "; it looks like a Hugging Face config: use hf:PATH" if "model_type" in config else ""
         raise BadInput(f"{directory / CONFIG_FILE}: missing required field {e.args[0]!r} "
-                       f"(a mamba_ssm config needs {', '.join(MambaConfig.REQUIRED)})") from None
+                       f"(a mamba_ssm config needs {', '.join(MambaConfig.REQUIRED)}){hint}") from None
     except (TypeError, ValueError) as e:
         raise BadInput(f"{directory / CONFIG_FILE}: {_first_line(e)}") from None
     state = load_state_dict(directory)
