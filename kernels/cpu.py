@@ -1,14 +1,15 @@
-"""Fast, differentiable CPU selective scan: fused numba loops over (batch, channel), no (b, d, L, n) tensor.
+"""Fast, differentiable CPU selective scan: fused numba loops, no (b, d, L, n) tensor.
 
-Forward: each (batch, channel) pair carries its (n,) state through L steps; extra memory is O(b*d*n).
-Backward: the forward keeps the state at the start of every chunk of `checkpoint_every` steps
-(b*d*n*ceil(L/K) floats); the backward walks chunks from last to first, recomputes the chunk's states
-from its checkpoint into a per-thread (K, n) scratch, then runs the reverse recurrence. Recomputing
-states backwards from the last state (h_{t-1} = (h_t - dt*B*u) / exp(dt*A)) is avoided on purpose: it
-blows up when exp(dt*A) underflows.
+Forward: each block of LANES channels of one batch row carries its (n, LANES) state through L steps;
+extra memory is O(b*d*n) plus small per-thread tiles, independent of L.
+Backward: the forward keeps the state at the start of every chunk of K = `checkpoint_every` steps
+(b*d*n*ceil(L/K) floats, K ~ sqrt(L) by default); the backward walks chunks from last to first,
+recomputes the chunk's states from its checkpoint into a per-thread (K+1, n, LANES) scratch, then runs
+the reverse recurrence. Recomputing states backwards from the last state (h_{t-1} = (h_t - dt*B*u) /
+exp(dt*A)) is avoided on purpose: it blows up when exp(dt*A) underflows.
 
-Gradients for B and C, which are shared by all channels of a group, are accumulated into one buffer per
-parallel block of channels and summed afterwards, so threads never write the same memory.
+Gradients for B and C, shared by all channels of a group, are accumulated into one buffer per parallel
+slot and summed afterwards, so threads never write the same memory.
 Inputs of any float dtype are computed in float32, except float64 (gradcheck), computed in float64.
 """
 
@@ -19,158 +20,300 @@ import numpy as np
 import torch
 from numba import prange
 
+from robustbench_bytes.kernels.numba_math import fexp, sigmoid, softplus
+
 _JIT = dict(parallel=True, cache=True, nogil=True, fastmath=False, error_model="numpy")
 
+# Channels are processed LANES at a time, with the state of a block laid out (n, LANES): the inner loop
+# runs over channels, so it vectorises without reassociating any sum. u, delta, z are staged through
+# small (LANES, T) -> (T, LANES) tiles so that every inner loop reads contiguous memory.
+LANES = 16
+FORWARD_TILE = 64
 
-@numba.njit(inline="always")
-def _softplus(x):
-    # torch's F.softplus: threshold 20, beta 1
-    if x > 20.0:
-        return x
-    return math.log1p(math.exp(x))
+
+@numba.njit
+def _block(item, d, g, per_group, blocks_per_group):
+    bi = item // (g * blocks_per_group)
+    gi = (item // blocks_per_group) % g
+    d0 = gi * per_group + (item % blocks_per_group) * LANES
+    w = min(LANES, gi * per_group + per_group - d0)
+    return bi, gi, d0, w
+
+
+@numba.njit
+def _transpose(src, dst, rows, cols):
+    """dst[j, i] = src[i, j] for i < rows, j < cols."""
+    for j in range(cols):
+        for i in range(rows):
+            dst[j, i] = src[i, j]
+
+
+@numba.njit
+def _stage_delta(u, delta, bias, bi, d0, w, t0, tl, has_bias, softplus_on, zero, s_dt, s_du):
+    for dd in range(w):
+        bv = bias[d0 + dd] if has_bias else zero
+        drow = delta[bi, d0 + dd]
+        urow = u[bi, d0 + dd]
+        sdt = s_dt[dd]
+        sdu = s_du[dd]
+        for tt in range(tl):
+            raw = drow[t0 + tt] + bv
+            dt = softplus(raw) if softplus_on else raw
+            sdt[tt] = dt
+            sdu[tt] = dt * urow[t0 + tt]
 
 
 @numba.njit(**_JIT)
-def _scan_forward(u, delta, A, Bt, Ct, D, z, bias, h0, out, h_last, ckpt, K,
-                  has_D, has_z, has_bias, has_h0, softplus, save_ckpt, zero, one):
-    """u, delta, z, out: (b, d, L); A: (d, n); Bt, Ct: (b, g, L, n); D, bias: (d,); h0, h_last: (b, d, n);
-    ckpt: (b, d, ceil(L/K), n), the state before each chunk (written when save_ckpt)."""
+def _scan_forward(u, delta, At, Bt, Ct, D, z, bias, h0, out, h_last, ckpt, K,
+                  has_D, has_z, has_bias, has_h0, softplus_on, save_ckpt, zero, one):
+    """u, delta, z, out: (b, d, L); At: (n, d) (A transposed); Bt, Ct: (b, g, L, n); D, bias: (d,);
+    h0, h_last: (b, d, n); ckpt: (b, d, ceil(L/K), n), the state before each chunk of K steps."""
     b, d, L = u.shape
-    n = A.shape[1]
+    n = At.shape[0]
     g = Bt.shape[1]
     per_group = d // g
-    for idx in prange(b * d):
-        bi = idx // d
-        di = idx % d
-        gi = di // per_group
-        h = np.zeros(n, dtype=u.dtype)
-        if has_h0:
-            for k in range(n):
-                h[k] = h0[bi, di, k]
-        a = A[di]
-        bias_v = bias[di] if has_bias else zero
-        D_v = D[di] if has_D else zero
-        for t in range(L):
-            if save_ckpt and t % K == 0:
-                c = t // K
-                for k in range(n):
-                    ckpt[bi, di, c, k] = h[k]
-            dt = delta[bi, di, t] + bias_v
-            if softplus:
-                dt = _softplus(dt)
-            ut = u[bi, di, t]
-            dtu = dt * ut
-            bt = Bt[bi, gi, t]
-            ct = Ct[bi, gi, t]
-            y = zero
-            for k in range(n):
-                h[k] = math.exp(dt * a[k]) * h[k] + dtu * bt[k]
-                y += ct[k] * h[k]
-            if has_D:
-                y += D_v * ut
-            if has_z:
-                zt = z[bi, di, t]
-                y = y * (zt / (one + math.exp(-zt)))
-            out[bi, di, t] = y
+    bpg = (per_group + LANES - 1) // LANES
+    T = FORWARD_TILE
+    for item in prange(b * g * bpg):
+        bi, gi, d0, w = _block(item, d, g, per_group, bpg)
+        h = np.zeros((n, LANES), dtype=u.dtype)
+        a = np.zeros((n, LANES), dtype=u.dtype)
+        s_dt = np.zeros((LANES, T), dtype=u.dtype)
+        s_du = np.zeros((LANES, T), dtype=u.dtype)
+        s_y = np.zeros((LANES, T), dtype=u.dtype)
+        dt_tile = np.zeros((T, LANES), dtype=u.dtype)
+        du_tile = np.zeros((T, LANES), dtype=u.dtype)
+        y_tile = np.zeros((T, LANES), dtype=u.dtype)
         for k in range(n):
-            h_last[bi, di, k] = h[k]
+            for dd in range(w):
+                a[k, dd] = At[k, d0 + dd]
+                if has_h0:
+                    h[k, dd] = h0[bi, d0 + dd, k]
+        for t0 in range(0, L, T):
+            tl = min(T, L - t0)
+            _stage_delta(u, delta, bias, bi, d0, w, t0, tl, has_bias, softplus_on, zero, s_dt, s_du)
+            _transpose(s_dt, dt_tile, LANES, tl)
+            _transpose(s_du, du_tile, LANES, tl)
+            for tt in range(tl):
+                t = t0 + tt
+                if save_ckpt and t % K == 0:
+                    for dd in range(w):
+                        for k in range(n):
+                            ckpt[bi, d0 + dd, t // K, k] = h[k, dd]
+                dtv = dt_tile[tt]
+                duv = du_tile[tt]
+                yv = y_tile[tt]
+                for dd in range(LANES):
+                    yv[dd] = zero
+                bt = Bt[bi, gi, t]
+                ct = Ct[bi, gi, t]
+                for k in range(n):
+                    bk = bt[k]
+                    ck = ct[k]
+                    hk = h[k]
+                    ak = a[k]
+                    for dd in range(LANES):
+                        hv = fexp(dtv[dd] * ak[dd]) * hk[dd] + duv[dd] * bk
+                        hk[dd] = hv
+                        yv[dd] += ck * hv
+            _transpose(y_tile, s_y, tl, LANES)
+            for dd in range(w):
+                Dv = D[d0 + dd] if has_D else zero
+                urow = u[bi, d0 + dd]
+                zrow = z[bi, d0 + dd] if has_z else z[0, 0]
+                orow = out[bi, d0 + dd]
+                sy = s_y[dd]
+                for tt in range(tl):
+                    y = sy[tt]
+                    if has_D:
+                        y += Dv * urow[t0 + tt]
+                    if has_z:
+                        zt = zrow[t0 + tt]
+                        y = y * (zt * sigmoid(zt))
+                    orow[t0 + tt] = y
+        for dd in range(w):
+            for k in range(n):
+                h_last[bi, d0 + dd, k] = h[k, dd]
 
 
 @numba.njit(**_JIT)
-def _scan_backward(u, delta, A, Bt, Ct, D, z, bias, ckpt, K, gout, glast,
-                   has_D, has_z, has_bias, has_glast, softplus, n_blocks, zero, one,
+def _scan_backward(u, delta, At, Bt, Ct, D, z, bias, ckpt, K, gout, glast,
+                   has_D, has_z, has_bias, has_glast, softplus_on, n_slots, zero, one,
                    gu, gdelta, gz, gA_part, gD_part, gbias_part, gh0, gB_part, gC_part):
-    """Reverse pass. Per-(batch, channel) partials gA_part (b, d, n), gD_part and gbias_part (b, d);
-    gB_part, gC_part: (n_blocks, b, g, L, n), one slice per parallel block of channels."""
+    """Reverse pass, chunk by chunk from the last: recompute the chunk's states from its checkpoint into
+    a (K+1, n, LANES) scratch, then run the reverse recurrence. Per-(batch, channel) partials gA_part
+    (b, d, n), gD_part and gbias_part (b, d); gB_part, gC_part: (n_slots, b, g, L, n), one slice per
+    parallel slot (each slot owns the blocks item = slot, slot + n_slots, ...)."""
     b, d, L = u.shape
-    n = A.shape[1]
+    n = At.shape[0]
     g = Bt.shape[1]
     per_group = d // g
+    bpg = (per_group + LANES - 1) // LANES
+    n_items = b * g * bpg
     n_chunks = ckpt.shape[2]
-    total = b * d
-    for p in prange(n_blocks):
-        lo = (total * p) // n_blocks
-        hi = (total * (p + 1)) // n_blocks
-        hs = np.empty((K + 1, n), dtype=u.dtype)  # states before/after each step of the chunk
-        es = np.empty((K, n), dtype=u.dtype)  # exp(dt * A) of each step of the chunk
-        carry = np.empty(n, dtype=u.dtype)  # dLoss/dh_t arriving from step t+1
-        gA_acc = np.empty(n, dtype=u.dtype)
-        for idx in range(lo, hi):
-            bi = idx // d
-            di = idx % d
-            gi = di // per_group
-            a = A[di]
-            bias_v = bias[di] if has_bias else zero
-            D_v = D[di] if has_D else zero
+    for slot in prange(n_slots):
+        hs = np.zeros((K + 1, n, LANES), dtype=u.dtype)
+        es = np.zeros((K, n, LANES), dtype=u.dtype)
+        a = np.zeros((n, LANES), dtype=u.dtype)
+        carry = np.zeros((n, LANES), dtype=u.dtype)  # dLoss/dh_t arriving from step t+1
+        gA_acc = np.zeros((n, LANES), dtype=u.dtype)
+        s_dt = np.zeros((LANES, K), dtype=u.dtype)
+        s_du = np.zeros((LANES, K), dtype=u.dtype)
+        s_u = np.zeros((LANES, K), dtype=u.dtype)
+        s_y = np.zeros((LANES, K), dtype=u.dtype)
+        s_gy = np.zeros((LANES, K), dtype=u.dtype)
+        s_gu = np.zeros((LANES, K), dtype=u.dtype)
+        s_gdt = np.zeros((LANES, K), dtype=u.dtype)
+        dt_t = np.zeros((K, LANES), dtype=u.dtype)
+        du_t = np.zeros((K, LANES), dtype=u.dtype)
+        u_t = np.zeros((K, LANES), dtype=u.dtype)
+        y_t = np.zeros((K, LANES), dtype=u.dtype)
+        gy_t = np.zeros((K, LANES), dtype=u.dtype)
+        gu_t = np.zeros((K, LANES), dtype=u.dtype)
+        gdt_t = np.zeros((K, LANES), dtype=u.dtype)
+        gBv = np.zeros(LANES, dtype=u.dtype)
+        gCv = np.zeros(LANES, dtype=u.dtype)
+        gD_acc = np.zeros(LANES, dtype=u.dtype)
+        gbias_acc = np.zeros(LANES, dtype=u.dtype)
+        for item in range(slot, n_items, n_slots):
+            bi, gi, d0, w = _block(item, d, g, per_group, bpg)
             for k in range(n):
-                carry[k] = glast[bi, di, k] if has_glast else zero
-                gA_acc[k] = zero
-            gD_acc = zero
-            gbias_acc = zero
+                for dd in range(LANES):
+                    a[k, dd] = At[k, d0 + dd] if dd < w else zero
+                    carry[k, dd] = glast[bi, d0 + dd, k] if has_glast and dd < w else zero
+                    gA_acc[k, dd] = zero
+            for dd in range(LANES):
+                gD_acc[dd] = zero
+                gbias_acc[dd] = zero
             for c in range(n_chunks - 1, -1, -1):
                 t0 = c * K
-                t1 = min(L, t0 + K)
+                tl = min(K, L - t0)
+                _stage_delta(u, delta, bias, bi, d0, w, t0, tl, has_bias, softplus_on, zero, s_dt, s_du)
+                for dd in range(w):
+                    urow = u[bi, d0 + dd]
+                    for tt in range(tl):
+                        s_u[dd, tt] = urow[t0 + tt]
+                _transpose(s_dt, dt_t, LANES, tl)
+                _transpose(s_du, du_t, LANES, tl)
+                _transpose(s_u, u_t, LANES, tl)
                 for k in range(n):
-                    hs[0, k] = ckpt[bi, di, c, k]
-                for t in range(t0, t1):
-                    j = t - t0
-                    dt = delta[bi, di, t] + bias_v
-                    if softplus:
-                        dt = _softplus(dt)
-                    dtu = dt * u[bi, di, t]
-                    bt = Bt[bi, gi, t]
-                    for k in range(n):
-                        e = math.exp(dt * a[k])
-                        es[j, k] = e
-                        hs[j + 1, k] = e * hs[j, k] + dtu * bt[k]
-                for t in range(t1 - 1, t0 - 1, -1):
-                    j = t - t0
-                    raw = delta[bi, di, t] + bias_v
-                    dt = _softplus(raw) if softplus else raw
-                    ut = u[bi, di, t]
+                    for dd in range(LANES):
+                        hs[0, k, dd] = ckpt[bi, d0 + dd, c, k] if dd < w else zero
+                for tt in range(tl):
+                    t = t0 + tt
+                    dtv = dt_t[tt]
+                    duv = du_t[tt]
+                    yv = y_t[tt]
+                    for dd in range(LANES):
+                        yv[dd] = zero
                     bt = Bt[bi, gi, t]
                     ct = Ct[bi, gi, t]
-                    go = gout[bi, di, t]
-                    if has_z:
-                        y = zero
-                        for k in range(n):
-                            y += ct[k] * hs[j + 1, k]
-                        if has_D:
-                            y += D_v * ut
-                        zt = z[bi, di, t]
-                        sz = one / (one + math.exp(-zt))
-                        gz[bi, di, t] = go * y * (sz * (one + zt * (one - sz)))
-                        gy = go * zt * sz
-                    else:
-                        gy = go
-                    gu_t = zero
-                    if has_D:
-                        gD_acc += gy * ut
-                        gu_t = gy * D_v
-                    gdt = zero
-                    gBrow = gB_part[p, bi, gi, t]
-                    gCrow = gC_part[p, bi, gi, t]
                     for k in range(n):
-                        gh = carry[k] + gy * ct[k]
-                        gCrow[k] += gy * hs[j + 1, k]
-                        e = es[j, k]
-                        through_decay = gh * hs[j, k] * e
-                        gdt += through_decay * a[k] + gh * bt[k] * ut
-                        gA_acc[k] += through_decay * dt
-                        gBrow[k] += gh * dt * ut
-                        gu_t += gh * dt * bt[k]
-                        carry[k] = e * gh
-                    if softplus:
-                        if raw <= 20.0:
-                            gdt = gdt * (one / (one + math.exp(-raw)))
-                    gu[bi, di, t] = gu_t
-                    gdelta[bi, di, t] = gdt
-                    gbias_acc += gdt
-            for k in range(n):
-                gh0[bi, di, k] = carry[k]
-                gA_part[bi, di, k] = gA_acc[k]
-            gD_part[bi, di] = gD_acc
-            gbias_part[bi, di] = gbias_acc
+                        bk = bt[k]
+                        ck = ct[k]
+                        ak = a[k]
+                        hprev = hs[tt, k]
+                        hnext = hs[tt + 1, k]
+                        ek = es[tt, k]
+                        for dd in range(LANES):
+                            e = fexp(dtv[dd] * ak[dd])
+                            ek[dd] = e
+                            hv = e * hprev[dd] + duv[dd] * bk
+                            hnext[dd] = hv
+                            yv[dd] += ck * hv
+                _transpose(y_t, s_y, tl, LANES)
+                for dd in range(w):
+                    Dv = D[d0 + dd] if has_D else zero
+                    grow = gout[bi, d0 + dd]
+                    zrow = z[bi, d0 + dd] if has_z else z[0, 0]
+                    gzrow = gz[bi, d0 + dd] if has_z else gz[0, 0]
+                    su = s_u[dd]
+                    sy = s_y[dd]
+                    sgy = s_gy[dd]
+                    sgu = s_gu[dd]
+                    acc = zero
+                    for tt in range(tl):
+                        go = grow[t0 + tt]
+                        ut = su[tt]
+                        if has_z:
+                            y = sy[tt] + Dv * ut if has_D else sy[tt]
+                            zt = zrow[t0 + tt]
+                            sz = sigmoid(zt)
+                            gzrow[t0 + tt] = go * y * (sz * (one + zt * (one - sz)))
+                            gy = go * (zt * sz)
+                        else:
+                            gy = go
+                        sgy[tt] = gy
+                        acc += gy * ut
+                        sgu[tt] = gy * Dv
+                    gD_acc[dd] += acc
+                _transpose(s_gy, gy_t, LANES, tl)
+                _transpose(s_gu, gu_t, LANES, tl)
+                for tt in range(tl - 1, -1, -1):
+                    t = t0 + tt
+                    dtv = dt_t[tt]
+                    duv = du_t[tt]
+                    uv = u_t[tt]
+                    gyv = gy_t[tt]
+                    guv = gu_t[tt]
+                    gdtv = gdt_t[tt]
+                    for dd in range(LANES):
+                        gdtv[dd] = zero
+                    bt = Bt[bi, gi, t]
+                    ct = Ct[bi, gi, t]
+                    gBrow = gB_part[slot, bi, gi, t]
+                    gCrow = gC_part[slot, bi, gi, t]
+                    for k in range(n):
+                        bk = bt[k]
+                        ck = ct[k]
+                        ak = a[k]
+                        hprev = hs[tt, k]
+                        hnext = hs[tt + 1, k]
+                        ek = es[tt, k]
+                        cr = carry[k]
+                        gAk = gA_acc[k]
+                        for dd in range(LANES):
+                            gh = cr[dd] + gyv[dd] * ck
+                            through_decay = gh * hprev[dd] * ek[dd]
+                            gdtv[dd] += through_decay * ak[dd] + gh * bk * uv[dd]
+                            gAk[dd] += through_decay * dtv[dd]
+                            guv[dd] += gh * dtv[dd] * bk
+                            cr[dd] = ek[dd] * gh
+                            gBv[dd] = gh * duv[dd]
+                            gCv[dd] = gyv[dd] * hnext[dd]
+                        sB = zero
+                        sC = zero
+                        for dd in range(LANES):
+                            sB += gBv[dd]
+                            sC += gCv[dd]
+                        gBrow[k] += sB
+                        gCrow[k] += sC
+                _transpose(gdt_t, s_gdt, tl, LANES)
+                _transpose(gu_t, s_gu, tl, LANES)
+                for dd in range(w):
+                    bv = bias[d0 + dd] if has_bias else zero
+                    drow = delta[bi, d0 + dd]
+                    gdrow = gdelta[bi, d0 + dd]
+                    gurow = gu[bi, d0 + dd]
+                    sgdt = s_gdt[dd]
+                    sgu = s_gu[dd]
+                    acc = zero
+                    for tt in range(tl):
+                        gd = sgdt[tt]
+                        if softplus_on:
+                            raw = drow[t0 + tt] + bv
+                            if not raw > 20.0:
+                                gd = gd * sigmoid(raw)
+                        gdrow[t0 + tt] = gd
+                        acc += gd
+                        gurow[t0 + tt] = sgu[tt]
+                    gbias_acc[dd] += acc
+            for dd in range(w):
+                for k in range(n):
+                    gh0[bi, d0 + dd, k] = carry[k, dd]
+                    gA_part[bi, d0 + dd, k] = gA_acc[k, dd]
+                gD_part[bi, d0 + dd] = gD_acc[dd]
+                gbias_part[bi, d0 + dd] = gbias_acc[dd]
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -240,7 +383,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state,
     if save_ckpt and L == 0:
         ckpt[:] = 0 if initial_state is None else _np(initial_state, cdt)[:, :, None, :]
     _scan_forward(
-        un, _np(delta, cdt), _np(A, cdt), _np(_grouped(B), cdt), _np(_grouped(C), cdt),
+        un, _np(delta, cdt), _np(A.t(), cdt), _np(_grouped(B), cdt), _np(_grouped(C), cdt),
         _np(D, cdt) if D is not None else _dummy(1, cdt),
         _np(z, cdt) if z is not None else _dummy(3, cdt),
         _np(delta_bias, cdt) if delta_bias is not None else _dummy(1, cdt),
@@ -269,7 +412,7 @@ class _SelectiveScanFn(torch.autograd.Function):
         n = A.shape[1]
         Bt = _np(_grouped(B), cdt)
         g = Bt.shape[1]
-        n_blocks = max(1, min(b * d, 4 * numba.get_num_threads()))
+        n_slots = max(1, 2 * numba.get_num_threads())
         npdt = Bt.dtype
         gu = np.empty((b, d, L), dtype=npdt)
         gdelta = np.empty((b, d, L), dtype=npdt)
@@ -278,19 +421,19 @@ class _SelectiveScanFn(torch.autograd.Function):
         gD_part = np.empty((b, d), dtype=npdt)
         gbias_part = np.empty((b, d), dtype=npdt)
         gh0 = np.empty((b, d, n), dtype=npdt)
-        gB_part = np.zeros((n_blocks, b, g, L, n), dtype=npdt)
-        gC_part = np.zeros((n_blocks, b, g, L, n), dtype=npdt)
+        gB_part = np.zeros((n_slots, b, g, L, n), dtype=npdt)
+        gC_part = np.zeros((n_slots, b, g, L, n), dtype=npdt)
         if gout is None:
             gout = torch.zeros(b, d, L, dtype=cdt)
         _scan_backward(
-            _np(u, cdt), _np(delta, cdt), _np(A, cdt), Bt, _np(_grouped(C), cdt),
+            _np(u, cdt), _np(delta, cdt), _np(A.t(), cdt), Bt, _np(_grouped(C), cdt),
             _np(D, cdt) if D is not None else _dummy(1, cdt),
             _np(z, cdt) if z is not None else _dummy(3, cdt),
             _np(delta_bias, cdt) if delta_bias is not None else _dummy(1, cdt),
             ckpt.numpy(), ctx.K, _np(gout, cdt),
             _np(glast, cdt) if glast is not None else _dummy(3, cdt),
             D is not None, z is not None, delta_bias is not None, glast is not None,
-            ctx.delta_softplus, n_blocks, *_constants(npdt),
+            ctx.delta_softplus, n_slots, *_constants(npdt),
             gu, gdelta, gz, gA_part, gD_part, gbias_part, gh0, gB_part, gC_part)
 
         def back(arr, like):
