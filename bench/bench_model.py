@@ -193,6 +193,7 @@ def write_results(result: dict):
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     os.replace(tmp, RESULTS / "model.json")
     ours, hf, rss = result["ours"], result["transformers"], result["rss"]
+    same = result["ours_on_transformers_text"]
     sweep = result["chunk_sweep"]["bytes_per_second_by_chunk"]
     lines = [
         "## Model: byte Mamba on the CPU (d_model 512, 4 layers, random weights)",
@@ -202,6 +203,8 @@ def write_results(result: dict):
         f"| robustbench-bytes, chunks of {ours['chunk']} with carried state | {ours['bytes']:,} | "
         f"{ours['bytes_per_second']:,.0f} | {ours['peak_rss_mb']:,.0f} | "
         f"{ours['bytes_per_second'] / hf['bytes_per_second']:.1f}x |",
+        f"| robustbench-bytes on transformers' text | {same['bytes']:,} | {same['bytes_per_second']:,.0f} | "
+        f"{same['peak_rss_mb']:,.0f} | {same['bytes_per_second'] / hf['bytes_per_second']:.1f}x |",
         f"| transformers MambaForCausalLM (CPU path, one forward) | {hf['bytes']:,} | "
         f"{hf['bytes_per_second']:,.0f} | {hf['peak_rss_mb']:,.0f} | 1.0x |",
         "",
@@ -249,9 +252,15 @@ def main(argv=None):
     chunk = int(max(sweep, key=sweep.get))
     print(f"bench_model: ours, {args.bytes} bytes, chunk {chunk}", file=sys.stderr)
     result["ours"] = run_child("ours", args.bytes, chunk)
-    print(f"bench_model: transformers, {args.hf_bytes} bytes", file=sys.stderr)
-    result["transformers"] = run_child("hf", args.hf_bytes)
-    same = run_child("ours", args.hf_bytes, chunk)
+    # The machine is shared: transformers and ours on its text alternate, best of two rounds each.
+    hf_runs, same_runs = [], []
+    for _ in range(2):
+        print(f"bench_model: transformers and ours, {args.hf_bytes} bytes", file=sys.stderr)
+        hf_runs.append(run_child("hf", args.hf_bytes))
+        same_runs.append(run_child("ours", args.hf_bytes, chunk))
+    result["transformers"] = max(hf_runs, key=lambda r: r["bytes_per_second"])
+    same = max(same_runs, key=lambda r: r["bytes_per_second"])
+    result["ours_on_transformers_text"] = same
     hf_nll = result["transformers"]["nll"]
     result["nll_check"] = {"bytes": args.hf_bytes, "ours": same["nll"], "transformers": hf_nll,
                            "relative_difference": abs(same["nll"] - hf_nll) / abs(hf_nll)}
@@ -260,9 +269,11 @@ def main(argv=None):
         print(f"bench_model: peak RSS, {size} bytes", file=sys.stderr)
         result["rss"].append(run_child("ours", size, chunk))
     result["speedup_vs_transformers"] = result["ours"]["bytes_per_second"] / result["transformers"]["bytes_per_second"]
+    result["speedup_vs_transformers_same_text"] = same["bytes_per_second"] / result["transformers"]["bytes_per_second"]
     result["machine"]["load_average_at_end"] = os.getloadavg()
     write_results(result)
-    print(json.dumps({k: result[k] for k in ("speedup_vs_transformers", "nll_check")}, indent=2))
+    print(json.dumps({k: result[k] for k in ("speedup_vs_transformers", "speedup_vs_transformers_same_text",
+                                             "nll_check")}, indent=2))
     print((RESULTS / "model.md").read_text())
     return 0
 
