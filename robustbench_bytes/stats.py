@@ -12,6 +12,7 @@ Intervals are percentile intervals; the draws are seeded, so a report is reprodu
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -21,6 +22,7 @@ import numpy as np
 LN2 = math.log(2.0)
 DEFAULT_REPLICATES = 1000
 _MAX_WEIGHTS_PER_CHUNK = 4_000_000
+_CACHE_LIMIT = 8_000_000  # weights kept for reuse: 64 MB of float64
 
 Metric = Callable[[np.ndarray], np.ndarray]
 
@@ -85,16 +87,31 @@ def mean_of(metrics: Sequence[Metric]) -> Metric:
     return lambda w: sum(m(w) for m in metrics) / len(metrics)
 
 
-def document_weights(n_docs: int, replicates: int, seed: int = 0):
-    """Yield chunks of bootstrap weight rows (k, n_docs): multinomial counts of n_docs draws."""
+def _draw_weights(n_docs: int, replicates: int, seed: int) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     per_chunk = max(1, _MAX_WEIGHTS_PER_CHUNK // max(1, n_docs))
-    uniform = np.full(n_docs, 1.0 / n_docs)
-    left = replicates
+    chunks, left = [], replicates
     while left > 0:
         k = min(per_chunk, left)
-        yield rng.multinomial(n_docs, uniform, size=k).astype(np.float64)
+        # k rows of n_docs indices drawn with replacement, turned into per-row counts in one bincount
+        picks = rng.integers(0, n_docs, size=(k, n_docs)) + (np.arange(k) * n_docs)[:, None]
+        chunks.append(np.bincount(picks.ravel(), minlength=k * n_docs).reshape(k, n_docs).astype(np.float64))
         left -= k
+    return chunks
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_weights(n_docs: int, replicates: int, seed: int) -> tuple[np.ndarray, ...]:
+    return tuple(_draw_weights(n_docs, replicates, seed))
+
+
+def document_weights(n_docs: int, replicates: int, seed: int = 0) -> list[np.ndarray]:
+    """Chunks of bootstrap weight rows (k, n_docs): how often each document was drawn, n_docs draws
+    per row. The same (n_docs, replicates, seed) gives the same draws; small ones are cached, since
+    every metric of a report is bootstrapped over the same documents."""
+    if n_docs * replicates <= _CACHE_LIMIT:
+        return list(_cached_weights(n_docs, replicates, seed))
+    return _draw_weights(n_docs, replicates, seed)
 
 
 def bootstrap(metric: Metric, n_docs: int, *, confidence: float = 0.95,

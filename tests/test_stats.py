@@ -108,6 +108,7 @@ def test_bad_arguments():
 
 def test_large_corpora_are_processed_in_chunks(monkeypatch):
     monkeypatch.setattr(stats, "_MAX_WEIGHTS_PER_CHUNK", 20_000)
+    stats._cached_weights.cache_clear()
     n = 200
     rng = np.random.default_rng(6)
     docs = arrays(rng.uniform(50, 150, n), [100] * n)
