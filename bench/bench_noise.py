@@ -121,11 +121,11 @@ def machine() -> dict:
             "numpy": np.__version__, "platform": platform.platform()}
 
 
-def nlpaug_baseline(spec: str, nl: dict) -> tuple[str, float] | None:
+def nlpaug_baseline(spec: str, nl: dict, clock: str = "cpu") -> tuple[str, float] | None:
     if "error" in nl:
         return None
     action = "swap" if spec.startswith("swap") else "delete"
-    return action, nl[action]["mb_per_s_cpu"]
+    return action, nl[action][f"mb_per_s_{clock}"]
 
 
 def markdown(result: dict) -> str:
@@ -138,28 +138,31 @@ def markdown(result: dict) -> str:
         "character (the general uint32 path). Ratios use CPU time against nlpaug's RandomCharAug "
         f"(aug_char_p={NLPAUG_P}) timed in the same run on a {nl.get('sample_mb', '?')} MB sample of the same "
         "text, one verse per call: swap rows against its `swap`, all others against its `delete` (its faster "
-        "action). Goal: every paper noise >= 50 MB/s and >= 100x nlpaug.",
+        "action). Goal: every paper noise >= 50 MB/s and >= 100x nlpaug (judged on CPU time: the 2 cores are "
+        "shared, so wall time mostly measures the neighbours).",
         "",
-        "| spec | paper | ASCII MB/s (cpu) | ASCII MB/s (wall) | wide MB/s (cpu) | x nlpaug | goal |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| spec | paper | ASCII MB/s (cpu) | ASCII MB/s (wall) | wide MB/s (cpu) | x nlpaug (cpu) | x nlpaug (wall) | goal |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     wide = {r["spec"]: r for r in result["wide"]}
     for r in result["ascii"]:
         base = nlpaug_baseline(r["spec"], nl)
         ratio = f"{r['mb_per_s_cpu'] / base[1]:,.0f}x ({base[0]})" if base else "n/a"
+        base_wall = nlpaug_baseline(r["spec"], nl, "wall")
+        ratio_wall = f"{r['mb_per_s_wall'] / base_wall[1]:,.0f}x" if base_wall else "n/a"
         in_paper = r["spec"] in PAPER
         goal = ""
         if in_paper:
             ok = r["mb_per_s_cpu"] >= 50 and (base is None or r["mb_per_s_cpu"] / base[1] >= 100)
             goal = "met" if ok else "MISSED"
         lines.append(f"| `{r['spec']}` | {'yes' if in_paper else ''} | {r['mb_per_s_cpu']:.1f} | "
-                     f"{r['mb_per_s_wall']:.1f} | {wide[r['spec']]['mb_per_s_cpu']:.1f} | {ratio} | {goal} |")
+                     f"{r['mb_per_s_wall']:.1f} | {wide[r['spec']]['mb_per_s_cpu']:.1f} | {ratio} | {ratio_wall} | {goal} |")
     if "error" in nl:
         lines += ["", f"nlpaug: {nl['error']}"]
     else:
         for action in ("delete", "swap"):
             lines.append(f"| nlpaug RandomCharAug {action} (sample) | | {nl[action]['mb_per_s_cpu']:.3f} | "
-                         f"{nl[action]['mb_per_s_wall']:.3f} | | 1x | |")
+                         f"{nl[action]['mb_per_s_wall']:.3f} | | 1x | 1x | |")
     lines += ["", "Per-document cost (`apply_corpus` over the verses as separate documents, each with its "
               "own seeded stream):", "", "| spec | documents | MB | MB/s (cpu) |", "|---|---:|---:|---:|"]
     for r in result["corpus"]:
