@@ -72,11 +72,6 @@ class CharMap:
     special: dict[int, np.ndarray]
     min_special: int        # smallest code point with a longer mapping (none is ASCII)
 
-    def apply_single(self, cps: np.ndarray) -> np.ndarray:
-        """The one-code-point mapping of every element (specials unchanged)."""
-        if is_narrow(cps):  # bytes' ASCII case methods agree with str's on ASCII
-            return np.frombuffer(getattr(as_bytes(cps), self.name)(), dtype=np.uint8)
-        return self.single[cps]
 
     def changes(self) -> np.ndarray:
         """bool[N_CODEPOINTS]: True where the mapping changes the character."""
@@ -155,19 +150,26 @@ def is_line_break(cps: np.ndarray) -> np.ndarray:
     return line_break_table()[cps]
 
 
-def map_chars(cps: np.ndarray, choices: list[tuple[np.ndarray | None, CharMap]]
+def map_chars(cps: np.ndarray, choices: list[tuple[np.ndarray | None, str]]
               ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Replace cps[i] by its mapping under the CharMap whose mask selects i (masks are disjoint; None
-    selects all). Returns (output, lengths): lengths[i] is how many output code points cps[i] became
-    (None when all are 1). Only the rare expanding characters (ß -> SS) are handled one by one."""
+    """Replace cps[i] by chr(cps[i]).<method>() for the (method, mask) whose mask selects i (masks are
+    disjoint; None selects all). Returns (output, lengths): lengths[i] is how many output code points
+    cps[i] became (None when all are 1). Only the rare expanding characters (ß -> SS) are handled one by one."""
+    if is_narrow(cps):  # bytes' ASCII case methods agree with str's on ASCII; no table needed
+        data, out = as_bytes(cps), cps
+        for mask, method in choices:
+            mapped = np.frombuffer(getattr(data, method)(), dtype=np.uint8)
+            out = mapped if mask is None else np.where(mask, mapped, out)
+        return out, None
     out = cps
     expanding = []
     # no ASCII character expands: look for expanding ones among the (usually few) others only
-    non_ascii = None if is_narrow(cps) else np.flatnonzero(cps >= 128)
-    for mask, cmap in choices:
-        mapped = cmap.apply_single(cps)
+    non_ascii = np.flatnonzero(cps >= 128)
+    for mask, method in choices:
+        cmap = char_map(method)
+        mapped = cmap.single[cps]
         out = mapped if mask is None else np.where(mask, mapped, out)
-        if non_ascii is not None and len(non_ascii):
+        if len(non_ascii):
             candidates = non_ascii if mask is None else non_ascii[mask[non_ascii]]
             hit = candidates[cmap.is_special[cps[candidates]]]
             if len(hit):
@@ -182,7 +184,6 @@ def map_chars(cps: np.ndarray, choices: list[tuple[np.ndarray | None, CharMap]]
     lengths = np.ones(len(cps), dtype=np.int64)
     lengths[positions] = [len(r) for r in replacements]
     return place(out, lengths, positions, replacements), lengths
-
 
 def place(single: np.ndarray, lengths: np.ndarray, positions: np.ndarray,
           replacements: list[np.ndarray]) -> np.ndarray:

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .codepoints import N_CODEPOINTS, SPACE, as_bytes, char_map, is_line_break, is_narrow, is_whitespace, map_chars
+from .codepoints import N_CODEPOINTS, SPACE, as_bytes, is_line_break, is_narrow, is_whitespace, map_chars
 from .keyboard import neighbour_arrays
 
 
@@ -91,7 +91,7 @@ def antspeak(cps, rng):
     kept = cps[keep]
     is_break = kind[keep] == 2
     # line breaks are uncased: uppercasing every kept element leaves them alone
-    upper, seg_len = map_chars(kept, [(None, char_map("upper"))])
+    upper, seg_len = map_chars(kept, [(None, "upper")])
     if seg_len is None:
         return _antspeak_single(upper, is_break)
     return _antspeak_expanding(upper, seg_len, is_break)
@@ -149,7 +149,7 @@ def uppercase(cps, rng, p):
     """As str.upper per character (ß -> SS). Draws: an event per position (none for p=1)."""
     if p == 0:
         return cps
-    return map_chars(cps, [(None if p >= 1 else events(rng, len(cps), p), char_map("upper"))])[0]
+    return map_chars(cps, [(None if p >= 1 else events(rng, len(cps), p), "upper")])[0]
 
 
 def random_case(cps, rng):
@@ -157,17 +157,17 @@ def random_case(cps, rng):
     0 -> str.lower. Uncased characters map to themselves either way."""
     n = len(cps)
     bits = np.unpackbits(np.frombuffer(rng.bytes((n + 7) // 8), dtype=np.uint8), count=n).view(bool)
-    if is_narrow(cps):  # ASCII letters differ from their other case in bit 0x20 only
+    if is_narrow(cps):  # ASCII: one np.where between the upper- and lower-cased bytes
         data = as_bytes(cps)
         return np.where(bits, np.frombuffer(data.upper(), np.uint8), np.frombuffer(data.lower(), np.uint8))
-    return map_chars(cps, [(bits, char_map("upper")), (~bits, char_map("lower"))])[0]
+    return map_chars(cps, [(bits, "upper"), (~bits, "lower")])[0]
 
 
 def flip_case(cps, rng, p):
     """As str.swapcase per selected character (uncased ones are unchanged). Draws: an event per position."""
     if p == 0:
         return cps
-    return map_chars(cps, [(None if p >= 1 else events(rng, len(cps), p), char_map("swapcase"))])[0]
+    return map_chars(cps, [(None if p >= 1 else events(rng, len(cps), p), "swapcase")])[0]
 
 
 def swap_positions(decisions: np.ndarray) -> np.ndarray:
