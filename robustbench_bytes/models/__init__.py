@@ -29,10 +29,12 @@ def zoo_names() -> list[str]:
 
 
 def _device(device) -> torch.device:
+    if device in (None, "auto"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise BadInput(f"--device {device!r}: expected cpu, cuda or cuda:N") from None
+        raise BadInput(f"--device {device!r}: expected auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise BadInput(f"--device {device}: CUDA is not available on this machine")
     return dev
