@@ -17,6 +17,8 @@ def _register():
     cli.add_command(noise_cmd.noise)
     from robustbench_bytes.commands import corpora as corpora_cmd
     cli.add_command(corpora_cmd.corpora)
+    from robustbench_bytes.commands import train as train_cmd
+    cli.add_command(train_cmd.train)
     from robustbench_bytes.commands import score as score_cmd
     cli.add_command(score_cmd.score)
     from robustbench_bytes.commands import models as models_cmd

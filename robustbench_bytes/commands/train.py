@@ -1,0 +1,34 @@
+"""`robustbench train`: train a zoo model from a config file (see configs/zoo/)."""
+
+from __future__ import annotations
+
+import shlex
+
+import click
+
+
+@click.command("train")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="Training config (JSON): model, tokenizer, data, steps, batch size, sequence length, "
+                   "learning-rate schedule, seed. See configs/zoo/*.json.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Model directory to write (config.json, model.safetensors, tokenizer.json, MODEL_CARD.md); "
+                   "checkpoints go to OUT/checkpoints/.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last.pt if it exists.")
+@click.option("--quiet", is_flag=True, help="No progress bar or log lines on stderr.")
+def train(config_path: str, out: str, resume: bool, quiet: bool):
+    """Train a small language model on the CPU, deterministically given the config's seed."""
+    from robustbench_bytes.train import TrainConfig
+    from robustbench_bytes.train import train as run_training
+
+    cfg = TrainConfig.from_file(config_path)
+    command = f"robustbench train --config {shlex.quote(config_path)} --out {shlex.quote(out)}"
+    echo = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    try:
+        result = run_training(cfg, out, resume=resume, quiet=quiet, command=command, echo=echo)
+    except KeyboardInterrupt:
+        raise click.ClickException("interrupted; continue with --resume") from None
+    fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731
+    click.echo(f"{cfg.name}: {result.steps} steps in {result.train_seconds / 60:.1f} min, "
+               f"{result.parameters:,} parameters, validation {fmt(result.val_bpb)} bits/byte, "
+               f"test {fmt(result.test_bpb)} bits/byte -> {result.out}")
