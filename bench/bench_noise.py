@@ -88,7 +88,7 @@ def bench_corpus(verses: list[str], specs: list[str], repeats: int) -> list[dict
 def bench_nlpaug(verses: list[str], sample_bytes: int) -> dict:
     """nlpaug's RandomCharAug, one verse per call (its intended use), on the first verses of the text."""
     try:
-        import nlpaug  # noqa: F401
+        import nlpaug
         import nlpaug.augmenter.char as nac
     except ImportError as e:
         return {"error": f"nlpaug not importable ({e}); pip install -e '.[bench]'"}
@@ -100,7 +100,7 @@ def bench_nlpaug(verses: list[str], sample_bytes: int) -> dict:
         size += len(v.encode("utf-8")) + 1
     mb = size / 1e6
     out = {"sample_mb": round(mb, 3), "sample_verses": len(sample), "aug_char_p": NLPAUG_P,
-           "version": getattr(sys.modules.get("nlpaug"), "__version__", "?")}
+           "version": getattr(nlpaug, "__version__", "?")}
     for action in ("delete", "swap"):
         aug = nac.RandomCharAug(action=action, aug_char_p=NLPAUG_P)
         random.seed(0)

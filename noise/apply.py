@@ -36,8 +36,9 @@ def streams(canonical_spec: str, n_parts: int, seed: int = 0, doc_index: int = 0
 
 
 def _apply_parts(text: str, name: str, parts: tuple[Part, ...], seed: int, doc_index: int) -> str:
-    if not parts:
-        _check_index("seed", seed), _check_index("doc_index", doc_index)
+    if not parts:  # clean: nothing to draw, but the arguments are checked all the same
+        _check_index("seed", seed)
+        _check_index("doc_index", doc_index)
         return text
     cps = to_codepoints(text)
     for part, rng in zip(parts, streams(name, len(parts), seed, doc_index)):

@@ -69,9 +69,7 @@ class CharMap:
     name: str               # the str (and bytes) method: upper, lower, swapcase
     single: np.ndarray      # uint32[N_CODEPOINTS]; c itself where special
     is_special: np.ndarray  # bool[N_CODEPOINTS]
-    special: dict[int, np.ndarray]
-    min_special: int        # smallest code point with a longer mapping (none is ASCII)
-
+    special: dict[int, np.ndarray]  # none is ASCII: ASCII maps to ASCII, one for one
 
     def changes(self) -> np.ndarray:
         """bool[N_CODEPOINTS]: True where the mapping changes the character."""
@@ -95,7 +93,7 @@ def char_map(method: str) -> CharMap:
     for i in np.flatnonzero(~is_one):
         special[int(cps[i])] = mapped[starts[i]:separators[i]].copy()
         is_special[cps[i]] = True
-    return CharMap(method, single, is_special, special, min(special, default=N_CODEPOINTS))
+    return CharMap(method, single, is_special, special)
 
 
 @functools.cache
@@ -184,6 +182,7 @@ def map_chars(cps: np.ndarray, choices: list[tuple[np.ndarray | None, str]]
     lengths = np.ones(len(cps), dtype=np.int64)
     lengths[positions] = [len(r) for r in replacements]
     return place(out, lengths, positions, replacements), lengths
+
 
 def place(single: np.ndarray, lengths: np.ndarray, positions: np.ndarray,
           replacements: list[np.ndarray]) -> np.ndarray:

@@ -31,10 +31,9 @@ def insert_after(cps: np.ndarray, positions: np.ndarray, extra: np.ndarray, fill
     order from `fill` (len(fill) == extra.sum()). Works on the sparse positions plus one masked copy."""
     if len(fill) == 0:
         return cps
-    extra = extra.astype(np.int64)
-    own_slot = positions + (np.cumsum(extra) - extra)
-    first_new = np.cumsum(extra) - extra
-    slots = np.repeat(own_slot + 1 - first_new, extra) + np.arange(len(fill))
+    # fill[f], inserted after cps[positions[j]], lands f + 1 places after positions[j]: the f earlier
+    # insertions plus the element itself push it right
+    slots = np.repeat(positions + 1, extra) + np.arange(len(fill))
     out = np.empty(len(cps) + len(fill), dtype=cps.dtype)
     is_old = np.ones(len(out), dtype=bool)
     is_old[slots] = False
@@ -108,6 +107,7 @@ def _antspeak_ascii_tables() -> tuple[bytes, bytes, bytes]:
 
 @functools.cache
 def _antspeak_kinds() -> np.ndarray:
+    """uint8[N_CODEPOINTS]: 0 whitespace (removed), 1 character, 2 line break (kept)."""
     every = np.arange(N_CODEPOINTS, dtype=np.uint32)
     return np.where(is_line_break(every), 2, np.where(is_whitespace(every), 0, 1)).astype(np.uint8)
 
