@@ -337,3 +337,20 @@ def test_transforms_never_write_into_their_input():
 
 def test_swap_positions_rule():
     assert list(transforms.swap_positions(np.array([1, 1, 1, 0, 1, 1, 0, 0, 1], bool))) == [0, 2, 4, 8]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 3), max_size=300), st.integers(1, 17))
+def test_blocked_repeat_equals_np_repeat(extra, block):
+    cps = np.arange(len(extra), dtype=np.uint32)
+    extra = np.array(extra, dtype=np.int64)
+    selected = np.flatnonzero(extra)
+    expected = np.repeat(cps, 1 + extra)
+    assert (transforms._repeat_blocked(cps, selected, extra[selected], block=block) == expected).all()
+    assert (transforms.insert_after(cps, selected, extra[selected], np.repeat(cps[selected], extra[selected]))
+            == expected).all()
+
+
+def test_long_text_crosses_repeat_blocks():
+    text = ("abcdefghijklmnopqrstuvwxyz " * 12000)[:300_001]
+    assert noise.apply(text, "repeat:p=0.3", 7) == ref_repeat(text, rng_for("repeat:p=0.3", 7), 0.3, 3)
