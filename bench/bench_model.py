@@ -31,7 +31,7 @@ RESULTS = ROOT / "bench" / "results"
 CONFIG = {"d_model": 512, "n_layer": 4, "vocab_size": 256, "ssm_cfg": {}, "rms_norm": False,
           "residual_in_fp32": True, "fused_add_norm": True, "pad_vocab_size_multiple": 8, "tie_embeddings": False}
 PREFIX_BYTE = 10
-SWEEP_CHUNKS = (1024, 2048, 4096, 8192)
+SWEEP_CHUNKS = (512, 1024, 2048, 4096, 8192)
 
 
 def text_bytes(n: int) -> bytes:
