@@ -212,3 +212,13 @@ def test_logits_match_an_independent_sequential_implementation(loaded):
     config, state, _, ids, whole = loaded
     expected = sequential_mamba_logits(state, config, ids[0, :12])
     assert rel_err(whole[0, :12].double(), expected) <= 1e-4
+
+
+def test_empty_chunk_keeps_the_state(loaded):
+    _, _, model, ids, whole = loaded
+    with torch.inference_mode():
+        _, state = model(ids[:, :10])
+        empty, same = model(ids[:, :0], state)
+        rest, _ = model(ids[:, 10:], same)
+    assert empty.shape == (2, 0, whole.shape[-1])
+    assert rel_err(rest, whole[:, 10:]) <= 1e-5

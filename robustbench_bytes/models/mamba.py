@@ -298,6 +298,10 @@ class MambaLM(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, state: MambaState | None = None):
         """input_ids (b, L) -> (logits (b, L, padded_vocab) float32, state after the last token)."""
+        if input_ids.shape[1] == 0:
+            b = input_ids.shape[0]
+            empty = torch.zeros(b, 0, self.config.padded_vocab_size, device=input_ids.device)
+            return empty, (state if state is not None else self.init_state(b, input_ids.device))
         hidden, residual = self.backbone.embedding(input_ids), None
         conv, ssm = [], []
         for i, layer in enumerate(self.backbone.layers):
