@@ -14,12 +14,17 @@ SPACE = 0x20
 
 
 def to_codepoints(text: str) -> np.ndarray:
-    """The code points of `text`: uint8 for ASCII text (the common case, 4x less memory traffic), else
-    uint32. Read-only: transforms build new arrays. ASCII stays ASCII under every noise, and every case
-    mapping of an ASCII character is ASCII, so the narrow path gives exactly the wide path's output."""
+    """The code points of `text`, read-only (transforms build new arrays), in the narrowest of three
+    representations that every noise keeps closed, so all three give the same output:
+    uint8 for ASCII (ASCII case maps, keyboard keys and inserted characters are ASCII), uint16 for text
+    within the Basic Multilingual Plane (the case of a BMP character is in the BMP), else uint32."""
     if text.isascii():
         return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
-    # surrogatepass: a str with lone surrogates (never produced by UTF-8 decoding) still round-trips.
+    # surrogatepass: a str with lone surrogates (never produced by UTF-8 decoding) still round-trips;
+    # such a str takes the uint32 path, where its surrogates stay single code points.
+    units = np.frombuffer(text.encode("utf-16-le", "surrogatepass"), dtype="<u2")
+    if len(units) == len(text) and not ((units - np.uint16(0xD800)) < 0x800).any():
+        return units
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
 
 
@@ -28,6 +33,8 @@ def from_codepoints(cps: np.ndarray) -> str:
         return cps.tobytes().decode("ascii")
     if int(cps.max(initial=0)) < 256:  # Latin-1 decodes at memcpy speed
         return cps.astype(np.uint8).tobytes().decode("latin-1")
+    if cps.dtype == np.uint16:  # no surrogates: to_codepoints checked, no noise makes one
+        return cps.astype("<u2", copy=False).tobytes().decode("utf-16-le")
     return cps.astype("<u4", copy=False).tobytes().decode("utf-32-le", "surrogatepass")
 
 
@@ -61,7 +68,7 @@ def _all_characters_separated() -> str:
     return interleaved.tobytes().decode("utf-32-le")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CharMap:
     """The per-character result of a str method: `single[c]` where the result is one code point,
     `special[c]` (an array) where it is longer, e.g. 'ß'.upper() == 'SS'."""
@@ -70,6 +77,17 @@ class CharMap:
     single: np.ndarray      # uint32[N_CODEPOINTS]; c itself where special
     is_special: np.ndarray  # bool[N_CODEPOINTS]
     special: dict[int, np.ndarray]  # none is ASCII: ASCII maps to ASCII, one for one
+
+    @functools.cached_property
+    def single_bmp(self) -> np.ndarray:
+        """`single` for the BMP as uint16 (the case mappings of BMP characters stay in the BMP)."""
+        table = self.single[:0x10000]
+        assert int(table.max()) < 0x10000
+        return table.astype(np.uint16)
+
+    def lookup(self, cps: np.ndarray) -> np.ndarray:
+        """single[cps], in cps' dtype."""
+        return self.single_bmp[cps] if cps.dtype == np.uint16 else self.single[cps]
 
     def changes(self) -> np.ndarray:
         """bool[N_CODEPOINTS]: True where the mapping changes the character."""
@@ -165,7 +183,7 @@ def map_chars(cps: np.ndarray, choices: list[tuple[np.ndarray | None, str]]
     non_ascii = np.flatnonzero(cps >= 128)
     for mask, method in choices:
         cmap = char_map(method)
-        mapped = cmap.single[cps]
+        mapped = cmap.lookup(cps)
         out = mapped if mask is None else np.where(mask, mapped, out)
         if len(non_ascii):
             candidates = non_ascii if mask is None else non_ascii[mask[non_ascii]]

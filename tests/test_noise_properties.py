@@ -311,18 +311,27 @@ def test_composition_applies_each_part_with_its_own_child_stream(text, seed):
     assert noise.apply(text, spec, seed) == expected
 
 
+bmp_texts = st.text(alphabet=st.characters(max_codepoint=0xFFFF, exclude_categories=("Cs",)), max_size=120) | \
+    st.text(alphabet=TRICKY.replace("😀", "").replace("🎉", ""), max_size=120)
+
+
 @PROPS
-@given(ascii_texts, seeds)
-def test_ascii_fast_path_equals_the_wide_path(text, seed):
-    narrow = to_codepoints(text)
-    assert narrow.dtype == np.uint8
-    wide = narrow.astype(np.uint32)
+@given(ascii_texts | bmp_texts | texts, seeds)
+def test_narrow_representations_equal_the_uint32_path(text, seed):
+    natural = to_codepoints(text)
+    if text.isascii():
+        assert natural.dtype == np.uint8
+    elif all(ord(c) < 0x10000 for c in text):
+        assert natural.dtype == np.uint16
+    else:
+        assert natural.dtype == np.uint32
+    wide = natural.astype(np.uint32) if natural.dtype != np.uint32 else natural
     for spec in EVERY_SPEC:
         for part in noise.parse(spec):
             params = dict(part.params)
-            a = part.noise.transform(narrow, np.random.default_rng(seed), **params)
+            a = part.noise.transform(natural, np.random.default_rng(seed), **params)
             b = part.noise.transform(wide, np.random.default_rng(seed), **params)
-            assert a.dtype == np.uint8 and b.dtype == np.uint32
+            assert a.dtype == natural.dtype and b.dtype == np.uint32
             assert from_codepoints(a) == from_codepoints(b), spec
 
 

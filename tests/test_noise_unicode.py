@@ -48,9 +48,15 @@ def test_codepoint_round_trip_keeps_everything():
     text = "plain ascii"
     assert to_codepoints(text).dtype == np.uint8
     assert from_codepoints(to_codepoints(text)) == text
-    text = "".join(map(chr, range(1, 0xD800, 7))) + "😀\U0010FFFF"
-    assert to_codepoints(text).dtype == np.uint32
+    text = "".join(map(chr, range(1, 0xD800, 7))) + "\uffff"
+    assert to_codepoints(text).dtype == np.uint16
     assert from_codepoints(to_codepoints(text)) == text
+    for text in [text + "😀\U0010FFFF", "lone \ud800 surrogate", "pair-like \ud83d\ude00 made of two"]:
+        cps = to_codepoints(text)
+        assert cps.dtype == np.uint32 and len(cps) == len(text)
+        assert from_codepoints(cps) == text
+    # two lone surrogates stay two code points: swapped apart, never merged into one emoji
+    assert noise.apply("a\ud83d\ude00b", "swap:p=1") == "\ud83dab\ude00"
 
 
 def test_api_rejects_non_str():
