@@ -320,7 +320,7 @@ def _thin_symlog_labels(ax, linthresh: float) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(label))
 
 
-def plot_increase(table, out_dir: Path) -> list[Path]:
+def plot_increase(table, out_dir: Path, confidence: float = 0.95) -> list[Path]:
     """Horizontal grouped bars: word-PPL increase over clean per noise, one colour per model."""
     import numpy as np
 
@@ -363,13 +363,14 @@ def plot_increase(table, out_dir: Path) -> list[Path]:
     ax.set_ylabel("noise")
     ax.set_title("How much each noise raises word-level perplexity")
     ax.grid(axis="x", which="both", alpha=0.3)
-    ax.legend(title="model", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    ax.legend(title=f"model\n(whiskers: {confidence:.0%} interval)", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              fontsize="small", title_fontsize="small")
     paths = _save(fig, out_dir, "ppl_increase")
     plt.close(fig)
     return paths
 
 
-def plot_bits_vs_p(table, out_dir: Path) -> list[Path]:
+def plot_bits_vs_p(table, out_dir: Path, confidence: float = 0.95) -> list[Path]:
     """Bits per clean byte against the noise probability p, one panel per noise family."""
     import numpy as np
 
@@ -413,7 +414,8 @@ def plot_bits_vs_p(table, out_dir: Path) -> list[Path]:
     for ax in axes[:, 0]:
         ax.set_ylabel("bits per clean byte")
     handles, legend_labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, legend_labels, title="model", loc="upper center", ncols=min(4, len(labels)),
+    fig.legend(handles, legend_labels, title=f"model (whiskers: {confidence:.0%} interval)", loc="upper center",
+               ncols=min(4, len(labels)),
                bbox_to_anchor=(0.5, 0.0), fontsize="small")
     fig.suptitle("Bits per clean byte as the noise probability grows")
     fig.tight_layout()
@@ -422,7 +424,7 @@ def plot_bits_vs_p(table, out_dir: Path) -> list[Path]:
     return paths
 
 
-def plot_clean_vs_noisy(table, out_dir: Path) -> list[Path]:
+def plot_clean_vs_noisy(table, out_dir: Path, confidence: float = 0.95) -> list[Path]:
     """Per noise and model: a segment from the clean text's bits per byte to the noisy text's bits
     per clean byte (the same unit: nats of the whole text over the clean text's bytes)."""
     import numpy as np
@@ -454,7 +456,8 @@ def plot_clean_vs_noisy(table, out_dir: Path) -> list[Path]:
     ax.set_ylabel("noise")
     ax.set_title("Clean against noisy text, per noise")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(title="model", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    ax.legend(title=f"model\n(whiskers: {confidence:.0%} interval)", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              fontsize="small", title_fontsize="small")
     paths = _save(fig, out_dir, "clean_vs_noisy")
     plt.close(fig)
     return paths
@@ -504,8 +507,9 @@ def write_report(run_dirs: list[Path | str], out_dir: Path | str, options: Repor
     if plots:
         plots_dir = out_dir / "plots"
         plots_dir.mkdir(exist_ok=True)
-        written_plots = (plot_increase(table, plots_dir) + plot_bits_vs_p(table, plots_dir)
-                         + plot_clean_vs_noisy(table, plots_dir))
+        c = options.confidence
+        written_plots = (plot_increase(table, plots_dir, c) + plot_bits_vs_p(table, plots_dir, c)
+                         + plot_clean_vs_noisy(table, plots_dir, c))
     plots = written_plots
 
     csv_path = out_dir / "report.csv"
