@@ -43,5 +43,8 @@ def compare(baseline, candidate, max_bpb_increase, max_ppl_increase_ratio, confi
 def _step_summary(text: str) -> None:
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if path:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(text + "\n")
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(text + "\n")
+        except OSError as e:  # the verdict (exit code) matters more than the summary page
+            click.echo(f"warning: cannot append to $GITHUB_STEP_SUMMARY {path}: {e.strerror}", err=True)
