@@ -509,7 +509,7 @@ def _round(x: float | None) -> float | None:
 
 
 def _machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}, torch threads {torch.get_num_threads()}"
+    return f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}, {torch.get_num_threads()} torch thread(s)"
 
 
 def model_card(cfg: TrainConfig, meta: dict) -> str:
@@ -536,7 +536,7 @@ def model_card(cfg: TrainConfig, meta: dict) -> str:
         f"betas {list(cfg.betas)}, weight decay {cfg.weight_decay}, clip {cfg.grad_clip} |",
         f"| seed | {cfg.seed} |",
         f"| training time | {meta['train_seconds'] / 60:.1f} min wall, {meta['train_cpu_seconds'] / 60:.1f} min of "
-        f"CPU time ({cfg.threads} thread(s); {meta['machine']}; the machine was shared) |",
+        f"CPU time ({meta['machine']}) |",
         f"| validation bits per byte | {fmt(meta['validation_bits_per_byte'])} "
         f"({', '.join(cfg.data.get('validation', [])) or 'none'}) |",
         f"| test bits per byte | {fmt(meta['test_bits_per_byte'])} ({', '.join(cfg.data.get('test', [])) or 'none'}) |",
