@@ -46,7 +46,7 @@ def hf_loss_sum(module, inputs, targets):
 def test_adapter_matches_transformers_loss_in_one_window(gpt2_dir):
     model = load_model(f"hf:{gpt2_dir}")
     assert model.level == "subword" and model.architecture == "gpt2" and model.max_length == 16
-    assert model.prefix == "bos <|endoftext|>"
+    assert model.prefix == "BOS 0 (<|endoftext|>)"
     text = "the LORD God"
     ids = model.tokenizer.encode(text)
     assert 2 < len(ids) < 16 and 0 not in ids

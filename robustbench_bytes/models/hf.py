@@ -58,8 +58,12 @@ class HFTokenizer:
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
+    def describe(self) -> dict:
+        return {"type": "hf", "vocab_size": self.vocab_size, "prefix": self.describe_prefix()}
+
     def describe_prefix(self) -> str:
-        return f"{self.prefix_kind} {self.tokenizer.convert_ids_to_tokens(self.prefix_id)}"
+        # the same wording as tokenization.SubwordTokenizer, so results compare across loaders
+        return f"{self.prefix_kind.upper()} {self.prefix_id} ({self.tokenizer.convert_ids_to_tokens(self.prefix_id)})"
 
 
 def smollm2_gguf() -> Path | None:
