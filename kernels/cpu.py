@@ -25,18 +25,21 @@ from robustbench_bytes.kernels.numba_math import fexp, sigmoid, softplus
 _JIT = dict(parallel=True, cache=True, nogil=True, fastmath=False, error_model="numpy")
 
 # Channels are processed LANES at a time, with the state of a block laid out (n, LANES): the inner loop
-# runs over channels, so it vectorises without reassociating any sum. u, delta, z are staged through
+# runs over channels, so it vectorises without reassociating any sum. The kernels take the lane count
+# as an argument (W) on purpose: with a compile-time 16, LLVM fully unrolls the lane loops and then
+# cannot prove the scratch arrays distinct, leaving scalar code; as a loop, it vectorises them behind
+# runtime alias checks (2x faster backward). u, delta, z are staged through
 # small (LANES, T) -> (T, LANES) tiles so that every inner loop reads contiguous memory.
 LANES = 16
 FORWARD_TILE = 64
 
 
 @numba.njit
-def _block(item, d, g, per_group, blocks_per_group):
+def _block(item, d, g, per_group, blocks_per_group, lanes):
     bi = item // (g * blocks_per_group)
     gi = (item // blocks_per_group) % g
-    d0 = gi * per_group + (item % blocks_per_group) * LANES
-    w = min(LANES, gi * per_group + per_group - d0)
+    d0 = gi * per_group + (item % blocks_per_group) * lanes
+    w = min(lanes, gi * per_group + per_group - d0)
     return bi, gi, d0, w
 
 
@@ -65,25 +68,25 @@ def _stage_delta(u, delta, bias, bi, d0, w, t0, tl, has_bias, softplus_on, zero,
 
 @numba.njit(**_JIT)
 def _scan_forward(u, delta, At, Bt, Ct, D, z, bias, h0, out, h_last, ckpt, K,
-                  has_D, has_z, has_bias, has_h0, softplus_on, save_ckpt, zero, one):
+                  has_D, has_z, has_bias, has_h0, softplus_on, save_ckpt, zero, one, W):
     """u, delta, z, out: (b, d, L); At: (n, d) (A transposed); Bt, Ct: (b, g, L, n); D, bias: (d,);
     h0, h_last: (b, d, n); ckpt: (b, d, ceil(L/K), n), the state before each chunk of K steps."""
     b, d, L = u.shape
     n = At.shape[0]
     g = Bt.shape[1]
     per_group = d // g
-    bpg = (per_group + LANES - 1) // LANES
+    bpg = (per_group + W - 1) // W
     T = FORWARD_TILE
     for item in prange(b * g * bpg):
-        bi, gi, d0, w = _block(item, d, g, per_group, bpg)
-        h = np.zeros((n, LANES), dtype=u.dtype)
-        a = np.zeros((n, LANES), dtype=u.dtype)
-        s_dt = np.zeros((LANES, T), dtype=u.dtype)
-        s_du = np.zeros((LANES, T), dtype=u.dtype)
-        s_y = np.zeros((LANES, T), dtype=u.dtype)
-        dt_tile = np.zeros((T, LANES), dtype=u.dtype)
-        du_tile = np.zeros((T, LANES), dtype=u.dtype)
-        y_tile = np.zeros((T, LANES), dtype=u.dtype)
+        bi, gi, d0, w = _block(item, d, g, per_group, bpg, W)
+        h = np.zeros((n, W), dtype=u.dtype)
+        a = np.zeros((n, W), dtype=u.dtype)
+        s_dt = np.zeros((W, T), dtype=u.dtype)
+        s_du = np.zeros((W, T), dtype=u.dtype)
+        s_y = np.zeros((W, T), dtype=u.dtype)
+        dt_tile = np.zeros((T, W), dtype=u.dtype)
+        du_tile = np.zeros((T, W), dtype=u.dtype)
+        y_tile = np.zeros((T, W), dtype=u.dtype)
         for k in range(n):
             for dd in range(w):
                 a[k, dd] = At[k, d0 + dd]
@@ -92,8 +95,8 @@ def _scan_forward(u, delta, At, Bt, Ct, D, z, bias, h0, out, h_last, ckpt, K,
         for t0 in range(0, L, T):
             tl = min(T, L - t0)
             _stage_delta(u, delta, bias, bi, d0, w, t0, tl, has_bias, softplus_on, zero, s_dt, s_du)
-            _transpose(s_dt, dt_tile, LANES, tl)
-            _transpose(s_du, du_tile, LANES, tl)
+            _transpose(s_dt, dt_tile, W, tl)
+            _transpose(s_du, du_tile, W, tl)
             for tt in range(tl):
                 t = t0 + tt
                 if save_ckpt and t % K == 0:
@@ -103,7 +106,7 @@ def _scan_forward(u, delta, At, Bt, Ct, D, z, bias, h0, out, h_last, ckpt, K,
                 dtv = dt_tile[tt]
                 duv = du_tile[tt]
                 yv = y_tile[tt]
-                for dd in range(LANES):
+                for dd in range(W):
                     yv[dd] = zero
                 bt = Bt[bi, gi, t]
                 ct = Ct[bi, gi, t]
@@ -112,11 +115,11 @@ def _scan_forward(u, delta, At, Bt, Ct, D, z, bias, h0, out, h_last, ckpt, K,
                     ck = ct[k]
                     hk = h[k]
                     ak = a[k]
-                    for dd in range(LANES):
+                    for dd in range(W):
                         hv = fexp(dtv[dd] * ak[dd]) * hk[dd] + duv[dd] * bk
                         hk[dd] = hv
                         yv[dd] += ck * hv
-            _transpose(y_tile, s_y, tl, LANES)
+            _transpose(y_tile, s_y, tl, W)
             for dd in range(w):
                 Dv = D[d0 + dd] if has_D else zero
                 urow = u[bi, d0 + dd]
@@ -138,51 +141,51 @@ def _scan_forward(u, delta, At, Bt, Ct, D, z, bias, h0, out, h_last, ckpt, K,
 
 @numba.njit(**_JIT)
 def _scan_backward(u, delta, At, Bt, Ct, D, z, bias, ckpt, K, gout, glast,
-                   has_D, has_z, has_bias, has_glast, softplus_on, n_slots, zero, one,
+                   has_D, has_z, has_bias, has_glast, softplus_on, n_slots, zero, one, W,
                    gu, gdelta, gz, gA_part, gD_part, gbias_part, gh0, gB_part, gC_part):
     """Reverse pass, chunk by chunk from the last: recompute the chunk's states from its checkpoint into
-    a (K+1, n, LANES) scratch, then run the reverse recurrence. Per-(batch, channel) partials gA_part
+    a (K+1, n, W) scratch, then run the reverse recurrence. Per-(batch, channel) partials gA_part
     (b, d, n), gD_part and gbias_part (b, d); gB_part, gC_part: (n_slots, b, g, L, n), one slice per
     parallel slot (each slot owns the blocks item = slot, slot + n_slots, ...)."""
     b, d, L = u.shape
     n = At.shape[0]
     g = Bt.shape[1]
     per_group = d // g
-    bpg = (per_group + LANES - 1) // LANES
+    bpg = (per_group + W - 1) // W
     n_items = b * g * bpg
     n_chunks = ckpt.shape[2]
     for slot in prange(n_slots):
-        hs = np.zeros((K + 1, n, LANES), dtype=u.dtype)
-        es = np.zeros((K, n, LANES), dtype=u.dtype)
-        a = np.zeros((n, LANES), dtype=u.dtype)
-        carry = np.zeros((n, LANES), dtype=u.dtype)  # dLoss/dh_t arriving from step t+1
-        gA_acc = np.zeros((n, LANES), dtype=u.dtype)
-        s_dt = np.zeros((LANES, K), dtype=u.dtype)
-        s_du = np.zeros((LANES, K), dtype=u.dtype)
-        s_u = np.zeros((LANES, K), dtype=u.dtype)
-        s_y = np.zeros((LANES, K), dtype=u.dtype)
-        s_gy = np.zeros((LANES, K), dtype=u.dtype)
-        s_gu = np.zeros((LANES, K), dtype=u.dtype)
-        s_gdt = np.zeros((LANES, K), dtype=u.dtype)
-        dt_t = np.zeros((K, LANES), dtype=u.dtype)
-        du_t = np.zeros((K, LANES), dtype=u.dtype)
-        u_t = np.zeros((K, LANES), dtype=u.dtype)
-        y_t = np.zeros((K, LANES), dtype=u.dtype)
-        gy_t = np.zeros((K, LANES), dtype=u.dtype)
-        gu_t = np.zeros((K, LANES), dtype=u.dtype)
-        gdt_t = np.zeros((K, LANES), dtype=u.dtype)
-        gBv = np.zeros(LANES, dtype=u.dtype)
-        gCv = np.zeros(LANES, dtype=u.dtype)
-        gD_acc = np.zeros(LANES, dtype=u.dtype)
-        gbias_acc = np.zeros(LANES, dtype=u.dtype)
+        hs = np.zeros((K + 1, n, W), dtype=u.dtype)
+        es = np.zeros((K, n, W), dtype=u.dtype)
+        a = np.zeros((n, W), dtype=u.dtype)
+        carry = np.zeros((n, W), dtype=u.dtype)  # dLoss/dh_t arriving from step t+1
+        gA_acc = np.zeros((n, W), dtype=u.dtype)
+        s_dt = np.zeros((W, K), dtype=u.dtype)
+        s_du = np.zeros((W, K), dtype=u.dtype)
+        s_u = np.zeros((W, K), dtype=u.dtype)
+        s_y = np.zeros((W, K), dtype=u.dtype)
+        s_gy = np.zeros((W, K), dtype=u.dtype)
+        s_gu = np.zeros((W, K), dtype=u.dtype)
+        s_gdt = np.zeros((W, K), dtype=u.dtype)
+        dt_t = np.zeros((K, W), dtype=u.dtype)
+        du_t = np.zeros((K, W), dtype=u.dtype)
+        u_t = np.zeros((K, W), dtype=u.dtype)
+        y_t = np.zeros((K, W), dtype=u.dtype)
+        gy_t = np.zeros((K, W), dtype=u.dtype)
+        gu_t = np.zeros((K, W), dtype=u.dtype)
+        gdt_t = np.zeros((K, W), dtype=u.dtype)
+        gBv = np.zeros(W, dtype=u.dtype)
+        gCv = np.zeros(W, dtype=u.dtype)
+        gD_acc = np.zeros(W, dtype=u.dtype)
+        gbias_acc = np.zeros(W, dtype=u.dtype)
         for item in range(slot, n_items, n_slots):
-            bi, gi, d0, w = _block(item, d, g, per_group, bpg)
+            bi, gi, d0, w = _block(item, d, g, per_group, bpg, W)
             for k in range(n):
-                for dd in range(LANES):
+                for dd in range(W):
                     a[k, dd] = At[k, d0 + dd] if dd < w else zero
                     carry[k, dd] = glast[bi, d0 + dd, k] if has_glast and dd < w else zero
                     gA_acc[k, dd] = zero
-            for dd in range(LANES):
+            for dd in range(W):
                 gD_acc[dd] = zero
                 gbias_acc[dd] = zero
             for c in range(n_chunks - 1, -1, -1):
@@ -193,18 +196,18 @@ def _scan_backward(u, delta, At, Bt, Ct, D, z, bias, ckpt, K, gout, glast,
                     urow = u[bi, d0 + dd]
                     for tt in range(tl):
                         s_u[dd, tt] = urow[t0 + tt]
-                _transpose(s_dt, dt_t, LANES, tl)
-                _transpose(s_du, du_t, LANES, tl)
-                _transpose(s_u, u_t, LANES, tl)
+                _transpose(s_dt, dt_t, W, tl)
+                _transpose(s_du, du_t, W, tl)
+                _transpose(s_u, u_t, W, tl)
                 for k in range(n):
-                    for dd in range(LANES):
+                    for dd in range(W):
                         hs[0, k, dd] = ckpt[bi, d0 + dd, c, k] if dd < w else zero
                 for tt in range(tl):
                     t = t0 + tt
                     dtv = dt_t[tt]
                     duv = du_t[tt]
                     yv = y_t[tt]
-                    for dd in range(LANES):
+                    for dd in range(W):
                         yv[dd] = zero
                     bt = Bt[bi, gi, t]
                     ct = Ct[bi, gi, t]
@@ -215,13 +218,13 @@ def _scan_backward(u, delta, At, Bt, Ct, D, z, bias, ckpt, K, gout, glast,
                         hprev = hs[tt, k]
                         hnext = hs[tt + 1, k]
                         ek = es[tt, k]
-                        for dd in range(LANES):
+                        for dd in range(W):
                             e = fexp(dtv[dd] * ak[dd])
                             ek[dd] = e
                             hv = e * hprev[dd] + duv[dd] * bk
                             hnext[dd] = hv
                             yv[dd] += ck * hv
-                _transpose(y_t, s_y, tl, LANES)
+                _transpose(y_t, s_y, tl, W)
                 for dd in range(w):
                     Dv = D[d0 + dd] if has_D else zero
                     grow = gout[bi, d0 + dd]
@@ -247,8 +250,8 @@ def _scan_backward(u, delta, At, Bt, Ct, D, z, bias, ckpt, K, gout, glast,
                         acc += gy * ut
                         sgu[tt] = gy * Dv
                     gD_acc[dd] += acc
-                _transpose(s_gy, gy_t, LANES, tl)
-                _transpose(s_gu, gu_t, LANES, tl)
+                _transpose(s_gy, gy_t, W, tl)
+                _transpose(s_gu, gu_t, W, tl)
                 for tt in range(tl - 1, -1, -1):
                     t = t0 + tt
                     dtv = dt_t[tt]
@@ -257,7 +260,7 @@ def _scan_backward(u, delta, At, Bt, Ct, D, z, bias, ckpt, K, gout, glast,
                     gyv = gy_t[tt]
                     guv = gu_t[tt]
                     gdtv = gdt_t[tt]
-                    for dd in range(LANES):
+                    for dd in range(W):
                         gdtv[dd] = zero
                     bt = Bt[bi, gi, t]
                     ct = Ct[bi, gi, t]
@@ -272,7 +275,7 @@ def _scan_backward(u, delta, At, Bt, Ct, D, z, bias, ckpt, K, gout, glast,
                         ek = es[tt, k]
                         cr = carry[k]
                         gAk = gA_acc[k]
-                        for dd in range(LANES):
+                        for dd in range(W):
                             gh = cr[dd] + gyv[dd] * ck
                             through_decay = gh * hprev[dd] * ek[dd]
                             gdtv[dd] += through_decay * ak[dd] + gh * bk * uv[dd]
@@ -283,13 +286,13 @@ def _scan_backward(u, delta, At, Bt, Ct, D, z, bias, ckpt, K, gout, glast,
                             gCv[dd] = gyv[dd] * hnext[dd]
                         sB = zero
                         sC = zero
-                        for dd in range(LANES):
+                        for dd in range(W):
                             sB += gBv[dd]
                             sC += gCv[dd]
                         gBrow[k] += sB
                         gCrow[k] += sC
-                _transpose(gdt_t, s_gdt, tl, LANES)
-                _transpose(gu_t, s_gu, tl, LANES)
+                _transpose(gdt_t, s_gdt, tl, W)
+                _transpose(gu_t, s_gu, tl, W)
                 for dd in range(w):
                     bv = bias[d0 + dd] if has_bias else zero
                     drow = delta[bi, d0 + dd]
@@ -390,7 +393,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state,
         _np(initial_state, cdt) if initial_state is not None else _dummy(3, cdt),
         out, h_last, ckpt, K,
         D is not None, z is not None, delta_bias is not None, initial_state is not None,
-        bool(delta_softplus), save_ckpt, *_constants(un.dtype))
+        bool(delta_softplus), save_ckpt, *_constants(un.dtype), LANES)
     return torch.from_numpy(out), torch.from_numpy(h_last), torch.from_numpy(ckpt)
 
 
@@ -433,7 +436,7 @@ class _SelectiveScanFn(torch.autograd.Function):
             ckpt.numpy(), ctx.K, _np(gout, cdt),
             _np(glast, cdt) if glast is not None else _dummy(3, cdt),
             D is not None, z is not None, delta_bias is not None, glast is not None,
-            ctx.delta_softplus, n_slots, *_constants(npdt),
+            ctx.delta_softplus, n_slots, *_constants(npdt), LANES,
             gu, gdelta, gz, gA_part, gD_part, gbias_part, gh0, gB_part, gC_part)
 
         def back(arr, like):
