@@ -207,6 +207,31 @@ def markdown_increase_table(table) -> str:
     return "\n".join(lines)
 
 
+def markdown_bits_table(table) -> str:
+    """Noises down, models across: bits per clean byte and its rise over clean (readable even when
+    word-PPL explodes, since it is linear in the NLL)."""
+    labels = list(dict.fromkeys(table["label"]))
+    noises = list(dict.fromkeys(table["noise"]))
+    index = {(r["label"], r["noise"]): r for _, r in table.iterrows()}
+    lines = ["| noise | " + " | ".join(_md_escape(label) for label in labels) + " |",
+             "|---|" + "---:|" * len(labels)]
+    for noise in noises:
+        cells = []
+        for label in labels:
+            row, clean = index.get((label, noise)), index.get((label, CLEAN))
+            if row is None:
+                cells.append("")
+            elif row["status"] == "failed" or not math.isfinite(row["bits_per_clean_byte"]):
+                cells.append("failed")
+            elif noise == CLEAN or clean is None or not math.isfinite(clean["bits_per_clean_byte"]):
+                cells.append(format_bits(row["bits_per_clean_byte"]))
+            else:
+                rise = row["bits_per_clean_byte"] - clean["bits_per_clean_byte"]
+                cells.append(f"{format_bits(row['bits_per_clean_byte'])} ({rise:+.2f})")
+        lines.append(f"| `{noise}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
@@ -527,7 +552,8 @@ def write_report(run_dirs: list[Path | str], out_dir: Path | str, options: Repor
           f"Brackets: {pct} bootstrap intervals over documents ({options.replicates} replicates; the increase "
           "resamples the same documents for the clean and the noisy text). Several seeds: their mean.", "",
           "Runs: " + "; ".join(_run_description(Path(d)) for d in run_dirs) + ".", "",
-          "## Word-perplexity increase over clean text", "", markdown_increase_table(table), ""]
+          "## Word-perplexity increase over clean text", "", markdown_increase_table(table), "",
+          "## Bits per clean byte (rise over clean text)", "", markdown_bits_table(table), ""]
     for label, rows in table.groupby("label", sort=False):
         first = rows.iloc[0]
         kind = ", ".join(str(x) for x in (first["level"], first["architecture"]) if isinstance(x, str))

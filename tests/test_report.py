@@ -85,6 +85,9 @@ def test_markdown_shows_the_numbers_of_the_table(run_dir, tmp_path):
     row = table[(table["model"] == "gpt-b") & (table["noise"] == "antspeak")].iloc[0]
     assert report.format_value(row, "ppl_increase", interval=False, signed=True) in readme
     assert report.format_bits(row["bits_per_clean_byte"]) in readme
+    clean = table[(table["model"] == "gpt-b") & (table["noise"] == "clean")].iloc[0]
+    rise = row["bits_per_clean_byte"] - clean["bits_per_clean_byte"]
+    assert f"{report.format_bits(row['bits_per_clean_byte'])} ({rise:+.2f})" in readme
     # a noisier model has a larger increase; the table must say so
     mamba = table[(table["model"] == "mamba-a") & (table["noise"] == "antspeak")].iloc[0]
     assert row["ppl_increase"] > mamba["ppl_increase"] > 0
