@@ -6,6 +6,9 @@ version). A rerun skips a cell whose stored fingerprint matches and recomputes i
 failed cell is always retried. results.json is rebuilt from the cell files after every cell, so a
 kill at any moment loses at most the cell being scored.
 
+results.json lists the cells of the grid just asked for, in grid order. Cells of earlier grids in
+the same directory stay in cells/ and are reused when a later grid asks for them again.
+
 Clean cells carry no randomness: they are scored once, with seed 0, whatever --seed says.
 """
 

@@ -37,7 +37,9 @@ from robustbench_bytes.errors import BadInput
 def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, batch_size, quiet):
     """Score models x (clean + each noise) x seeds; write results.json, per-document NLLs and
     manifest.json into the run directory. A rerun skips finished cells and recomputes cells whose
-    inputs (checkpoint, corpus, noise, seed, scoring version) changed. Exit 1 if any cell failed."""
+    inputs (checkpoint, corpus, noise, seed, scoring version) changed; results.json lists the cells
+    of this grid, and cells of earlier grids in the directory are kept for reuse. Exit 1 if any
+    cell failed."""
     from robustbench_bytes import runs
     from robustbench_bytes.corpora import load_corpus
 
