@@ -1,0 +1,274 @@
+"""`make bench-gpu`: the Triton selective scan on a CUDA GPU (written for an H200).
+
+    .venv/bin/python bench/gpu.py              # on a machine with CUDA
+    .venv/bin/python bench/gpu.py --interpret  # no GPU: run the same code at a tiny shape in Triton's
+                                               # CPU interpreter (proves the script runs; no timing value)
+
+1. Correctness on the device: kernels/triton_check.py's cases, and the Triton scan against the float32
+   reference at the benchmark shape (mamba_ssm's fp32 tolerance).
+2. Speed at b*L = 16k tokens, d = 3584 (MambaByte-972M's d_inner), n = 16, float32 and bfloat16 inputs,
+   over a few block-size configurations: achieved bandwidth = bytes of u, delta, z, B, C read and out
+   written, over the kernel's time, against a device-to-device copy measured in the same run. Goal >= 60%.
+3. If bench/gpu_model.py exists (the models part), its run(device) -> dict is merged under "model".
+Without CUDA (and without --interpret) it prints "no CUDA device", writes bench/results/gpu.json with
+status "pending" and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+COMMAND = ".venv/bin/python bench/gpu.py"
+GOAL = 0.60
+FULL = dict(b=2, d=3584, n=16, L=8192)  # 16,384 tokens
+TINY = dict(b=1, d=16, n=4, L=24)
+CONFIGS = [dict(block_d=bd, block_l=bl, num_warps=w) for bd, bl, w in
+           [(4, 32, 4), (8, 32, 4), (8, 64, 4), (8, 64, 8), (16, 32, 4), (16, 32, 8), (16, 64, 8), (32, 16, 4)]]
+
+
+def _now():
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def timer(fn, device, repeats):
+    """Median seconds of fn() over repeats, after one warm-up call (CUDA events on a GPU)."""
+    import torch
+
+    fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)
+        else:
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def copy_bandwidth(device, nbytes, repeats):
+    import torch
+
+    src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).uniform_()
+    dst = torch.empty_like(src)
+    seconds = timer(lambda: dst.copy_(src), device, repeats)
+    return {"bytes": 2 * src.numel() * 4, "seconds": seconds, "gb_per_s": 2 * src.numel() * 4 / seconds / 1e9}
+
+
+def scan_inputs_on(device, shape, dtype):
+    from robustbench_bytes.kernels.testing import scan_inputs
+
+    kw = scan_inputs(shape["b"], shape["d"], shape["n"], shape["L"], groups=0,
+                     options=("D", "z", "delta_bias", "delta_softplus"), seed=0)
+    kw.pop("initial_state")
+    out = {}
+    for k, v in kw.items():
+        if isinstance(v, __import__("torch").Tensor):
+            v = v.to(device)
+            if k in ("u", "delta", "z", "B", "C"):
+                v = v.to(dtype)
+        out[k] = v
+    return out
+
+
+def scan_bytes(shape, dtype):
+    import torch
+
+    size = torch.empty(0, dtype=dtype).element_size()
+    b, d, n, L = shape["b"], shape["d"], shape["n"], shape["L"]
+    return (4 * b * d * L + 2 * b * n * L) * size  # u, delta, z read, out written; B, C read
+
+
+def check_at_shape(device, shape):
+    import torch
+
+    from robustbench_bytes.kernels.reference import selective_scan_ref
+    from robustbench_bytes.kernels.triton_scan import selective_scan_triton
+
+    kw = scan_inputs_on(device, shape, torch.float32)
+    with torch.no_grad():
+        ref = selective_scan_ref(**kw)
+        out = selective_scan_triton(**kw)
+    err = (out - ref).abs()
+    ok = bool((err <= 2e-3 + 6e-4 * ref.abs()).all())
+    return {"shape": shape, "ok": ok, "max_abs_err": float(err.max()), "max_abs_ref": float(ref.abs().max())}
+
+
+def time_scan(device, shape, repeats, configs):
+    import torch
+
+    from robustbench_bytes.kernels.triton_scan import selective_scan_triton
+
+    rows = []
+    for dtype in (torch.float32, torch.bfloat16):
+        kw = scan_inputs_on(device, shape, dtype)
+        nbytes = scan_bytes(shape, dtype)
+        for cfg in configs:
+            try:
+                seconds = timer(lambda: selective_scan_triton(**kw, **cfg), device, repeats)
+            except Exception as exc:  # a configuration the compiler rejects (registers, shared memory)
+                rows.append({"dtype": str(dtype)[6:], **cfg, "error": f"{type(exc).__name__}: {exc}"[:300]})
+                continue
+            tokens = shape["b"] * shape["L"]
+            rows.append({"dtype": str(dtype)[6:], **cfg, "seconds": seconds, "bytes": nbytes,
+                         "gb_per_s": nbytes / seconds / 1e9, "tokens_per_s": tokens / seconds,
+                         "gupdates_per_s": tokens * shape["d"] * shape["n"] / seconds / 1e9})
+            print(f"  {rows[-1]['dtype']:8s} {cfg}: {seconds * 1e3:.3f} ms, {rows[-1]['gb_per_s']:.0f} GB/s",
+                  file=sys.stderr, flush=True)
+    return rows
+
+
+def model_part(device):
+    path = Path(__file__).resolve().parent / "gpu_model.py"
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("gpu_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        return module.run(device)
+    except Exception as exc:  # keep the kernel numbers even if the model part fails
+        return {"error": f"{type(exc).__name__}: {exc}"[:500]}
+
+
+def interpreter_smoke():
+    """This script with --interpret in a subprocess: (its report or None, return code)."""
+    proc = subprocess.run([sys.executable, __file__, "--interpret"], capture_output=True, text=True, cwd=ROOT)
+    try:
+        return json.loads(proc.stdout), proc.returncode
+    except json.JSONDecodeError:
+        return None, proc.returncode
+
+
+def run_device(device, shape, repeats, configs, with_model):
+    import torch
+
+    from robustbench_bytes.kernels.triton_check import check
+
+    report = {"status": "measured", "device": torch.cuda.get_device_name(device) if device.type == "cuda"
+              else "cpu (Triton interpreter)", "shape": shape}
+    report["checks"] = check(str(device))
+    report["check_at_shape"] = check_at_shape(device, shape)
+    report["scan"] = time_scan(device, shape, repeats, configs)
+    report["copy"] = copy_bandwidth(device, max(r.get("bytes", 0) for r in report["scan"]) or 1 << 20, repeats)
+    for r in report["scan"]:
+        if "gb_per_s" in r:
+            r["fraction_of_copy"] = r["gb_per_s"] / report["copy"]["gb_per_s"]
+    if with_model:
+        model = model_part(device)
+        if model is not None:
+            report["model"] = model
+    return report
+
+
+def render(report):
+    lines = ["## Selective scan (GPU, Triton)", ""]
+    if report["status"] == "pending":
+        lines += [f"**Pending**: {report['reason']}", ""]
+        smoke = report.get("interpreter_smoke") or {}
+        inter = smoke.get("checks") or []
+        if inter:
+            passed = sum(1 for r in inter if r.get("ok"))
+            ran = "ran end to end" if report.get("interpreter_smoke_rc") == 0 else "FAILED"
+            lines += [f"Meanwhile, in Triton's CPU interpreter (`TRITON_INTERPRET=1`, `{COMMAND} --interpret`), the "
+                      f"Triton kernels pass {passed}/{len(inter)} correctness cases against the float32 reference "
+                      "(the same cases run in the test suite), and this script's checking and timing code "
+                      f"{ran} at b, d, n, L = {tuple(TINY.values())} (times meaningless there).", ""]
+        lines += ["| part | shape | fp32 | bf16 | goal |", "|---|---|---|---|---|",
+                  "| scan bandwidth vs device copy | b*L = 16k, d = 3584, n = 16 | pending | pending | >= 60% |", ""]
+    else:
+        sh = report["shape"]
+        best = {}
+        for r in report["scan"]:
+            if "gb_per_s" in r and (r["dtype"] not in best or r["gb_per_s"] > best[r["dtype"]]["gb_per_s"]):
+                best[r["dtype"]] = r
+        checks = report["checks"]
+        lines += [f"Device: {report['device']}. Checks against the float32 reference: "
+                  f"{sum(c['ok'] for c in checks)}/{len(checks)} small cases; at the benchmark shape max |err| "
+                  f"{report['check_at_shape']['max_abs_err']:.2e} ({'ok' if report['check_at_shape']['ok'] else 'FAILED'}).",
+                  f"Shape b={sh['b']}, L={sh['L']} (b*L = {sh['b'] * sh['L']:,} tokens), d={sh['d']}, n={sh['n']}. "
+                  f"Bytes = u, delta, z read + out written + B, C read. Device-to-device copy in the same run: "
+                  f"{report['copy']['gb_per_s']:.0f} GB/s (read + write).", "",
+                  "| dtype | best config | ms | GB/s | % of copy | G state-updates/s | goal (>= 60%) |",
+                  "|---|---|---:|---:|---:|---:|---|"]
+        for dtype, r in best.items():
+            cfg = f"block_d={r['block_d']}, block_l={r['block_l']}, warps={r['num_warps']}"
+            lines.append(f"| {dtype} | {cfg} | {r['seconds'] * 1e3:.3f} | {r['gb_per_s']:.0f} | "
+                         f"{100 * r['fraction_of_copy']:.0f}% | {r['gupdates_per_s']:.0f} | "
+                         f"{'met' if r['fraction_of_copy'] >= GOAL else 'MISSED'} |")
+        lines.append("")
+    lines.append(f"Machine: {report['machine']}. Command: `{report['command']}`. Date: {report['date']}.")
+    return "\n".join(lines) + "\n"
+
+
+def write(report, suffix=""):
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for name, text in ((f"gpu{suffix}.json", json.dumps(report, indent=1) + "\n"), (f"gpu{suffix}.md", render(report))):
+        tmp = RESULTS / (name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(RESULTS / name)
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--interpret", action="store_true",
+                        help="no GPU: run the benchmark code at a tiny shape in Triton's CPU interpreter")
+    parser.add_argument("--repeats", type=int, default=20, help="timed repeats per configuration (median)")
+    parser.add_argument("--no-model", action="store_true", help="skip bench/gpu_model.py")
+    args = parser.parse_args(argv)
+    base = {"command": COMMAND + (" --interpret" if args.interpret else ""), "date": _now(),
+            "machine": f"{platform.node()}, Python {platform.python_version()}"}
+
+    if args.interpret:
+        if os.environ.get("TRITON_INTERPRET") != "1":  # must be set before triton is imported: re-run
+            env = dict(os.environ, TRITON_INTERPRET="1")
+            return subprocess.call([sys.executable, __file__, *argv], env=env, cwd=ROOT)
+        import torch
+
+        report = run_device(torch.device("cpu"), TINY, 2, CONFIGS[:2], with_model=False)
+        print(json.dumps(report, indent=1))
+        return 0 if all(c["ok"] for c in report["checks"]) and report["check_at_shape"]["ok"] else 1
+
+    import torch
+
+    if not torch.cuda.is_available():
+        print("bench/gpu.py: no CUDA device: the GPU benchmark stays pending "
+              "(checking the Triton kernels in the interpreter instead)", file=sys.stderr)
+        smoke, rc = interpreter_smoke()
+        report = dict(base, status="pending", reason="no CUDA device on the machine that ran `make bench-gpu` "
+                      f"({platform.node()}); run it on an H200 to fill this row",
+                      interpreter_smoke=smoke, interpreter_smoke_rc=rc)
+        previous = RESULTS / "gpu.json"
+        if previous.exists() and json.loads(previous.read_text()).get("status") == "measured":
+            print("bench/gpu.py: keeping the measured bench/results/gpu.json", file=sys.stderr)
+            return 0
+        write(report)
+        print(render(report))
+        return 0
+
+    device = torch.device("cuda")
+    report = dict(base, **run_device(device, FULL, args.repeats, CONFIGS, with_model=not args.no_model))
+    write(report)
+    print(render(report))
+    return 0 if report["check_at_shape"]["ok"] and all(c["ok"] for c in report["checks"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
