@@ -19,6 +19,7 @@ import numba
 import numpy as np
 import torch
 from numba import prange
+from torch.autograd.function import once_differentiable
 
 from robustbench_bytes.kernels.numba_math import fexp, sigmoid, softplus
 
@@ -408,6 +409,7 @@ class _SelectiveScanFn(torch.autograd.Function):
         return out.to(u.dtype), h_last
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, gout, glast):
         u, delta, A, B, C, D, z, delta_bias, initial_state, ckpt = ctx.saved_tensors
         cdt = compute_dtype(u.dtype)

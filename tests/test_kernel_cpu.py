@@ -65,17 +65,49 @@ def test_auto_backend_on_cpu_tensors_is_the_cpu_kernel():
     assert torch.equal(out.detach(), selective_scan(**kw, backend="cpu").detach())
 
 
-def test_resume_at_every_split_point_is_exact():
+@pytest.mark.parametrize("scan", [selective_scan_cpu, selective_scan_ref], ids=["cpu", "reference"])
+def test_resume_at_every_split_point(scan):
+    """Exact (bitwise) for the cpu kernel; the reference's torch reductions may round differently on
+    sliced (strided) inputs, so it is held to fp32 rounding."""
     kw = scan_inputs(2, 8, 4, 13, groups=2, seed=6)
-    full, full_last = selective_scan_cpu(**kw, return_last_state=True)
+    full, full_last = scan(**kw, return_last_state=True)
     for k in range(kw["u"].shape[-1] + 1):
         head = {key: (v[..., :k] if key in ("u", "delta", "z", "B", "C") else v) for key, v in kw.items()}
         tail = {key: (v[..., k:] if key in ("u", "delta", "z", "B", "C") else v) for key, v in kw.items()}
-        out1, mid = selective_scan_cpu(**head, return_last_state=True)
+        out1, mid = scan(**head, return_last_state=True)
         tail["initial_state"] = mid
-        out2, last = selective_scan_cpu(**tail, return_last_state=True)
-        assert torch.equal(torch.cat([out1, out2], dim=-1), full), k
-        assert torch.equal(last, full_last), k
+        out2, last = scan(**tail, return_last_state=True)
+        if scan is selective_scan_cpu:
+            assert torch.equal(torch.cat([out1, out2], dim=-1), full), k
+            assert torch.equal(last, full_last), k
+        else:
+            assert_scan_close(torch.cat([out1, out2], dim=-1), full, 1e-6, f"out at {k}")
+            assert_scan_close(last, full_last, 1e-6, f"last_state at {k}")
+
+
+def test_resume_across_forward_tiles_and_with_gradients():
+    # splits inside and at the edge of the forward's 64-step tiles, and the state carried with autograd on
+    kw = scan_inputs(1, 20, 4, 150, groups=1, seed=12)
+    full, full_last = selective_scan_cpu(**kw, return_last_state=True)
+    for k in (1, 63, 64, 65, 149):
+        head = {key: (v[..., :k] if key in ("u", "delta", "z", "B", "C") else v) for key, v in kw.items()}
+        tail = {key: (v[..., k:] if key in ("u", "delta", "z", "B", "C") else v) for key, v in kw.items()}
+        head["u"] = head["u"].clone().requires_grad_()
+        out1, mid = selective_scan_cpu(**head, return_last_state=True)
+        out2, last = selective_scan_cpu(**dict(tail, initial_state=mid), return_last_state=True)
+        assert torch.equal(torch.cat([out1, out2], dim=-1).detach(), full), k
+        assert torch.equal(last.detach(), full_last), k
+        (out2.sum() + last.sum()).backward()  # flows through the carried state into the first chunk
+        assert head["u"].grad is not None and head["u"].grad.abs().sum() > 0
+
+
+def test_double_backward_is_refused_clearly():
+    kw = scan_inputs(1, 4, 2, 5, seed=13, dtype=torch.float64)
+    u = kw.pop("u").requires_grad_()
+    out = selective_scan_cpu(u, **kw)
+    (grad_u,) = torch.autograd.grad(out.pow(2).sum(), u, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        grad_u.sum().backward()
 
 
 def test_empty_sequence_returns_the_initial_state():
