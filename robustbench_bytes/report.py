@@ -184,8 +184,8 @@ def markdown_model_table(rows) -> str:
     return "\n".join(lines)
 
 
-def markdown_increase_table(table) -> str:
-    """The paper's layout: noises down, models across, word-PPL increase over clean in each cell."""
+def _noise_by_model_table(table, cell) -> str:
+    """Noises down, models across; cell(row, clean_row) formats one model's row for one noise."""
     labels = list(dict.fromkeys(table["label"]))
     noises = list(dict.fromkeys(table["noise"]))
     index = {(r["label"], r["noise"]): r for _, r in table.iterrows()}
@@ -195,41 +195,35 @@ def markdown_increase_table(table) -> str:
         cells = []
         for label in labels:
             row = index.get((label, noise))
-            if row is None:
-                cells.append("")
-            elif row["status"] == "failed":
-                cells.append("failed")
-            elif noise == CLEAN:
-                cells.append(f"word-PPL {format_ppl(row['word_perplexity'])}")
-            else:
-                cells.append(format_value(row, "ppl_increase", interval=False, signed=True))
+            cells.append("" if row is None else cell(row, index.get((label, CLEAN))))
         lines.append(f"| `{noise}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def markdown_increase_table(table) -> str:
+    """The paper's layout: noises down, models across, word-PPL increase over clean in each cell."""
+    def cell(row, clean):
+        if row["status"] == "failed":
+            return "failed"
+        if row["noise"] == CLEAN:
+            return f"word-PPL {format_ppl(row['word_perplexity'])}"
+        return format_value(row, "ppl_increase", interval=False, signed=True)
+
+    return _noise_by_model_table(table, cell)
 
 
 def markdown_bits_table(table) -> str:
     """Noises down, models across: bits per clean byte and its rise over clean (readable even when
     word-PPL explodes, since it is linear in the NLL)."""
-    labels = list(dict.fromkeys(table["label"]))
-    noises = list(dict.fromkeys(table["noise"]))
-    index = {(r["label"], r["noise"]): r for _, r in table.iterrows()}
-    lines = ["| noise | " + " | ".join(_md_escape(label) for label in labels) + " |",
-             "|---|" + "---:|" * len(labels)]
-    for noise in noises:
-        cells = []
-        for label in labels:
-            row, clean = index.get((label, noise)), index.get((label, CLEAN))
-            if row is None:
-                cells.append("")
-            elif row["status"] == "failed" or not math.isfinite(row["bits_per_clean_byte"]):
-                cells.append("failed")
-            elif noise == CLEAN or clean is None or not math.isfinite(clean["bits_per_clean_byte"]):
-                cells.append(format_bits(row["bits_per_clean_byte"]))
-            else:
-                rise = row["bits_per_clean_byte"] - clean["bits_per_clean_byte"]
-                cells.append(f"{format_bits(row['bits_per_clean_byte'])} ({rise:+.2f})")
-        lines.append(f"| `{noise}` | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    def cell(row, clean):
+        if row["status"] == "failed" or not math.isfinite(row["bits_per_clean_byte"]):
+            return "failed"
+        if row["noise"] == CLEAN or clean is None or not math.isfinite(clean["bits_per_clean_byte"]):
+            return format_bits(row["bits_per_clean_byte"])
+        rise = row["bits_per_clean_byte"] - clean["bits_per_clean_byte"]
+        return f"{format_bits(row['bits_per_clean_byte'])} ({rise:+.2f})"
+
+    return _noise_by_model_table(table, cell)
 
 
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
