@@ -154,6 +154,10 @@ def _mib(x):
     return f"{x / 2**20:,.0f}"
 
 
+def _ratio(x):
+    return f"{x:,.0f}x" if x >= 10 else f"{x:.2g}x"
+
+
 def _row_note(r):
     return f"extrapolated from L = {r['measured_L']}" if r["extrapolated"] else ""
 
@@ -179,7 +183,7 @@ def render(report):
         for r in group:
             lines.append(
                 f"| {d} | {L} | {r['impl']} | {r['threads']} | {r['seconds']:.3f} | {r['gupdates_per_s']:.3f} | "
-                f"{r['gupdates_per_cpu_s']:.3f} | {ref['cpu_seconds'] / r['cpu_seconds']:,.0f}x | "
+                f"{r['gupdates_per_cpu_s']:.3f} | {_ratio(ref['cpu_seconds'] / r['cpu_seconds'])} | "
                 f"{_mib(r['extra_peak_rss_bytes_full_L'])} | {_row_note(r)} |")
     flat = report.get("memory_flat_in_L")
     if flat:
@@ -202,15 +206,19 @@ def render(report):
                   "|---|---:|---:|---:|---:|---:|---:|---|"]
         for r in train:
             lines.append(f"| {r['impl']} | {r['threads']} | {r['seconds']:.3f} | {r['gupdates_per_s']:.3f} | "
-                         f"{r['gupdates_per_cpu_s']:.3f} | {ref['cpu_seconds'] / r['cpu_seconds']:,.0f}x | "
+                         f"{r['gupdates_per_cpu_s']:.3f} | {_ratio(ref['cpu_seconds'] / r['cpu_seconds'])} | "
                          f"{_mib(r['extra_peak_rss_bytes_full_L'])} | {_row_note(r)} |")
     single = [r for r in rows if r["impl"] == "cpu" and r["threads"] == 1]
     double = [r for r in rows if r["impl"] == "cpu" and r["threads"] == 2]
     idle2 = min(2 * r["gupdates_per_cpu_s"] for r in single)
-    lines += ["", f"Goal (cpu backend >= 1.0 G/s on 2 cores): one core gives {min(r['gupdates_per_cpu_s'] for r in single):.2f} "
-              f"G/cpu-s at worst over the two shapes, so 2 idle cores give ~{idle2:.2f} G/s (blocks of channels are "
-              f"independent) -> {'met' if idle2 >= 1.0 else 'MISSED'}; measured with 2 threads on the shared box: "
-              f"{min(r['gupdates_per_s'] for r in double):.2f} G/s wall (the neighbours' share of the cores)."]
+    best2 = max(r["gupdates_per_s"] for r in double)
+    verdict = "met" if min(r["gupdates_per_s"] for r in double) >= 1.0 else (
+        "met by estimate only (not measured: the second core was busy)" if idle2 >= 1.0 else "MISSED")
+    lines += ["", f"Goal (cpu backend >= 1.0 G/s on 2 cores): measured with 2 threads on the shared box, "
+              f"{min(r['gupdates_per_s'] for r in double):.2f}-{best2:.2f} G/s wall (where the 2-thread CPU time "
+              "equals the wall time, only one core was free). One core gives "
+              f"{min(r['gupdates_per_cpu_s'] for r in single):.2f} G/cpu-s at worst over the two shapes and the "
+              f"channel blocks are independent, so 2 idle cores would give ~{idle2:.2f} G/s: {verdict}."]
     lines += ["", f"Machine: {m['cpu']} ({m['logical_cpus']} logical CPUs, shared), Python {m['python']}, torch "
               f"{m['torch']}, numba {m['numba']}. Command: `{report['command']}`. Date: {report['date']}."]
     return "\n".join(lines) + "\n"
