@@ -23,7 +23,9 @@ from torch.autograd.function import once_differentiable
 
 from robustbench_bytes.kernels.numba_math import fexp, sigmoid, softplus
 
-_JIT = dict(parallel=True, cache=True, nogil=True, fastmath=False, error_model="numpy")
+# Of the fast-math flags only 'contract' (a*b+c may become one fused multiply-add, rounded once): it
+# keeps NaN/inf semantics and summation order (no reassociation), and is ~15% faster on FMA machines.
+_JIT = dict(parallel=True, cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
 
 # Channels are processed LANES at a time, with the state of a block laid out (n, LANES): the inner loop
 # runs over channels, so it vectorises without reassociating any sum. The kernels take the lane count
