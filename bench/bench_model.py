@@ -235,7 +235,9 @@ def write_results(result: dict):
         f"Scan backend: {result['scan_backend']}. transformers scores a shorter text (one whole-sequence "
         f"forward: its memory grows with the length); it and ours on its text alternate, best of two each. "
         f"`{PASSIVE}`: torch and numba each load their own OpenMP runtime, whose idle threads by default spin "
-        f"after every parallel region on the cores the other runtime is about to use; passive waiting stops that.",
+        f"for a while after every parallel region; on a quiet machine both settings measure alike, on a loaded "
+        f"one the spinning takes the cores the other runtime needs and small chunks slow down several-fold. "
+        f"Peak RSS of the 1 MB document includes its own buffers (text and int64 ids, about 10 MB).",
         "",
         f"Machine: {result['machine']['processor']}, {result['machine']['cpus']} CPUs (shared; load average "
         f"{result['machine']['load_average_at_start'][0]:.1f} at start, "
