@@ -68,7 +68,7 @@ def default_device() -> str:
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
               help="Documents (streamed models) or windows (Transformers) per forward pass.")
 @click.option("--chunk-size", default=None, type=click.IntRange(min=1),
-              help="Streamed (Mamba) models: tokens per chunk; the state is carried between chunks. [4096]")
+              help="Streamed (Mamba) models: tokens per chunk; the state is carried between chunks. [1024]")
 @click.option("--max-length", default=None, type=click.IntRange(min=1),
               help="Transformers: window length in tokens. Default: the model's context length.")
 @click.option("--context", default=None, type=click.IntRange(min=1),
