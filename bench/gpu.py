@@ -178,6 +178,21 @@ def run_device(device, shape, repeats, configs, with_model):
     return report
 
 
+def render_model(model):
+    """The model part (bench/gpu_model.py): bytes/s and model-FLOPs utilisation per batch layout."""
+    if not model:
+        return []
+    lines = [f"Model: {model['model']}, {model['parameters'] / 1e6:.0f}M parameters, {model['dtype']}, "
+             f"chunks of {model['chunk']} bytes; MFU = bytes/s x 2 x parameters / {model['peak_flops'] / 1e12:.0f} "
+             "TFLOP/s.", "", "| layout | bytes | bytes/s | MFU | peak memory GB | goal (>= 40% MFU) |",
+             "|---|---:|---:|---:|---:|---|"]
+    for name, r in model["layouts"].items():
+        memory = "" if r["peak_memory_gb"] is None else f"{r['peak_memory_gb']:.1f}"
+        lines.append(f"| {name} | {r['bytes']:,} | {r['bytes_per_second']:,.0f} | {100 * r['mfu']:.1f}% | {memory} | "
+                     f"{'met' if r['mfu'] >= 0.4 else 'MISSED'} |")
+    return lines + [""]
+
+
 def render(report):
     lines = ["## Selective scan (GPU, Triton)", ""]
     if report["status"] == "pending":
@@ -192,7 +207,9 @@ def render(report):
                       "(the same cases run in the test suite), and this script's checking and timing code "
                       f"{ran} at b, d, n, L = {tuple(TINY.values())} (times meaningless there).", ""]
         lines += ["| part | shape | fp32 | bf16 | goal |", "|---|---|---|---|---|",
-                  "| scan bandwidth vs device copy | b*L = 16k, d = 3584, n = 16 | pending | pending | >= 60% |", ""]
+                  "| scan bandwidth vs device copy | b*L = 16k, d = 3584, n = 16 | pending | pending | >= 60% |",
+                  "| MambaByte-972M-shaped model, bytes/s and MFU | d_model 1792, 48 layers, 1 MB | – | pending "
+                  "| >= 40% MFU |", ""]
     else:
         sh = report["shape"]
         best = {}
@@ -214,6 +231,7 @@ def render(report):
                          f"{100 * r['fraction_of_copy']:.0f}% | {r['gupdates_per_s']:.0f} | "
                          f"{'met' if r['fraction_of_copy'] >= GOAL else 'MISSED'} |")
         lines.append("")
+        lines += render_model(report.get("model"))
     lines.append(f"Machine: {report['machine']}. Command: `{report['command']}`. Date: {report['date']}.")
     return "\n".join(lines) + "\n"
 
