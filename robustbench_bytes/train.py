@@ -22,6 +22,7 @@ import platform
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
@@ -369,18 +370,34 @@ def _progress(total: int, initial: int, quiet: bool, desc: str):
                 dynamic_ncols=True)
 
 
-def set_threads(n: int) -> None:
-    """torch's intra-op threads and the numba threads of the CPU scan kernel."""
-    torch.set_num_threads(n)
-    try:
-        import numba
+@contextmanager
+def threads(n: int | None):
+    """torch's intra-op threads and the numba threads of the CPU scan kernel set to n inside the block, and
+    given back afterwards (thread counts change float summation order: they must not leak into scoring)."""
+    if not n:
+        yield
+        return
+    import numba
 
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    except ImportError:
-        pass
+    before = torch.get_num_threads(), numba.get_num_threads()
+    torch.set_num_threads(n)
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        numba.set_num_threads(before[1])
 
 
 def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, quiet: bool = False,
+          command: str | None = None, stop_after: int | None = None,
+          echo: Callable[[str], None] | None = None) -> TrainResult:
+    """Train per `cfg` (see _train), with the config's thread count inside and the caller's afterwards."""
+    with threads(cfg.threads):
+        return _train(cfg, out, resume=resume, quiet=quiet, command=command, stop_after=stop_after, echo=echo)
+
+
+def _train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, quiet: bool = False,
           command: str | None = None, stop_after: int | None = None,
           echo: Callable[[str], None] | None = None) -> TrainResult:
     """Train per `cfg`, writing OUT/checkpoints/last.pt periodically and, at the end, the model directory
@@ -388,8 +405,6 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, quiet: boo
     stop_after: stop (after checkpointing) once this many steps are done: for tests of resumption."""
     out = Path(out)
     echo = echo or (lambda msg: None)
-    if cfg.threads:
-        set_threads(cfg.threads)
     ckpt_path = out / CHECKPOINT
     config_json = asdict(cfg)
     state = None

@@ -140,3 +140,16 @@ def test_bad_config_is_one_line_exit_2(tmp_path, raw, expected):
 def test_missing_config_file(tmp_path):
     result = CliRunner().invoke(cli, ["train", "--config", str(tmp_path / "nope.json"), "--out", str(tmp_path)])
     assert result.exit_code == 2 and "no such config file" in result.output
+
+
+def test_training_threads_do_not_leak_into_the_caller():
+    import numba
+    import torch
+
+    from robustbench_bytes.train import threads
+
+    before = torch.get_num_threads(), numba.get_num_threads()
+    target = 1 if before[0] != 1 else 2
+    with threads(target):
+        assert torch.get_num_threads() == target
+    assert (torch.get_num_threads(), numba.get_num_threads()) == before
