@@ -16,13 +16,13 @@ import os
 import platform
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from robustbench_bytes import noise
+from robustbench_bytes.files import write_text_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COMMAND = ".venv/bin/python bench/bench_noise.py"
@@ -177,15 +177,6 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 MB text, 1 repeat, no results written (a smoke run)")
@@ -216,8 +207,8 @@ def main(argv=None) -> None:
     table = markdown(result)
     print(table)
     if not args.quick:
-        write_atomically(RESULTS / "noise.json", json.dumps(result, indent=2) + "\n")
-        write_atomically(RESULTS / "noise.md", table)
+        write_text_atomic(RESULTS / "noise.json", json.dumps(result, indent=2) + "\n")
+        write_text_atomic(RESULTS / "noise.md", table)
 
 
 if __name__ == "__main__":

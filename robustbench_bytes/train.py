@@ -20,7 +20,6 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 
 from robustbench_bytes.corpora import Corpus, load_corpus
 from robustbench_bytes.errors import BadInput
+from robustbench_bytes.files import write_bytes_atomic
 
 LN2 = math.log(2.0)
 EOT = "<|endoftext|>"
@@ -302,21 +302,6 @@ def limit_documents(docs: list[str], limit: int | None) -> list[str]:
 # ---------------------------------------------------------------- checkpoints
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_checkpoint(path: Path, *, step: int, model, optimizer, gen: torch.Generator, log: list[dict],
                     tokenizer_json: str | None, elapsed: float, cpu_seconds: float, config: dict) -> None:
     import io
@@ -335,7 +320,7 @@ def save_checkpoint(path: Path, *, step: int, model, optimizer, gen: torch.Gener
     }
     buf = io.BytesIO()
     torch.save(state, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    write_bytes_atomic(path, buf.getvalue())
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -515,8 +500,8 @@ def write_model_dir(out: Path, cfg: TrainConfig, model, model_config: dict, toke
                              f"{result.parameters:,} parameters, trained {result.steps} steps on "
                              f"{', '.join(cfg.data['train'])} with `robustbench train` (seed {cfg.seed})")
     save_pretrained(model, str(out), config, tokenizer_json=tokenizer.json)
-    atomic_write_bytes(out / LOG, "".join(json.dumps(e) + "\n" for e in result.log).encode())
-    atomic_write_bytes(out / "MODEL_CARD.md", model_card(cfg, meta).encode())
+    write_bytes_atomic(out / LOG, "".join(json.dumps(e) + "\n" for e in result.log).encode())
+    write_bytes_atomic(out / "MODEL_CARD.md", model_card(cfg, meta).encode())
 
 
 def _round(x: float | None) -> float | None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -13,6 +11,7 @@ import click
 from robustbench_bytes import noise as noise_lib
 from robustbench_bytes.corpora import decode_utf8, read_text
 from robustbench_bytes.errors import BadInput
+from robustbench_bytes.files import write_bytes_atomic
 
 
 def parse_spec(spec: str) -> str:
@@ -31,30 +30,11 @@ def expand_spec(spec: str) -> list[str]:
         raise BadInput(str(e)) from None
 
 
-def _file_mode(path: Path) -> int:
-    """The mode a plain open(path, 'w') would give: the existing file's, else 0o666 less the umask."""
-    try:
-        return path.stat().st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see a half-written file."""
+def write_output(path: Path, data: bytes) -> None:
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise BadInput(f"{path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, _file_mode(path))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, data)
 
 
 @click.group()
@@ -113,4 +93,4 @@ def apply_noise(spec: str, seed: int, doc_index: int, output: str, errors: str, 
         out.write(data)
         out.flush()
     else:
-        write_atomically(Path(output), data)
+        write_output(Path(output), data)

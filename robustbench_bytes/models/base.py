@@ -13,6 +13,8 @@ from typing import Any, Callable, Protocol
 
 import torch
 
+from robustbench_bytes.files import sha256_file
+
 
 class Tokenizer(Protocol):
     prefix_ids: list[int]
@@ -59,12 +61,8 @@ def files_sha256(paths) -> str:
 
     paths = list(paths)
     if len(paths) == 1:
-        h = hashlib.sha256()
-        with open(paths[0], "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
+        return sha256_file(paths[0])
     h = hashlib.sha256()
     for p in paths:
-        h.update(files_sha256([p]).encode())
+        h.update(sha256_file(p).encode())
     return h.hexdigest()

@@ -7,16 +7,14 @@ and of state-spaces/mamba-*; our own zoo models are saved the same way (safetens
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import torch
 
 from robustbench_bytes.errors import BadInput
+from robustbench_bytes.files import atomic_path, sha256_file, write_text_atomic
 
 CONFIG_FILE = "config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -88,14 +86,14 @@ def save_pretrained(model: torch.nn.Module, directory, config: dict, tokenizer_j
             continue
         seen.add(key)
         tensors[name] = tensor.detach().to("cpu").contiguous()
-    _atomic_write(directory / "model.safetensors", lambda p: save_file(tensors, p, metadata={"format": "pt"}))
+    with atomic_path(directory / "model.safetensors") as tmp:
+        save_file(tensors, tmp, metadata={"format": "pt"})
     stale = directory / "pytorch_model.bin"  # would not be read, but would confuse a reader of the folder
     if stale.exists():
         stale.unlink()
-    _atomic_write(directory / CONFIG_FILE,
-                  lambda p: Path(p).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n"))
+    write_text_atomic(directory / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True) + "\n")
     if tokenizer_json is not None:
-        _atomic_write(directory / TOKENIZER_FILE, lambda p: Path(p).write_text(tokenizer_json, encoding="utf-8"))
+        write_text_atomic(directory / TOKENIZER_FILE, tokenizer_json)
     return directory
 
 
@@ -143,17 +141,9 @@ def load_mamba(directory, device="cpu"):
     return model.to(device).eval(), config
 
 
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def checkpoint_sha256(directory) -> str:
     """sha256 of the weight file a directory is loaded from."""
-    return file_sha256(weight_file(directory))
+    return sha256_file(weight_file(directory))
 
 
 def _existing_dir(directory) -> Path:
@@ -166,16 +156,3 @@ def _existing_dir(directory) -> Path:
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
-
-
-def _atomic_write(path: Path, write):
-    """Calls write(tmp_path) on a temporary file beside path, then renames it over path."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
