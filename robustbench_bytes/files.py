@@ -1,14 +1,17 @@
-"""File I/O shared by every writer: atomic writes (readers never see a half-written file, a kill leaves
-the old file or the new one) and sha256 of a file."""
+"""File I/O shared by every reader and writer: atomic writes (readers never see a half-written file, a kill
+leaves the old file or the new one), JSON read with one-line errors, and sha256 of a file."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
+
+from robustbench_bytes.errors import BadInput
 
 
 def sha256_file(path: Path | str) -> str:
@@ -17,6 +20,24 @@ def sha256_file(path: Path | str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def read_json(path: Path | str) -> Any:
+    """A JSON file's value; BadInput naming the file (and line and column) when missing, unreadable or
+    not valid UTF-8 JSON."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"{path}: no such file") from None
+    except UnicodeDecodeError as e:
+        raise BadInput(f"{path}: not valid UTF-8 at byte offset {e.start}") from None
+    except OSError as e:
+        raise BadInput(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BadInput(f"{path}: not valid JSON at line {e.lineno} column {e.colno} ({e.msg})") from None
 
 
 def _plain_mode(path: Path) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.files import write_text_atomic
+from robustbench_bytes.files import read_json, write_text_atomic
 
 RESULTS_FILE = "results.json"
 MANIFEST_FILE = "manifest.json"
@@ -52,20 +52,6 @@ def write_json_atomic(path: Path | str, obj: Any) -> None:
     """Write `obj` as JSON to `path` so that readers only ever see a complete file."""
     text = json.dumps(_finite_or_none(obj), indent=1, default=_json_default, allow_nan=False)
     write_text_atomic(path, text + "\n")
-
-
-def read_json(path: Path | str) -> Any:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInput(f"{path}: no such file") from None
-    except OSError as e:
-        raise BadInput(f"{path}: cannot read ({e.strerror})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise BadInput(f"{path}: not valid JSON at line {e.lineno} column {e.colno} ({e.msg})") from None
 
 
 def cell_path(run_dir: Path | str, cell: str) -> Path:

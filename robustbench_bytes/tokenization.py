@@ -8,10 +8,10 @@ placed before a document's first token) and describe_prefix(). Per-model options
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from robustbench_bytes.errors import BadInput
+from robustbench_bytes.files import read_json
 
 NEWLINES = ("lf", "crlf")
 BPE_VOCAB_FILES = ("vocab.json", "encoder.json")
@@ -154,7 +154,7 @@ def load_tokenizer(directory, vocab_size: int, **options):
     directory = Path(directory)
     if not directory.is_dir():
         raise BadInput(f"{directory}: no such model directory")
-    config = _read_json(directory / "config.json") or {}
+    config = _read_json_if_present(directory / "config.json")
     settings = dict(config.get("robustbench") or {})
     settings.update({k: v for k, v in options.items() if v is not None})
     tokenizer_json = directory / "tokenizer.json"
@@ -184,7 +184,7 @@ def load_tokenizer(directory, vocab_size: int, **options):
 
 
 def _apply_special_tokens(tok: SubwordTokenizer, directory: Path, config: dict, settings: dict):
-    tok_config = _read_json(directory / "tokenizer_config.json") or {}
+    tok_config = _read_json_if_present(directory / "tokenizer_config.json")
     for which in ("bos", "eos"):
         key = f"{which}_token_id"
         if settings.get(key) is not None:
@@ -211,13 +211,8 @@ def _bpe_files(directory: Path):
     return (vocab, merges) if vocab is not None and merges is not None else None
 
 
-def _read_json(path: Path):
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadInput(f"{path}: not valid JSON ({e})") from None
+def _read_json_if_present(path: Path):
+    return (read_json(path) or {}) if path.is_file() else {}
 
 
 def _byte_name(b: int) -> str:

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from robustbench_bytes.corpora import Corpus, load_corpus
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.files import write_bytes_atomic
+from robustbench_bytes.files import read_json, write_bytes_atomic
 
 LN2 = math.log(2.0)
 EOT = "<|endoftext|>"
@@ -89,15 +89,9 @@ class TrainConfig:
     @classmethod
     def from_file(cls, path: str | Path) -> "TrainConfig":
         path = Path(path)
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise BadInput(f"{path}: no such config file") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise BadInput(f"{path}: cannot read ({e})") from None
-        except json.JSONDecodeError as e:
-            raise BadInput(f"{path}: not valid JSON at line {e.lineno} column {e.colno} ({e.msg})") from None
-        return cls.from_dict(raw, str(path))
+        if not path.is_file():
+            raise BadInput(f"{path}: no such config file")
+        return cls.from_dict(read_json(path), str(path))
 
     def check(self, where: str) -> None:
         def bad(key, expected):

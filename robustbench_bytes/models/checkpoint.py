@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.files import atomic_path, sha256_file, write_text_atomic
+from robustbench_bytes.files import atomic_path, read_json, sha256_file, write_text_atomic
 
 CONFIG_FILE = "config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -27,10 +27,7 @@ def read_config(directory) -> dict:
     path = directory / CONFIG_FILE
     if not path.is_file():
         raise BadInput(f"{path}: missing; a checkpoint directory needs {CONFIG_FILE}")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadInput(f"{path}: not valid JSON ({e})") from None
+    config = read_json(path)
     if not isinstance(config, dict):
         raise BadInput(f"{path}: expected a JSON object, found {type(config).__name__}")
     return config
