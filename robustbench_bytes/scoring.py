@@ -18,7 +18,6 @@ float32 on the CPU; bf16 autocast on CUDA (recurrent state and log-softmax in fp
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -26,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from robustbench_bytes.errors import BadInput
+from robustbench_bytes.progress import progress_bar
 
 SCORING_VERSION = "1"
 DEFAULT_CHUNK_SIZE = 1024  # 512-2048 measured fastest on the CPU (bench/results/model.md); larger only costs memory
@@ -124,29 +124,22 @@ def metrics(nll: float, n_bytes: int, clean_bytes: int, clean_words: int) -> dic
 
 
 class _Progress:
-    """tqdm over bytes on stderr; silent when disabled or stderr is not a terminal."""
+    """Scoring progress: bytes/s, with documents done as a postfix."""
 
     def __init__(self, total_bytes: int, n_docs: int, enabled: bool, desc: str | None):
-        self.bar = None
         self.n_docs, self.done_docs = n_docs, 0
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc=desc or "scoring", file=sys.stderr,
-                            leave=False, dynamic_ncols=True)
-            self.bar.set_postfix_str(f"0/{n_docs} docs")
+        self.bar = progress_bar(enabled, total=total_bytes, unit="B", unit_scale=True, desc=desc or "scoring",
+                                leave=False)
+        self.bar.set_postfix_str(f"0/{n_docs} docs")
 
     def advance(self, n_bytes: float, docs: int = 0):
-        if self.bar is None:
-            return
         self.bar.update(n_bytes)
         if docs:
             self.done_docs += docs
             self.bar.set_postfix_str(f"{self.done_docs}/{self.n_docs} docs")
 
     def close(self):
-        if self.bar is not None:
-            self.bar.close()
+        self.bar.close()
 
 
 def _autocast(device: torch.device):

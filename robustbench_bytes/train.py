@@ -19,7 +19,6 @@ import json
 import math
 import os
 import platform
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 from robustbench_bytes.corpora import Corpus, load_corpus
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.files import read_json, write_bytes_atomic
+from robustbench_bytes.progress import progress_bar
 
 LN2 = math.log(2.0)
 EOT = "<|endoftext|>"
@@ -341,14 +341,6 @@ class TrainResult:
     log: list[dict]
 
 
-def _progress(total: int, initial: int, quiet: bool, desc: str):
-    from tqdm import tqdm
-
-    disable = quiet or not sys.stderr.isatty()
-    return tqdm(total=total, initial=initial, desc=desc, unit="step", disable=disable, file=sys.stderr,
-                dynamic_ncols=True)
-
-
 @contextmanager
 def threads(n: int | None):
     """torch's intra-op threads and the numba threads of the CPU scan kernel set to n inside the block, and
@@ -426,7 +418,7 @@ def _train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, quiet: bo
 
     model.train()
     loss_value = float("nan")
-    bar = _progress(cfg.steps, step, quiet, cfg.name)
+    bar = progress_bar(not quiet, total=cfg.steps, initial=step, desc=cfg.name, unit="step")
     started = time.perf_counter() - elapsed
     cpu_started = time.process_time() - cpu_before
     while step < cfg.steps:

@@ -73,7 +73,7 @@ def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, ba
     show = not quiet
     options = runs.RunOptions(
         out=out, device=runs.resolve_device(device), batch_size=batch_size, limit_bytes=limit_bytes,
-        progress=show and sys.stderr.isatty(),
+        progress=show,
         log=(lambda message: click.echo(message, err=True)) if show else None,
         command_line=["robustbench"] + sys.argv[1:],
     )
