@@ -96,24 +96,6 @@ def build_grid(models: list[str], noises: list[str], seeds: list[int]) -> list[C
     return cells
 
 
-def resolve_device(device: str) -> str:
-    """"auto" -> cuda when available, else cpu; BadInput for a device this machine lacks."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise BadInput(f"--device {device!r}: expected auto, cpu, cuda or cuda:N") from None
-    if parsed.type == "cuda":
-        if not torch.cuda.is_available():
-            raise BadInput(f"--device {device}: CUDA is not available on this machine")
-        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise BadInput(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return device
-
-
 @dataclass
 class RunOptions:
     out: Path

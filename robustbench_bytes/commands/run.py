@@ -42,6 +42,7 @@ def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, ba
     cell failed."""
     from robustbench_bytes import runs
     from robustbench_bytes.corpora import load_corpus
+    from robustbench_bytes.models import resolve_device, zoo_names
 
     if out is None:
         if not name or "/" in name or name in (".", ".."):
@@ -52,8 +53,6 @@ def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, ba
 
     model_specs = list(models)
     if not model_specs:
-        from robustbench_bytes.models import zoo_names
-
         model_specs = list(zoo_names())
         if not model_specs:
             raise BadInput("no --model given and the built-in zoo is empty")
@@ -72,7 +71,7 @@ def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, ba
 
     show = not quiet
     options = runs.RunOptions(
-        out=out, device=runs.resolve_device(device), batch_size=batch_size, limit_bytes=limit_bytes,
+        out=out, device=resolve_device(device), batch_size=batch_size, limit_bytes=limit_bytes,
         progress=show,
         log=(lambda message: click.echo(message, err=True)) if show else None,
         command_line=["robustbench"] + sys.argv[1:],

@@ -47,12 +47,6 @@ def _summary(r: dict) -> str:
     return "\n".join(lines)
 
 
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 @click.command("score")
 @click.option("--model", "-m", "model_spec", required=True, metavar="MODEL",
               help="A zoo name (see `robustbench models`), a checkpoint directory, or hf:PATH.")
@@ -93,7 +87,7 @@ def score(model_spec, corpus_spec, noise_spec, seed, as_json, device, batch_size
 
         corpus_spec = DEFAULT_CORPUS
     corpus = load_corpus(corpus_spec).limit_bytes(max_bytes)
-    model = load_model(model_spec, device or default_device())
+    model = load_model(model_spec, device)
     options = {"max_length": max_length, "context": context, "stride": stride}
     if model.streaming:
         given = [f"--{k.replace('_', '-')}" for k, v in options.items() if v is not None]

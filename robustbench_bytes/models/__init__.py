@@ -28,16 +28,24 @@ def zoo_names() -> list[str]:
     return sorted(p.name for p in ZOO_DIR.iterdir() if (p / "config.json").is_file())
 
 
-def _device(device) -> torch.device:
+def resolve_device(device: str | None) -> str:
+    """None or "auto" -> cuda when available, else cpu; BadInput for a device this machine lacks."""
     if device in (None, "auto"):
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        return "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        dev = torch.device(device)
+        parsed = torch.device(device)
     except (RuntimeError, TypeError):
         raise BadInput(f"--device {device!r}: expected auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BadInput(f"--device {device}: CUDA is not available on this machine")
-    return dev
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise BadInput(f"--device {device}: CUDA is not available on this machine")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise BadInput(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+def _device(device) -> torch.device:
+    return torch.device(resolve_device(device))
 
 
 def load_model(spec: str, device="cpu") -> LoadedModel:
