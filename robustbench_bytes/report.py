@@ -303,6 +303,7 @@ _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
 
 
 def _save(fig, out_dir: Path, stem: str) -> list[Path]:
+    """Writes the figure as PNG and SVG, then closes it."""
     paths = []
     for ext in ("png", "svg"):
         path = out_dir / f"{stem}.{ext}"
@@ -311,6 +312,7 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
             fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight",
                         metadata={"Date": None} if ext == "svg" else None)
         paths.append(path)
+    _pyplot().close(fig)
     return paths
 
 
@@ -383,9 +385,7 @@ def plot_increase(table, out_dir: Path, confidence: float = 0.95) -> list[Path]:
     ax.grid(axis="x", which="both", alpha=0.3)
     ax.legend(title=f"model\n(whiskers: {confidence:.0%} interval)", loc="upper left", bbox_to_anchor=(1.01, 1.0),
               fontsize="small", title_fontsize="small")
-    paths = _save(fig, out_dir, "ppl_increase")
-    plt.close(fig)
-    return paths
+    return _save(fig, out_dir, "ppl_increase")
 
 
 def plot_bits_vs_p(table, out_dir: Path, confidence: float = 0.95) -> list[Path]:
@@ -435,9 +435,7 @@ def plot_bits_vs_p(table, out_dir: Path, confidence: float = 0.95) -> list[Path]
                bbox_to_anchor=(0.5, 0.0), fontsize="small")
     fig.suptitle("Bits per clean byte as the noise probability grows")
     fig.tight_layout()
-    paths = _save(fig, out_dir, "bits_vs_p")
-    plt.close(fig)
-    return paths
+    return _save(fig, out_dir, "bits_vs_p")
 
 
 def plot_clean_vs_noisy(table, out_dir: Path, confidence: float = 0.95) -> list[Path]:
@@ -474,9 +472,7 @@ def plot_clean_vs_noisy(table, out_dir: Path, confidence: float = 0.95) -> list[
     ax.grid(axis="x", alpha=0.3)
     ax.legend(title=f"model\n(whiskers: {confidence:.0%} interval)", loc="upper left", bbox_to_anchor=(1.01, 1.0),
               fontsize="small", title_fontsize="small")
-    paths = _save(fig, out_dir, "clean_vs_noisy")
-    plt.close(fig)
-    return paths
+    return _save(fig, out_dir, "clean_vs_noisy")
 
 
 # ---------------------------------------------------------------------------------------------
