@@ -70,11 +70,11 @@ def _summary(r: dict) -> str:
                    "(default 1: lm-evaluation-harness's disjoint windows).")
 @click.option("--stride", default=None, type=click.IntRange(min=1),
               help="Transformers: tokens scored per later window (default: max length - context + 1).")
-@click.option("--max-bytes", default=None, type=click.IntRange(min=1),
+@click.option("--limit-bytes", default=None, type=click.IntRange(min=1),
               help="Score only the first documents up to this many clean UTF-8 bytes.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def score(model_spec, corpus_spec, noise_spec, seed, as_json, device, batch_size, chunk_size, max_length,
-          context, stride, max_bytes, quiet):
+          context, stride, limit_bytes, quiet):
     """Score one cell: the negative log-likelihood MODEL gives CORPUS under one noise, with bits per byte
     and word perplexity (every byte of every document is scored)."""
     from robustbench_bytes import scoring
@@ -86,7 +86,7 @@ def score(model_spec, corpus_spec, noise_spec, seed, as_json, device, batch_size
         from robustbench_bytes.builtin_corpora import DEFAULT_CORPUS
 
         corpus_spec = DEFAULT_CORPUS
-    corpus = load_corpus(corpus_spec).limit_bytes(max_bytes)
+    corpus = load_corpus(corpus_spec).limit_bytes(limit_bytes)
     model = load_model(model_spec, device)
     options = {"max_length": max_length, "context": context, "stride": stride}
     if model.streaming:
