@@ -29,6 +29,7 @@ def train(config_path: str, out: str, resume: bool, quiet: bool):
     except KeyboardInterrupt:
         raise click.ClickException("interrupted; continue with --resume") from None
     fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731
-    click.echo(f"{cfg.name}: {result.steps} steps in {result.train_seconds / 60:.1f} min, "
+    tests = ", ".join(f"{name} {fmt(v)}" for name, v in result.test_bpb.items()) or "n/a"
+    click.echo(f"{cfg.name}: {result.steps} steps, {result.bytes_seen:,} bytes in {result.train_seconds / 60:.1f} min, "
                f"{result.parameters:,} parameters, validation {fmt(result.val_bpb)} bits/byte, "
-               f"test {fmt(result.test_bpb)} bits/byte -> {result.out}")
+               f"test bits/byte {tests} -> {result.out}")

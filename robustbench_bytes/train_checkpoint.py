@@ -1,0 +1,61 @@
+"""Training checkpoints: everything a resumed run needs to end with the same weights as an uninterrupted one.
+
+OUT/checkpoints/last.pt, written atomically with torch.save and read back with torch.load(weights_only=True)
+(plain tensors, numbers, strings, lists and dicts: no pickled code runs)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import torch
+
+from robustbench_bytes.errors import BadInput
+from robustbench_bytes.files import write_bytes_atomic
+
+CHECKPOINT = "checkpoints/last.pt"
+REQUIRED_KEYS = {"step": int, "model": dict, "optimizer": dict, "torch_rng": torch.Tensor,
+                 "sampler_rng": torch.Tensor, "log": str, "config": str}
+
+
+def save_checkpoint(path: Path, *, step: int, bytes_seen: int, model, optimizer, gen: torch.Generator,
+                    log: list[dict], tokenizer_json: str | None, elapsed: float, cpu_seconds: float,
+                    config: dict) -> None:
+    state = {
+        "step": step,
+        "bytes_seen": int(bytes_seen),
+        "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "sampler_rng": gen.get_state(),
+        "log": json.dumps(log),
+        "tokenizer_json": tokenizer_json or "",
+        "elapsed": float(elapsed),
+        "cpu_seconds": float(cpu_seconds),
+        "config": json.dumps(config, sort_keys=True),
+    }
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def load_checkpoint(path: Path) -> dict:
+    """The checkpoint's state; BadInput naming the file when it is corrupt, unsafe, or lacks a key."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt, truncated or unsafe file
+        raise BadInput(f"{path}: cannot load checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})") \
+            from None
+    if not isinstance(state, dict):
+        raise BadInput(f"{path}: not a training checkpoint (expected a dict of training state)")
+    for key, kind in REQUIRED_KEYS.items():
+        if not isinstance(state.get(key), kind):
+            raise BadInput(f"{path}: training checkpoint key {key!r} is missing or not a {kind.__name__}; "
+                           f"train afresh into another --out")
+    try:
+        state["config"] = json.loads(state["config"])
+        state["log"] = json.loads(state["log"])
+    except json.JSONDecodeError:
+        raise BadInput(f"{path}: training checkpoint's config or log is not valid JSON") from None
+    return state
