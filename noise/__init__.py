@@ -11,8 +11,9 @@
 
 from .apply import apply, apply_corpus, spec_hash, streams
 from .errors import NoiseSpecError
-from .registry import NOISES, PRESET_DESCRIPTIONS, PRESETS, Noise, Param
+from .registry import NOISES, PRESET_DESCRIPTIONS, PRESETS, Noise, Param, register_noise
 from .spec import canonical, expand, is_preset, parse
 
 __all__ = ["apply", "apply_corpus", "canonical", "expand", "is_preset", "parse", "spec_hash", "streams",
-           "NoiseSpecError", "NOISES", "PRESETS", "PRESET_DESCRIPTIONS", "Noise", "Param"]
+           "NoiseSpecError", "NOISES", "PRESETS", "PRESET_DESCRIPTIONS", "Noise", "Param",
+           "register_noise"]

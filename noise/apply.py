@@ -40,10 +40,16 @@ def _apply_parts(text: str, name: str, parts: tuple[Part, ...], seed: int, doc_i
         _check_index("seed", seed)
         _check_index("doc_index", doc_index)
         return text
-    cps = to_codepoints(text)
+    value: str | np.ndarray = text
     for part, rng in zip(parts, streams(name, len(parts), seed, doc_index)):
-        cps = part.noise.transform(cps, rng, **dict(part.params))
-    return from_codepoints(cps)
+        if part.noise.on == "codepoints":
+            value = to_codepoints(value) if isinstance(value, str) else value
+        elif not isinstance(value, str):
+            value = from_codepoints(value)
+        value = part.noise.transform(value, rng, **dict(part.params))
+        if part.noise.on == "text" and not isinstance(value, str):
+            raise TypeError(f"noise {part.noise.name!r} returned {type(value).__name__}, expected str")
+    return value if isinstance(value, str) else from_codepoints(value)
 
 
 def apply(text: str, spec: str, seed: int = 0, doc_index: int = 0) -> str:

@@ -43,20 +43,25 @@ def _suggest(name: str) -> str:
 
 def _parse_value(spec: str, noise: Noise, param: Param, raw: str):
     fault = f"noise spec {spec!r}: parameter {param.name} of {noise.name}"
+    low, high = param.bounds
     if param.kind == "count":
         try:
             value = int(raw)
         except ValueError:
             raise NoiseSpecError(f"{fault}: {raw!r} is not an integer") from None
-        if value < 1:
-            raise NoiseSpecError(f"{fault}: {value} is below 1 (expected an integer >= 1)")
-        return value
-    try:
-        value = float(raw)
-    except ValueError:
-        raise NoiseSpecError(f"{fault}: {raw!r} is not a number") from None
-    if not (0.0 <= value <= 1.0):  # also rejects nan
+    else:
+        try:
+            value = float(raw) + 0.0  # -0.0 is 0.0
+        except ValueError:
+            raise NoiseSpecError(f"{fault}: {raw!r} is not a number") from None
+    if param.kind == "probability" and not (0.0 <= value <= 1.0):  # also rejects nan
         raise NoiseSpecError(f"{fault}: {raw} is outside [0, 1]")
+    if not value >= low:
+        raise NoiseSpecError(f"{fault}: {raw} is below {format_value(param.kind, low)} "
+                             f"(expected {param.describe_range()})")
+    if not value <= high:
+        raise NoiseSpecError(f"{fault}: {raw} is above {format_value(param.kind, high)} "
+                             f"(expected {param.describe_range()})")
     return value
 
 

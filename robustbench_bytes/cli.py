@@ -1,6 +1,12 @@
-"""The `robustbench` command line: a click group; each command lives in robustbench_bytes/commands/."""
+"""The `robustbench` command line: a click group; each command lives in robustbench_bytes/commands/.
 
+This is the only place where the library's errors become exit codes: BadInput (and any other
+RobustbenchError) and operating-system errors on the user's files are one line and exit 2; Ctrl-C is
+exit 130. Everything below the commands raises plain exceptions and never imports click."""
+
+import errno
 import os
+import sys
 
 # torch and numba each bring an OpenMP runtime whose idle threads spin after every parallel region, on the
 # cores the other runtime is about to use; passive waiting made chunked scoring 1.7x faster on a loaded
@@ -12,9 +18,48 @@ import click  # noqa: E402
 from robustbench_bytes import __version__  # noqa: E402
 from robustbench_bytes.commands import (  # noqa: E402
     compare, corpora, models, noise, report, run, score, train)
+from robustbench_bytes.commands.common import INTERRUPTED, InputError  # noqa: E402
+from robustbench_bytes.errors import RobustbenchError  # noqa: E402
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def describe_os_error(e: OSError) -> str:
+    """One line naming the file and the fault of an OSError."""
+    what = e.strerror or errno.errorcode.get(e.errno or 0) or type(e).__name__
+    name = e.filename if e.filename is not None else None
+    if name is None and isinstance(e, BrokenPipeError):
+        return "standard output was closed before everything was written"
+    return f"{name}: {what}" if name is not None else what
+
+
+class RobustbenchGroup(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except InputError:
+            raise
+        except click.UsageError as e:  # one line, like every other bad input (no usage block)
+            raise InputError(e.format_message()) from None
+        except RobustbenchError as e:
+            raise InputError(str(e)) from None
+        except OSError as e:
+            _quiet_stdout_after_broken_pipe(e)
+            raise InputError(describe_os_error(e)) from None
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted", err=True)
+            ctx.exit(INTERRUPTED)
+
+
+def _quiet_stdout_after_broken_pipe(e: OSError) -> None:
+    # Python flushes stdout again at exit; with the reader gone that would print a second error
+    if isinstance(e, BrokenPipeError) or e.errno in (errno.EPIPE,):
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+
+
+@click.group(cls=RobustbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="robustbench")
 def cli():
     """Measure how language models degrade under synthetic character noise."""

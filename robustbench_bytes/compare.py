@@ -15,9 +15,13 @@ A pair REGRESSES when, at the chosen confidence (two-sided percentile interval):
   * --max-ppl-increase-ratio R is given and the lower bound of the increase ratio exceeds R, or
   * the candidate's cell failed where the baseline's succeeded.
 So a regression must be both larger than the threshold and statistically clear of it. A pair
-IMPROVES when the upper bound of Δ bits per clean byte is below 0. The gate passes (exit 0) when
-no pair regresses; it fails (exit 1) on any regression; runs that cannot be compared (different
-corpora, no common cells, documents that do not line up) are a usage error (exit 2).
+IMPROVES when the upper bound of Δ bits per clean byte is below 0.
+
+The gate fails closed. It passes (exit 0) only when every cell of the baseline was compared and none
+regressed; it fails (exit 1) on any regression; runs that cannot be compared (different corpora, no
+common cells, documents that do not line up or hold a non-finite NLL) are exit 2, and so is a comparison
+with gaps: a baseline cell the candidate lacks, or a baseline cell that failed (`allow_missing` lets those
+pass, listed as not compared).
 """
 
 from __future__ import annotations
@@ -26,11 +30,14 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from robustbench_bytes import results as results_io
 from robustbench_bytes import stats
-from robustbench_bytes.errors import BadInput
+from robustbench_bytes.errors import NotComparable
+from robustbench_bytes.result_schema import CLEAN, CellResult
 
-CLEAN = "clean"
+NOT_COMPARABLE = 2
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,20 @@ class Thresholds:
     max_ppl_increase_ratio: float | None = None
     confidence: float = 0.95
     replicates: int = stats.DEFAULT_REPLICATES
+    allow_missing: bool = False
+
+    def __post_init__(self):
+        from robustbench_bytes.errors import BadInput
+
+        if not math.isfinite(self.max_bpb_increase):
+            raise BadInput(f"max_bpb_increase={self.max_bpb_increase}: expected a finite number")
+        if self.max_ppl_increase_ratio is not None and not (math.isfinite(self.max_ppl_increase_ratio)
+                                                            and self.max_ppl_increase_ratio > 0):
+            raise BadInput(f"max_ppl_increase_ratio={self.max_ppl_increase_ratio}: expected a finite number > 0")
+        if not (0.5 <= self.confidence < 1):  # also rejects nan
+            raise BadInput(f"confidence={self.confidence}: expected a number in [0.5, 1)")
+        if self.replicates < 10:
+            raise BadInput(f"replicates={self.replicates}: expected at least 10")
 
 
 @dataclass
@@ -53,7 +74,7 @@ class PairResult:
     candidate_increase: float | None = None
     delta_increase: stats.Interval | None = None
     increase_ratio: stats.Interval | None = None
-    verdict: str = "unchanged"  # regressed | improved | unchanged | skipped
+    verdict: str = "unchanged"  # regressed | improved | unchanged | not compared
     reasons: list[str] = field(default_factory=list)
 
 
@@ -72,49 +93,54 @@ class Comparison:
         return [p for p in self.pairs if p.verdict == "regressed"]
 
     @property
+    def gaps(self) -> list[str]:
+        """What the baseline measured and this comparison could not check."""
+        failed = [f"{p.model} / {p.noise} / seed {p.seed} ({'; '.join(p.reasons)})"
+                  for p in self.pairs if p.verdict == "not compared"]
+        return [f"{c} (missing from the candidate)" for c in self.only_baseline] + failed
+
+    @property
     def exit_code(self) -> int:
-        return 1 if self.regressions else 0
+        if self.regressions:
+            return 1
+        if self.gaps and not self.thresholds.allow_missing:
+            return NOT_COMPARABLE
+        return 0
 
 
-class Incomparable(BadInput):
-    """The two runs cannot be compared; exit code 2 with the reason in one line."""
+Incomparable = NotComparable
 
 
-def _model_key(result: dict) -> str:
-    return result.get("model_spec", result["model"])
+def _corpus_id(result: CellResult, manifest: dict) -> str:
+    return (result.corpus_sha256 or (manifest.get("corpus") or {}).get("sha256") or f"name:{result.corpus}")
 
 
-def _corpus_id(result: dict, manifest: dict) -> str:
-    return (result.get("corpus_sha256") or (manifest.get("corpus") or {}).get("sha256")
-            or f"name:{result.get('corpus')}")
-
-
-def _index(run_dir: Path, results: list[dict], by_model: bool) -> dict[tuple, dict]:
+def _index(run_dir: Path, results: list[CellResult], by_model: bool) -> dict[tuple, CellResult]:
     manifest = results_io.read_manifest(run_dir)
     index = {}
     for r in results:
-        key = (_corpus_id(r, manifest), r["noise"], r.get("seed"))
+        key = (_corpus_id(r, manifest), r.noise, r.seed)
         if by_model:
-            key = (r["model"],) + key
+            key = (r.model,) + key
         index.setdefault(key, r)
     return index
 
 
-def _clean_cells(index: dict[tuple, dict], by_model: bool) -> dict[tuple, dict]:
+def _clean_cells(index: dict[tuple, CellResult], by_model: bool) -> dict[tuple, CellResult]:
     """(model?, corpus) -> the clean cell of that group."""
-    out = {}
-    for key, r in index.items():
-        noise = key[-2]
-        if noise == CLEAN and results_io.is_ok(r):
-            out[key[:-2]] = r
-    return out
+    return {key[:-2]: r for key, r in index.items() if key[-2] == CLEAN and r.ok}
 
 
-def _documents(run_dir: Path, result: dict, side: str) -> stats.DocumentArrays:
+def _documents(run_dir: Path, result: CellResult, side: str) -> stats.DocumentArrays:
     docs = results_io.read_documents(run_dir, result)
     if not docs:
-        raise Incomparable(f"{side} {run_dir}: cell {result.get('cell')} has no per-document NLLs")
-    return stats.DocumentArrays.from_documents(docs)
+        raise Incomparable(f"{side} {run_dir}: cell {result.cell} has no per-document NLLs")
+    arrays = stats.DocumentArrays.from_documents(docs)
+    if not np.isfinite(arrays.nll).all():
+        bad = int(np.flatnonzero(~np.isfinite(arrays.nll))[0])
+        raise Incomparable(f"{side} {run_dir}: cell {result.cell}: document {bad} has a non-finite NLL "
+                           f"({arrays.nll[bad]}); rescore that run")
+    return arrays
 
 
 def _check_aligned(a: stats.DocumentArrays, b: stats.DocumentArrays, what: str) -> None:
@@ -126,7 +152,7 @@ def _check_aligned(a: stats.DocumentArrays, b: stats.DocumentArrays, what: str) 
 
 
 def _describe_corpora(results: list[dict], manifest: dict) -> str:
-    names = sorted({f"{r.get('corpus')} (sha256 {_corpus_id(r, manifest)[:12]})" for r in results})
+    names = sorted({f"{r.corpus} (sha256 {_corpus_id(r, manifest)[:12]})" for r in results})
     return ", ".join(names) or "nothing"
 
 
@@ -145,7 +171,7 @@ def compare_runs(baseline: Path | str, candidate: Path | str, thresholds: Thresh
         raise Incomparable(f"the runs scored different corpora: baseline {_describe_corpora(base_results, base_manifest)}"
                            f", candidate {_describe_corpora(cand_results, cand_manifest)}")
 
-    by_model = len({_model_key(r) for r in base_results}) > 1 or len({_model_key(r) for r in cand_results}) > 1
+    by_model = len({r.model_spec for r in base_results}) > 1 or len({r.model_spec for r in cand_results}) > 1
     base_index = _index(baseline, base_results, by_model)
     cand_index = _index(candidate, cand_results, by_model)
     common = [k for k in base_index if k in cand_index]
@@ -168,19 +194,20 @@ def compare_runs(baseline: Path | str, candidate: Path | str, thresholds: Thresh
                       only_candidate=[describe(k) for k in cand_index if k not in base_index])
 
 
-def _compare_pair(key, base, cand, base_clean, cand_clean, baseline, candidate, th: Thresholds) -> PairResult:
-    model = base["model"] if key[0] == base["model"] and len(key) == 4 else f"{base['model']} → {cand['model']}"
-    pair = PairResult(model=model, noise=base["noise"], seed=base.get("seed"))
-    if not results_io.is_ok(base):
-        pair.verdict = "skipped"
-        pair.reasons.append(f"baseline cell failed ({base.get('error')})")
+def _compare_pair(key, base: CellResult, cand: CellResult, base_clean, cand_clean, baseline, candidate,
+                  th: Thresholds) -> PairResult:
+    model = base.model if key[0] == base.model and len(key) == 4 else f"{base.model} → {cand.model}"
+    pair = PairResult(model=model, noise=base.noise, seed=base.seed)
+    if not base.ok:
+        pair.verdict = "not compared"
+        pair.reasons.append(f"baseline cell failed ({base.error})")
         return pair
-    pair.baseline_bpcb = base["bits_per_clean_byte"]
-    if not results_io.is_ok(cand):
+    pair.baseline_bpcb = base.bits_per_clean_byte
+    if not cand.ok:
         pair.verdict = "regressed"
-        pair.reasons.append(f"candidate cell failed: {cand.get('error')}")
+        pair.reasons.append(f"candidate cell failed: {cand.error}")
         return pair
-    pair.candidate_bpcb = cand["bits_per_clean_byte"]
+    pair.candidate_bpcb = cand.bits_per_clean_byte
     what = f"{pair.model} / {pair.noise} / seed {pair.seed}"
     b_docs, c_docs = _documents(baseline, base, "baseline"), _documents(candidate, cand, "candidate")
     _check_aligned(b_docs, c_docs, what)
@@ -195,10 +222,12 @@ def _compare_pair(key, base, cand, base_clean, cand_clean, baseline, candidate, 
         if len(bc_docs) == n and len(cc_docs) == n:
             base_inc = stats.difference(stats.word_perplexity(b_docs), stats.word_perplexity(bc_docs))
             cand_inc = stats.difference(stats.word_perplexity(c_docs), stats.word_perplexity(cc_docs))
-            pair.baseline_increase = base["word_perplexity"] - base_clean["word_perplexity"]
-            pair.candidate_increase = cand["word_perplexity"] - cand_clean["word_perplexity"]
-            pair.delta_increase = interval(stats.difference(cand_inc, base_inc))
-            if th.max_ppl_increase_ratio is not None and pair.baseline_increase > 0:
+            pair.baseline_increase = _difference(base.word_perplexity, base_clean.word_perplexity)
+            pair.candidate_increase = _difference(cand.word_perplexity, cand_clean.word_perplexity)
+            if pair.baseline_increase is not None and pair.candidate_increase is not None:
+                pair.delta_increase = interval(stats.difference(cand_inc, base_inc))
+            if th.max_ppl_increase_ratio is not None and pair.delta_increase is not None \
+                    and pair.baseline_increase > 0:
                 pair.increase_ratio = interval(stats.ratio(cand_inc, base_inc))
 
     if pair.delta_bpcb.low > th.max_bpb_increase:
@@ -215,6 +244,11 @@ def _compare_pair(key, base, cand, base_clean, cand_clean, baseline, candidate, 
     return pair
 
 
+def _difference(a: float | None, b: float | None) -> float | None:
+    """a - b; None when either is undefined (a word perplexity past the largest float)."""
+    return None if a is None or b is None else a - b
+
+
 def _fmt(value, spec: str) -> str:
     return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, spec)
 
@@ -229,7 +263,7 @@ def _fmt_interval(interval: stats.Interval | None, spec: str) -> str:
 
 
 _VERDICT_MARK = {"regressed": "❌ regressed", "improved": "✅ improved", "unchanged": "unchanged",
-                 "skipped": "skipped"}
+                 "not compared": "⚠️ not compared"}
 
 
 def markdown(comparison: Comparison) -> str:
@@ -244,12 +278,15 @@ def markdown(comparison: Comparison) -> str:
     regressions = comparison.regressions
     improved = sum(p.verdict == "improved" for p in comparison.pairs)
     unchanged = sum(p.verdict == "unchanged" for p in comparison.pairs)
-    skipped = sum(p.verdict == "skipped" for p in comparison.pairs)
+    gaps = comparison.gaps
     if regressions:
         headline = f"**FAIL: {len(regressions)} of {len(comparison.pairs)} cells regressed.**"
+    elif gaps and not th.allow_missing:
+        headline = (f"**FAIL: not comparable: {len(gaps)} baseline cell(s) could not be checked** "
+                    f"(pass --allow-missing to accept that).")
     else:
         headline = (f"**PASS: no regression** ({improved} improved, {unchanged} unchanged"
-                    + (f", {skipped} skipped" if skipped else "") + f", {len(comparison.pairs)} cells).")
+                    + (f", {len(gaps)} not compared (allowed)" if gaps else "") + f", {len(comparison.pairs)} cells).")
     lines = ["## robustbench compare", "", headline, "",
              f"Baseline `{comparison.baseline}`, candidate `{comparison.candidate}`; cells paired by "
              + ("model, noise and seed" if comparison.by_model else "noise and seed") + f" on the same corpus; {rule}",

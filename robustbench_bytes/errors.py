@@ -1,12 +1,13 @@
-"""One error type for bad input: the CLI turns it into one line and exit code 2."""
-
-import click
+"""The library's exception types. Only the command layer (cli.py) turns them into click errors and exit codes."""
 
 
-class BadInput(click.UsageError):
-    """Bad user input (file, key, parameter, offset at fault). Exit code 2, no traceback."""
+class RobustbenchError(Exception):
+    """Base of every error the library raises on purpose; the message is one line naming the input at fault."""
 
-    exit_code = 2
 
-    def show(self, file=None):
-        click.echo(f"Error: {self.format_message()}", err=True)
+class BadInput(RobustbenchError, ValueError):
+    """Bad user input (a file, key, parameter or offset at fault, and what was expected): exit code 2."""
+
+
+class NotComparable(BadInput):
+    """Two runs (or cells) that cannot be compared: exit code 2 with the reason."""

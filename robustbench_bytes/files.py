@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,24 +66,53 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def write_target(path: Path | str) -> tuple[Path, bool]:
+    """(the path to write, whether it can be replaced atomically). A symlink is followed: its target is
+    written, the link stays. A regular file or a missing path is replaced atomically; a device, FIFO or
+    socket (/dev/null, /dev/stdout, a named pipe) is written through, never replaced; a directory is
+    refused (BadInput)."""
+    path = Path(path)
+    try:
+        st = os.stat(path)  # follows symlinks
+    except FileNotFoundError:
+        return (Path(os.path.realpath(path)) if path.is_symlink() else path), True
+    if stat.S_ISDIR(st.st_mode):
+        raise BadInput(f"{path}: is a directory; expected a file to write")
+    if stat.S_ISREG(st.st_mode):
+        return Path(os.path.realpath(path)), True
+    return path, False
+
+
 @contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
-    """Yields a temporary path beside `path` (named .NAME.*.tmp) to write to; on success it is synced and
-    renamed over `path`, on failure removed. Missing parent folders are created."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Yields a temporary path to write to. For a regular file or a missing path (see write_target) it lies
+    beside the target (named .NAME.*.tmp) and on success is synced and renamed over it; for a device or
+    FIFO its content is then written through to it. On failure the temporary file is removed and the
+    target is untouched. Missing parent folders of a new file are created."""
+    target, atomic = write_target(path)
+    if atomic:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    else:
+        fd, tmp = tempfile.mkstemp(prefix=".robustbench-", suffix=".tmp")
     os.close(fd)
     try:
         yield Path(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, _plain_mode(path))
-        os.replace(tmp, path)
+        if atomic:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.chmod(tmp, _plain_mode(target))
+            os.replace(tmp, target)
+        else:
+            with open(tmp, "rb") as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if atomic:
+        _fsync_dir(target.parent)
+    else:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def write_bytes_atomic(path: Path | str, data: bytes) -> None:

@@ -15,8 +15,9 @@ from robustbench_bytes import results as results_io
 from robustbench_bytes import stats
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.files import atomic_path, write_text_atomic
+from robustbench_bytes.formatting import format_bits, format_ppl, format_value
+from robustbench_bytes.result_schema import CLEAN, CellResult
 
-CLEAN = "clean"
 METRICS = ("word_perplexity", "ppl_increase", "bits_per_byte", "bits_per_clean_byte")
 METRIC_LABELS = {
     "word_perplexity": "word-PPL",
@@ -31,6 +32,12 @@ class ReportOptions:
     confidence: float = 0.95
     replicates: int = stats.DEFAULT_REPLICATES
     seed: int = 0
+
+    def __post_init__(self):
+        if not (0.5 <= self.confidence < 1):  # also rejects nan
+            raise BadInput(f"confidence={self.confidence}: expected a number in [0.5, 1)")
+        if self.replicates < 10:
+            raise BadInput(f"replicates={self.replicates}: expected at least 10")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -51,13 +58,13 @@ def build_table(run_dirs: list[Path | str], options: ReportOptions = ReportOptio
     import pandas as pd
 
     run_dirs = [results_io.check_run_dir(d) for d in run_dirs]
+    check_distinct_runs(run_dirs)
     several_runs = len(run_dirs) > 1
     rows = []
     for run_dir in run_dirs:
-        results = results_io.read_results(run_dir)
-        groups: dict[str, list[dict]] = {}
-        for r in results:
-            groups.setdefault(r.get("model_spec", r["model"]), []).append(r)
+        groups: dict[str, list[CellResult]] = {}
+        for r in results_io.read_results(run_dir):
+            groups.setdefault(r.model_spec, []).append(r)
         for cells in groups.values():
             rows.extend(_model_rows(run_dir, cells, several_runs, options))
     if not rows:
@@ -65,42 +72,57 @@ def build_table(run_dirs: list[Path | str], options: ReportOptions = ReportOptio
     return pd.DataFrame(rows)
 
 
-def _model_rows(run_dir: Path, cells: list[dict], several_runs: bool, options: ReportOptions) -> list[dict]:
-    model = cells[0]["model"]
+def check_distinct_runs(run_dirs: list[Path]) -> None:
+    """The same run twice, or two runs whose folders share a name (their labels would collide), is refused."""
+    seen: dict[str, Path] = {}
+    for run_dir in run_dirs:
+        real = run_dir.resolve()
+        if str(real) in {str(p.resolve()) for p in seen.values()}:
+            raise BadInput(f"{run_dir}: the same run directory is given twice")
+        if run_dir.name in seen:
+            raise BadInput(f"{run_dir} and {seen[run_dir.name]}: two run directories named {run_dir.name!r}; "
+                           f"the report labels models by run folder name, so rename one")
+        seen[run_dir.name] = run_dir
+
+
+def _model_rows(run_dir: Path, cells: list[CellResult], several_runs: bool, options: ReportOptions) -> list[dict]:
+    model = cells[0].model
     label = _group_label(str(run_dir), model, several_runs)
-    clean = next((c for c in cells if c["noise"] == CLEAN and results_io.is_ok(c)), None)
+    clean = next((c for c in cells if c.is_clean and c.ok), None)
     clean_docs = _documents(run_dir, clean) if clean else None
-    by_noise: dict[str, list[dict]] = {}
+    by_noise: dict[str, list[CellResult]] = {}
     for c in cells:
-        by_noise.setdefault(c["noise"], []).append(c)
+        by_noise.setdefault(c.noise, []).append(c)
     noises = [CLEAN] + [n for n in by_noise if n != CLEAN] if CLEAN in by_noise else list(by_noise)
     rows = []
     for noise in noises:
         group = by_noise[noise]
-        ok = [c for c in group if results_io.is_ok(c)]
-        failed = [c for c in group if not results_io.is_ok(c)]
+        ok = [c for c in group if c.ok]
+        failed = [c for c in group if not c.ok]
+        first = group[0]
         row = {
-            "run": str(run_dir), "label": label, "model": model, "corpus": group[0].get("corpus"),
-            "corpus_sha256": group[0].get("corpus_sha256"), "noise": noise,
-            "seeds": ",".join(str(c.get("seed")) for c in ok), "documents": group[0].get("documents"),
-            "level": group[0].get("level"), "architecture": group[0].get("architecture"),
+            "run": str(run_dir), "label": label, "model": model, "corpus": first.corpus,
+            "corpus_sha256": first.corpus_sha256, "noise": noise,
+            "seeds": ",".join(str(c.seed) for c in ok), "documents": first.documents,
+            "level": first.level, "architecture": first.architecture,
             "status": "ok" if not failed else ("failed" if not ok else f"{len(failed)} seed(s) failed"),
-            "error": "; ".join(str(c.get("error")) for c in failed) or None,
+            "error": "; ".join(str(c.error) for c in failed) or None,
+            "undefined": "; ".join(sorted({f"{k}: {v}" for c in ok for k, v in c.undefined.items()})) or None,
         }
         for metric in METRICS:
             row.update({metric: math.nan, f"{metric}_low": math.nan, f"{metric}_high": math.nan})
         if ok:
-            row["word_perplexity"] = _mean(c.get("word_perplexity") for c in ok)
-            row["bits_per_byte"] = _mean(c.get("bits_per_byte") for c in ok)
-            row["bits_per_clean_byte"] = _mean(c.get("bits_per_clean_byte") for c in ok)
-            if clean is not None:
-                row["ppl_increase"] = row["word_perplexity"] - clean["word_perplexity"]
+            row["word_perplexity"] = _mean(c.word_perplexity for c in ok)
+            row["bits_per_byte"] = _mean(c.bits_per_byte for c in ok)
+            row["bits_per_clean_byte"] = _mean(c.bits_per_clean_byte for c in ok)
+            if clean is not None and clean.word_perplexity is not None:
+                row["ppl_increase"] = row["word_perplexity"] - clean.word_perplexity
             _add_intervals(row, run_dir, ok, clean_docs, options)
         rows.append(row)
     return rows
 
 
-def _documents(run_dir: Path, result: dict) -> stats.DocumentArrays | None:
+def _documents(run_dir: Path, result: CellResult) -> stats.DocumentArrays | None:
     try:
         docs = results_io.read_documents(run_dir, result)
     except BadInput:
@@ -129,41 +151,6 @@ def _add_intervals(row: dict, run_dir: Path, ok: list[dict], clean_docs, options
 # ---------------------------------------------------------------------------------------------
 # Text formats
 # ---------------------------------------------------------------------------------------------
-
-def format_ppl(value: float) -> str:
-    if value is None or not math.isfinite(value):
-        return "–"
-    magnitude = abs(value)
-    if magnitude >= 1e7:
-        return f"{value:.3g}"
-    if magnitude >= 1000:
-        return f"{value:,.0f}"
-    if magnitude >= 100:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
-def format_bits(value: float) -> str:
-    return "–" if value is None or not math.isfinite(value) else f"{value:.4f}"
-
-
-_FORMATTERS = {"word_perplexity": format_ppl, "ppl_increase": format_ppl,
-               "bits_per_byte": format_bits, "bits_per_clean_byte": format_bits}
-
-
-def format_value(row, metric: str, interval: bool = True, signed: bool = False) -> str:
-    fmt = _FORMATTERS[metric]
-    value = row[metric]
-    if value is None or not math.isfinite(value):
-        return "–"
-    text = fmt(value)
-    if signed and value >= 0:
-        text = "+" + text
-    low, high = row[f"{metric}_low"], row[f"{metric}_high"]
-    if interval and math.isfinite(low) and math.isfinite(high):
-        text += f" [{fmt(low)}, {fmt(high)}]"
-    return text
-
 
 def _md_escape(text: str) -> str:
     return str(text).replace("|", "\\|")

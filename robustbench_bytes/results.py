@@ -1,4 +1,4 @@
-"""Run directories on disk and a pandas view of them.
+"""Run directories on disk: results.json, the cell files and the manifest, read as result_schema types.
 
 A run directory holds:
   results.json   a JSON list of result objects, one per cell of the grid (CONTRACT.md fields plus
@@ -6,26 +6,34 @@ A run directory holds:
   cells/<cell>.json   one file per cell: its inputs fingerprint, result object and per-document NLLs;
   manifest.json  versions, git hash, device, seeds, sha256 of corpus and checkpoints, command line.
 
-Every file is written atomically (temporary file in the same folder, fsync, os.replace, fsync of
-the folder), so a kill at any moment leaves either the old or the new file, never half of one.
+Every file is written atomically (files.atomic_path), so a kill at any moment leaves either the old or
+the new file, never half of one.
 """
 
 from __future__ import annotations
 
 import json
-import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.files import read_json, write_text_atomic
+from robustbench_bytes.result_schema import (CELL_FORMAT, CELL_FORMATS, CellResult, DocumentRecord,
+                                             to_plain_json)
 
 RESULTS_FILE = "results.json"
 MANIFEST_FILE = "manifest.json"
 CELLS_DIR = "cells"
-CELL_FORMAT = "robustbench-cell/1"
 
-DOCUMENT_FIELDS = ("index", "nll", "tokens", "bytes", "clean_bytes", "clean_words")
+
+@dataclass(frozen=True)
+class CellRecord:
+    """A cell file: what decided its numbers (`inputs`), the result and its documents."""
+
+    inputs: dict | None
+    result: CellResult
+    documents: tuple[DocumentRecord, ...]
 
 
 def _json_default(obj: Any):
@@ -37,41 +45,47 @@ def _json_default(obj: Any):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def _finite_or_none(obj: Any) -> Any:
-    """NaN/inf are not JSON; store them as null (the cell's status says why)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite_or_none(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite_or_none(v) for v in obj]
-    return obj
+def json_text(obj: Any, indent: int | None = 1) -> str:
+    """Plain JSON (NaN and infinities as null)."""
+    return json.dumps(to_plain_json(obj), indent=indent, default=_json_default, allow_nan=False)
 
 
 def write_json_atomic(path: Path | str, obj: Any) -> None:
     """Write `obj` as JSON to `path` so that readers only ever see a complete file."""
-    text = json.dumps(_finite_or_none(obj), indent=1, default=_json_default, allow_nan=False)
-    write_text_atomic(path, text + "\n")
+    write_text_atomic(path, json_text(obj) + "\n")
 
 
 def cell_path(run_dir: Path | str, cell: str) -> Path:
     return Path(run_dir) / CELLS_DIR / f"{cell}.json"
 
 
-def read_cell(run_dir: Path | str, cell: str) -> dict | None:
-    """The stored cell record, or None when it is absent or unreadable (then it is recomputed)."""
+def read_cell(run_dir: Path | str, cell: str) -> CellRecord | None:
+    """The stored cell, or None when it is absent or unreadable (then it is recomputed)."""
     path = cell_path(run_dir, cell)
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict) or raw.get("format") not in CELL_FORMATS:
+            return None
+        docs = raw.get("documents") or []
+        return CellRecord(raw.get("inputs"), CellResult.from_json(raw.get("result"), str(path)),
+                          tuple(DocumentRecord.from_json(d, f"{path}: document {i}") for i, d in enumerate(docs)))
     except (OSError, ValueError):
         return None
-    if not isinstance(record, dict) or record.get("format") != CELL_FORMAT:
-        return None
-    return record
 
 
-def write_cell(run_dir: Path | str, record: dict) -> None:
-    write_json_atomic(cell_path(run_dir, record["cell"]), record)
+def write_cell(run_dir: Path | str, record: CellRecord) -> None:
+    write_json_atomic(cell_path(run_dir, record.result.cell),
+                      {"format": CELL_FORMAT, "cell": record.result.cell, "inputs": record.inputs,
+                       "status": record.result.status, "result": record.result.to_json(),
+                       "documents": [d.to_json() for d in record.documents]})
+
+
+def write_results(run_dir: Path | str, results: list[CellResult]) -> None:
+    write_json_atomic(Path(run_dir) / RESULTS_FILE, [r.to_json() for r in results])
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / RESULTS_FILE).is_file() or (path / MANIFEST_FILE).is_file()
 
 
 def check_run_dir(run_dir: Path | str) -> Path:
@@ -83,18 +97,14 @@ def check_run_dir(run_dir: Path | str) -> Path:
     return run_dir
 
 
-def read_results(run_dir: Path | str) -> list[dict]:
-    """results.json of a run directory, checked to be a list of objects."""
+def read_results(run_dir: Path | str) -> list[CellResult]:
+    """results.json of a run directory as CellResults."""
     run_dir = check_run_dir(run_dir)
     path = run_dir / RESULTS_FILE
     data = read_json(path)
-    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+    if not isinstance(data, list):
         raise BadInput(f"{path}: expected a JSON list of result objects")
-    for i, r in enumerate(data):
-        for key in ("model", "noise"):
-            if key not in r:
-                raise BadInput(f"{path}: result {i} has no {key!r} field")
-    return data
+    return [CellResult.from_json(r, f"{path}: result {i}") for i, r in enumerate(data)]
 
 
 def read_manifest(run_dir: Path | str) -> dict:
@@ -105,41 +115,27 @@ def read_manifest(run_dir: Path | str) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def read_documents(run_dir: Path | str, result: dict) -> list[dict]:
+def read_documents(run_dir: Path | str, result: CellResult) -> list[DocumentRecord]:
     """Per-document NLLs of one finished cell, in document order."""
-    cell = result.get("cell")
-    if not cell:
-        raise BadInput(f"{run_dir}: result for {result.get('model')} / {result.get('noise')} names no cell file")
-    path = cell_path(run_dir, cell)
-    record = read_json(path)
-    docs = record.get("documents") if isinstance(record, dict) else None
+    path = cell_path(run_dir, result.extra.get("cell") or result.cell)
+    if not path.is_file():
+        raise BadInput(f"{path}: missing; the cell of {result.model} / {result.noise} has no per-document record")
+    raw = read_json(path)
+    docs = raw.get("documents") if isinstance(raw, dict) else None
     if not isinstance(docs, list):
         raise BadInput(f"{path}: expected a 'documents' list")
-    for i, d in enumerate(docs):
-        missing = [k for k in ("nll", "bytes", "clean_bytes", "clean_words") if k not in d]
-        if missing:
-            raise BadInput(f"{path}: document {i} lacks {', '.join(missing)}")
-    return sorted(docs, key=lambda d: d.get("index", 0))
-
-
-def is_ok(result: dict) -> bool:
-    return result.get("status", "ok") == "ok" and result.get("nll") is not None
+    records = [DocumentRecord.from_json(d, f"{path}: document {i}") for i, d in enumerate(docs)]
+    return sorted(records, key=lambda d: d.index)
 
 
 def load_runs(run_dirs: Iterable[Path | str] | Path | str):
-    """Load one or more run directories into a pandas DataFrame: one row per cell, with a `run`
-    column holding the run directory. Failed cells are kept (status "failed", metrics NaN)."""
+    """One or more run directories as a pandas DataFrame: one row per cell, with a `run` column holding the
+    run directory. Failed cells are kept (status "failed", metrics NaN)."""
     import pandas as pd
 
     if isinstance(run_dirs, (str, Path)):
         run_dirs = [run_dirs]
-    rows = []
-    for run_dir in run_dirs:
-        for r in read_results(run_dir):
-            row = dict(r)
-            row.setdefault("status", "ok")
-            row["run"] = str(run_dir)
-            rows.append(row)
+    rows = [{**r.to_json(), "run": str(run_dir)} for run_dir in run_dirs for r in read_results(run_dir)]
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
@@ -147,8 +143,8 @@ def load_runs(run_dirs: Iterable[Path | str] | Path | str):
     return frame[[c for c in first if c in frame] + [c for c in frame if c not in first]]
 
 
-def load_documents(run_dir: Path | str, result: dict):
+def load_documents(run_dir: Path | str, result: CellResult):
     """Per-document NLLs of one cell as a pandas DataFrame."""
     import pandas as pd
 
-    return pd.DataFrame(read_documents(run_dir, result))
+    return pd.DataFrame([d.to_json() for d in read_documents(run_dir, result)])

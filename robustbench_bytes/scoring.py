@@ -26,8 +26,9 @@ import torch.nn.functional as F
 
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.progress import progress_bar
+from robustbench_bytes.result_schema import CellResult, DocumentRecord, derived_metrics
 
-SCORING_VERSION = "1"
+SCORING_VERSION = "2"
 DEFAULT_CHUNK_SIZE = 1024  # 512-2048 measured fastest on the CPU (bench/results/model.md); larger only costs memory
 # Cap on logits held at once (batch x tokens x vocab floats, about 1 GB): with a large vocabulary the logits,
 # not the network, dominate memory, so chunks / window batches shrink; scores do not depend on either.
@@ -36,7 +37,7 @@ LN2 = math.log(2.0)
 
 
 class ScoringError(RuntimeError):
-    """Scoring could not produce a valid number."""
+    """Scoring could not produce a valid number (the cell fails; exit 1)."""
 
 
 class NonFiniteScore(ScoringError):
@@ -45,8 +46,8 @@ class NonFiniteScore(ScoringError):
 
 @dataclass
 class CellScore:
-    result: dict
-    documents: list[dict] = field(default_factory=list)
+    result: CellResult
+    documents: list[DocumentRecord] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -95,32 +96,13 @@ def window_options(max_length: int, context: int | None, stride: int | None) -> 
     if stride is None:
         stride = max_length - context + 1
     if context < 1:
-        raise BadInput(f"--context {context}: expected at least 1 token")
+        raise BadInput(f"context={context}: expected at least 1 token")
     if stride < 1:
-        raise BadInput(f"--stride {stride}: expected at least 1 token")
+        raise BadInput(f"stride={stride}: expected at least 1 token")
     if context + stride - 1 > max_length:
-        raise BadInput(f"--context {context} with --stride {stride} needs windows of {context + stride - 1} "
+        raise BadInput(f"context={context} with stride={stride} needs windows of {context + stride - 1} "
                        f"tokens; the model takes at most {max_length}")
     return context, stride
-
-
-def _metric(nll: float, denominator: int, transform) -> float | None:
-    if denominator <= 0:
-        return None
-    try:
-        return transform(nll / denominator)
-    except OverflowError:
-        return math.inf
-
-
-def metrics(nll: float, n_bytes: int, clean_bytes: int, clean_words: int) -> dict:
-    """CONTRACT.md's derived metrics (None where a denominator is zero)."""
-    return {
-        "bits_per_byte": _metric(nll, n_bytes, lambda x: x / LN2),
-        "bits_per_clean_byte": _metric(nll, clean_bytes, lambda x: x / LN2),
-        "word_perplexity": _metric(nll, clean_words, math.exp),
-        "byte_perplexity": _metric(nll, n_bytes, math.exp),
-    }
 
 
 class _Progress:
@@ -246,11 +228,26 @@ def _apply_noise(documents: list[str], noise: str, seed: int) -> tuple[str, list
         return "clean", list(documents)
     from robustbench_bytes import noise as noise_lib
 
-    try:
-        spec = noise_lib.canonical(noise)
-        return spec, (list(documents) if spec == "clean" else noise_lib.apply_corpus(documents, spec, seed=seed))
-    except noise_lib.NoiseSpecError as e:
-        raise BadInput(f"--noise {noise!r}: {e}") from None
+    spec = noise_lib.canonical(noise)
+    return spec, (list(documents) if spec == "clean" else noise_lib.apply_corpus(documents, spec, seed=seed))
+
+
+def scoring_options(model, chunk_size: int = DEFAULT_CHUNK_SIZE, context: int | None = None,
+                    stride: int | None = None, max_length: int | None = None) -> dict:
+    """The resolved scoring method of a model (recorded in results and in a cell's fingerprint)."""
+    if chunk_size < 1:
+        raise BadInput(f"chunk_size={chunk_size}: expected at least 1 token")
+    if model.streaming:
+        return {"method": "streamed", "chunk_size": chunk_size}
+    max_length = max_length or model.max_length
+    if model.max_length and max_length > model.max_length:
+        raise BadInput(f"max_length={max_length}: the model takes at most {model.max_length} tokens")
+    context, stride = window_options(max_length, context, stride)
+    return {"method": "rolling_windows", "max_length": max_length, "context": context, "stride": stride}
+
+
+def dtype_name(device: torch.device) -> str:
+    return "bfloat16-autocast" if device.type == "cuda" else "float32"
 
 
 def score_corpus(model, corpus, noise: str = "clean", seed: int = 0, *, batch_size: int = 8,
@@ -259,23 +256,21 @@ def score_corpus(model, corpus, noise: str = "clean", seed: int = 0, *, batch_si
                  max_length: int | None = None) -> CellScore:
     """Scores `corpus` (a corpora.Corpus) under `noise` with `model` (a models.LoadedModel).
 
-    Raises NonFiniteScore naming the first document whose NLL is NaN or infinite."""
+    Raises BadInput for an empty corpus, NonFiniteScore naming the first document whose NLL is NaN or
+    infinite. A derived metric that is undefined (word perplexity past the largest float) is None, with
+    the reason in the result's `undefined`."""
     if batch_size < 1:
-        raise BadInput(f"--batch-size {batch_size}: expected at least 1")
-    if chunk_size < 1:
-        raise BadInput(f"--chunk-size {chunk_size}: expected at least 1")
+        raise BadInput(f"batch_size={batch_size}: expected at least 1")
+    if not corpus.documents or corpus.bytes == 0:
+        raise BadInput(f"corpus {corpus.name}: {'holds no documents' if not corpus.documents else 'every document is empty'}"
+                       f"; nothing to score")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise BadInput(f"seed={seed!r}: expected an integer >= 0")
+    method = scoring_options(model, chunk_size, context, stride, max_length)
     spec, texts = _apply_noise(corpus.documents, noise, seed)
     clean_bytes = [len(d.encode("utf-8")) for d in corpus.documents]
     clean_words = [len(d.split()) for d in corpus.documents]
     noisy_bytes = [len(t.encode("utf-8")) for t in texts]
-
-    windows = None
-    if not model.streaming:
-        max_length = max_length or model.max_length
-        if model.max_length and max_length > model.max_length:
-            raise BadInput(f"--max-length {max_length}: the model takes at most {model.max_length} tokens")
-        context, stride = window_options(max_length, context, stride)
-        windows = {"max_length": max_length, "context": context, "stride": stride}
 
     module = model.module
     was_training = module.training
@@ -289,8 +284,8 @@ def score_corpus(model, corpus, noise: str = "clean", seed: int = 0, *, batch_si
             if model.streaming:
                 nlls = _score_streamed(model, sequences, len(prefix), batch_size, chunk_size, bar, noisy_bytes)
             else:
-                nlls = _score_windowed(model, sequences, len(prefix), batch_size, windows["max_length"],
-                                       windows["context"], windows["stride"], bar, noisy_bytes)
+                nlls = _score_windowed(model, sequences, len(prefix), batch_size, method["max_length"],
+                                       method["context"], method["stride"], bar, noisy_bytes)
         if model.device.type == "cuda":
             torch.cuda.synchronize(model.device)
     finally:
@@ -304,36 +299,22 @@ def score_corpus(model, corpus, noise: str = "clean", seed: int = 0, *, batch_si
         if not math.isfinite(nll):
             raise NonFiniteScore(f"model {model.name}: document {i} ({doc_ids[i]}) of corpus {corpus.name} "
                                  f"under noise {spec} has a non-finite NLL ({nll})")
-        documents.append({"index": i, "id": doc_ids[i], "nll": nll, "tokens": len(sequences[i]) - len(prefix),
-                          "bytes": noisy_bytes[i], "clean_bytes": clean_bytes[i], "clean_words": clean_words[i]})
+        documents.append(DocumentRecord(index=i, id=str(doc_ids[i]), nll=nll, tokens=len(sequences[i]) - len(prefix),
+                                        bytes=noisy_bytes[i], clean_bytes=clean_bytes[i],
+                                        clean_words=clean_words[i]))
 
     total_nll = math.fsum(nlls)
     n_bytes = sum(noisy_bytes)
-    result = {
-        "model": model.name,
-        "noise": spec,
-        "seed": seed,
-        "corpus": corpus.name,
-        "documents": len(texts),
-        "level": model.level,
-        "architecture": model.architecture,
-        "nll": total_nll,
-        "bytes": n_bytes,
-        "clean_bytes": sum(clean_bytes),
-        "clean_words": sum(clean_words),
-        "tokens": sum(d["tokens"] for d in documents),
-        **metrics(total_nll, n_bytes, sum(clean_bytes), sum(clean_words)),
-        "seconds": seconds,
-        "bytes_per_second": n_bytes / seconds if seconds > 0 else None,
-        "prefix": model.prefix,
-        "scoring": ({"method": "streamed", "chunk_size": chunk_size} if model.streaming
-                    else {"method": "rolling_windows", **windows}),
-        "batch_size": batch_size,
-        "scoring_version": SCORING_VERSION,
-        "device": str(model.device),
-        "dtype": "bfloat16-autocast" if model.device.type == "cuda" else "float32",
-        "parameters": model.parameters,
-        "checkpoint_sha256": model.checkpoint_sha256,
-        "corpus_sha256": corpus.sha256,
-    }
+    values, undefined = derived_metrics(total_nll, n_bytes, sum(clean_bytes), sum(clean_words))
+    result = CellResult(
+        model=model.name, model_spec=model.spec or model.name, noise=spec, seed=seed, corpus=corpus.name,
+        documents=len(texts), level=model.level, architecture=model.architecture,
+        nll=total_nll, bytes=n_bytes, clean_bytes=sum(clean_bytes), clean_words=sum(clean_words),
+        tokens=sum(d.tokens for d in documents), **values, undefined=undefined,
+        seconds=seconds, bytes_per_second=n_bytes / seconds if seconds > 0 else None,
+        prefix=model.prefix, scoring=method, batch_size=batch_size, scoring_version=SCORING_VERSION,
+        device=str(model.device), dtype=dtype_name(model.device), parameters=model.parameters,
+        model_fingerprint=model.fingerprint, checkpoint_sha256=model.checkpoint_sha256,
+        corpus_sha256=corpus.sha256,
+    )
     return CellScore(result=result, documents=documents)

@@ -50,9 +50,11 @@ class DocumentArrays:
     clean_words: np.ndarray
 
     @classmethod
-    def from_documents(cls, documents: Sequence[dict]) -> "DocumentArrays":
+    def from_documents(cls, documents: Sequence) -> "DocumentArrays":
+        """From result_schema.DocumentRecords (or dicts with the same keys)."""
         def column(name):
-            return np.array([float(d[name]) for d in documents], dtype=np.float64)
+            return np.array([float(d[name] if isinstance(d, dict) else getattr(d, name)) for d in documents],
+                            dtype=np.float64)
 
         return cls(column("nll"), column("bytes"), column("clean_bytes"), column("clean_words"))
 

@@ -155,7 +155,10 @@ def load_tokenizer(directory, vocab_size: int, **options):
     if not directory.is_dir():
         raise BadInput(f"{directory}: no such model directory")
     config = _read_json_if_present(directory / "config.json")
-    settings = dict(config.get("robustbench") or {})
+    block = config.get("robustbench") or {}
+    if not isinstance(block, dict):
+        raise BadInput(f"{directory / 'config.json'}: key 'robustbench' = {block!r}; expected an object")
+    settings = dict(block)
     settings.update({k: v for k, v in options.items() if v is not None})
     tokenizer_json = directory / "tokenizer.json"
     bpe = _bpe_files(directory)

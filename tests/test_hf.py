@@ -52,8 +52,8 @@ def test_adapter_matches_transformers_loss_in_one_window(gpt2_dir):
     assert 2 < len(ids) < 16 and 0 not in ids
     cell = scoring.score_corpus(model, Corpus("c", [text]), progress=False)
     expected = hf_loss_sum(model.module, [0] + ids[:-1], ids)
-    assert cell.result["nll"] == pytest.approx(expected, rel=1e-5)
-    assert cell.result["tokens"] == len(ids)
+    assert cell.result.nll == pytest.approx(expected, rel=1e-5)
+    assert cell.result.tokens == len(ids)
 
 
 def test_adapter_matches_transformers_loss_over_disjoint_windows(gpt2_dir):
@@ -73,8 +73,8 @@ def test_adapter_matches_transformers_loss_over_disjoint_windows(gpt2_dir):
         labels = [-100] * (len(inputs) - (hi - lo)) + ids[lo:hi]
         expected += hf_loss_sum(model.module, inputs, labels)
     cell = scoring.score_corpus(model, Corpus("c", [doc]), batch_size=3, progress=False)
-    assert cell.result["nll"] == pytest.approx(expected, rel=1e-5)
-    assert cell.result["scoring"]["max_length"] == 16
+    assert cell.result.nll == pytest.approx(expected, rel=1e-5)
+    assert cell.result.scoring["max_length"] == 16
 
 
 def test_missing_hf_path_is_bad_input(tmp_path):

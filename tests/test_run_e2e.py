@@ -14,12 +14,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_run_fakes import make_mamba_checkpoint, write_tiny_corpus  # noqa: E402
 
 from robustbench_bytes.cli import cli  # noqa: E402
-from robustbench_bytes.models.checkpoint import checkpoint_sha256  # noqa: E402
 
 CONTRACT_FIELDS = ("model", "noise", "seed", "corpus", "documents", "level", "architecture", "nll", "bytes",
                    "clean_bytes", "clean_words", "tokens", "bits_per_byte", "bits_per_clean_byte",
                    "word_perplexity", "byte_perplexity", "seconds", "bytes_per_second")
 TIMING_FIELDS = {"seconds", "bytes_per_second"}
+
+
+def weights_sha256(directory):
+    from robustbench_bytes.files import sha256_file
+    from robustbench_bytes.models.checkpoint import weight_file
+
+    return sha256_file(weight_file(directory))
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +82,8 @@ def test_run_writes_results_documents_and_manifest(world, tmp_path):
     assert antspeak["bytes"] > antspeak["clean_bytes"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["corpus"]["sha256"] == results[0]["corpus_sha256"]
-    assert {m["checkpoint_sha256"] for m in manifest["models"]} == {checkpoint_sha256(world["a"]),
-                                                                     checkpoint_sha256(world["b"])}
+    assert {m["checkpoint_sha256"] for m in manifest["models"]} == {weights_sha256(world["a"]),
+                                                                     weights_sha256(world["b"])}
     assert manifest["seeds"] == [0] and "torch" in manifest["libraries"] and manifest["finished"]
     assert "bits/byte" in result.output and "6 scored, 0 reused, 0 failed" in result.output
 
@@ -142,9 +148,9 @@ def test_bad_input_is_one_line_exit_2(world, tmp_path):
     cases = [
         (["--model", tmp_path / "missing"], "--model"),
         (["--model", world["a"], "--noise", "drop:q=1"], "--noise"),
-        (["--model", world["a"], "--suite", "nope"], "--suite"),
+        (["--model", world["a"], "--suite", "nope"], "suite 'nope'"),
         (["--model", world["a"], "--corpus", tmp_path / "nope.txt"], "nope"),
-        (["--model", world["a"], "--device", "tpu9"], "--device"),
+        (["--model", world["a"], "--device", "tpu9"], "device 'tpu9'"),
     ]
     for args, needle in cases:
         result = run(*args, "--out", tmp_path / "r")

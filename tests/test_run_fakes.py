@@ -61,9 +61,10 @@ def write_fake_run(out: Path, bpcb: dict[str, dict[str, float]], *, n_docs: int 
                         result[name] = None
                     result.update(status="failed", error="NonFiniteScore: document 3 has a non-finite NLL")
                     docs = []
-                results_io.write_cell(out, {"format": results_io.CELL_FORMAT, "cell": result["cell"],
-                                            "inputs": {}, "status": result["status"], "result": result,
-                                            "documents": docs})
+                # written as run format 1 did (plain dicts): old run directories must keep loading
+                results_io.write_json_atomic(results_io.cell_path(out, result["cell"]),
+                                             {"format": "robustbench-cell/1", "cell": result["cell"], "inputs": {},
+                                              "status": result["status"], "result": result, "documents": docs})
                 results.append(result)
     results_io.write_json_atomic(Path(out) / results_io.RESULTS_FILE, results)
     return results

@@ -82,11 +82,11 @@ def test_every_target_scored_once_with_at_least_context(n, max_length, context, 
 
 
 def test_bad_window_options_are_bad_input():
-    with pytest.raises(BadInput, match="--context 5 with --stride 5"):
+    with pytest.raises(BadInput, match="context=5 with stride=5"):
         scoring.window_options(8, 5, 5)
-    with pytest.raises(BadInput, match="--stride 0"):
+    with pytest.raises(BadInput, match="stride=0"):
         scoring.window_options(8, None, 0)
-    with pytest.raises(BadInput, match="--context 0"):
+    with pytest.raises(BadInput, match="context=0"):
         scoring.window_options(8, 0, None)
 
 
@@ -100,8 +100,8 @@ def test_one_window_equals_a_direct_forward_when_the_document_fits():
     with torch.no_grad():
         logp = F.log_softmax(model.module(torch.tensor([ids[:-1]]))[0].double(), dim=-1)
     expected = -logp[torch.arange(len(ids) - 1), torch.tensor(ids[1:])].sum().item()
-    assert cell.result["nll"] == pytest.approx(expected, rel=1e-5)
-    assert cell.result["tokens"] == len(text.encode())
+    assert cell.result.nll == pytest.approx(expected, rel=1e-5)
+    assert cell.result.tokens == len(text.encode())
 
 
 def test_disjoint_windows_condition_as_lm_evaluation_harness():
@@ -120,7 +120,7 @@ def test_disjoint_windows_condition_as_lm_evaluation_harness():
             start = 0 if k == 0 else 16 * k
         expected += last_token_nll(model.module, seq[start:j], seq[j])
     cell = scoring.score_corpus(model, Corpus("c", [text]), progress=False)
-    assert cell.result["nll"] == pytest.approx(expected, rel=1e-5)
+    assert cell.result.nll == pytest.approx(expected, rel=1e-5)
 
 
 def test_sliding_windows_give_each_token_the_longest_context():
@@ -129,8 +129,8 @@ def test_sliding_windows_give_each_token_the_longest_context():
     seq = [10] + list(text.encode())
     expected = sum(last_token_nll(model.module, seq[max(0, j - 12):j], seq[j]) for j in range(1, len(seq)))
     cell = scoring.score_corpus(model, Corpus("c", [text]), progress=False, max_length=12, context=12, stride=1)
-    assert cell.result["nll"] == pytest.approx(expected, rel=1e-5)
-    assert cell.result["scoring"] == {"method": "rolling_windows", "max_length": 12, "context": 12, "stride": 1}
+    assert cell.result.nll == pytest.approx(expected, rel=1e-5)
+    assert cell.result.scoring == {"method": "rolling_windows", "max_length": 12, "context": 12, "stride": 1}
 
 
 def test_batching_and_padding_do_not_change_per_document_scores():
@@ -139,8 +139,8 @@ def test_batching_and_padding_do_not_change_per_document_scores():
     one = scoring.score_corpus(model, corpus, batch_size=1, progress=False)
     many = scoring.score_corpus(model, corpus, batch_size=7, progress=False)
     for a, b in zip(one.documents, many.documents):
-        assert a["nll"] == pytest.approx(b["nll"], rel=1e-5, abs=1e-6)
-    assert one.documents[2]["nll"] == 0 and one.documents[2]["tokens"] == 0
+        assert a.nll == pytest.approx(b.nll, rel=1e-5, abs=1e-6)
+    assert one.documents[2].nll == 0 and one.documents[2].tokens == 0
 
 
 # --- metrics ---
@@ -150,25 +150,28 @@ def test_metric_identities():
     corpus = Corpus("c", DOCS, doc_ids=["a", "b", "c", "d"])
     cell = scoring.score_corpus(model, corpus, progress=False)
     r = cell.result
-    assert r["documents"] == 4 and [d["id"] for d in cell.documents] == ["a", "b", "c", "d"]
-    assert r["nll"] == pytest.approx(math.fsum(d["nll"] for d in cell.documents))
-    assert r["bytes"] == r["clean_bytes"] == sum(len(d.encode()) for d in DOCS)
-    assert r["clean_words"] == sum(len(d.split()) for d in DOCS)
-    assert r["tokens"] == r["bytes"]  # byte-level: one token per byte
-    assert r["bits_per_byte"] == pytest.approx(r["nll"] / (r["bytes"] * math.log(2)))
-    assert r["bits_per_clean_byte"] == pytest.approx(r["nll"] / (r["clean_bytes"] * math.log(2)))
-    assert r["word_perplexity"] == pytest.approx(math.exp(r["nll"] / r["clean_words"]))
-    assert r["byte_perplexity"] == pytest.approx(math.exp(r["nll"] / r["bytes"]))
-    assert r["byte_perplexity"] == pytest.approx(2 ** r["bits_per_byte"])
-    assert r["bytes_per_second"] == pytest.approx(r["bytes"] / r["seconds"])
-    assert r["prefix"] == "byte 0x0a" and r["scoring_version"] == scoring.SCORING_VERSION
-    assert r["corpus_sha256"] == corpus.sha256 and r["dtype"] == "float32"
+    assert r.documents == 4 and [d.id for d in cell.documents] == ["a", "b", "c", "d"]
+    assert r.nll == pytest.approx(math.fsum(d.nll for d in cell.documents))
+    assert r.bytes == r.clean_bytes == sum(len(d.encode()) for d in DOCS)
+    assert r.clean_words == sum(len(d.split()) for d in DOCS)
+    assert r.tokens == r.bytes  # byte-level: one token per byte
+    assert r.bits_per_byte == pytest.approx(r.nll / (r.bytes * math.log(2)))
+    assert r.bits_per_clean_byte == pytest.approx(r.nll / (r.clean_bytes * math.log(2)))
+    assert r.word_perplexity == pytest.approx(math.exp(r.nll / r.clean_words))
+    assert r.byte_perplexity == pytest.approx(math.exp(r.nll / r.bytes))
+    assert r.byte_perplexity == pytest.approx(2 ** r.bits_per_byte)
+    assert r.bytes_per_second == pytest.approx(r.bytes / r.seconds)
+    assert r.prefix == "byte 0x0a" and r.scoring_version == scoring.SCORING_VERSION
+    assert r.corpus_sha256 == corpus.sha256 and r.dtype == "float32"
 
 
 def test_metrics_with_zero_denominators_are_none():
-    m = scoring.metrics(0.0, 0, 0, 0)
-    assert m == {"bits_per_byte": None, "bits_per_clean_byte": None, "word_perplexity": None,
-                 "byte_perplexity": None}
+    from robustbench_bytes.result_schema import derived_metrics
+
+    values, undefined = derived_metrics(0.0, 0, 0, 0)
+    assert values == {"bits_per_byte": None, "bits_per_clean_byte": None, "word_perplexity": None,
+                      "byte_perplexity": None}
+    assert set(undefined) == set(values) and all("divide" in why for why in undefined.values())
 
 
 def test_a_nan_score_raises_naming_the_document():
@@ -207,8 +210,8 @@ def test_mamba_one_piece_equals_chunks_and_batches():
         whole.append(-logp[torch.arange(len(seq) - 1), torch.tensor(seq[1:])].sum().item())
     for batch_size, chunk_size in [(1, 4096), (1, 7), (3, 13), (8, 1000)]:
         cell = scoring.score_corpus(model, corpus, batch_size=batch_size, chunk_size=chunk_size, progress=False)
-        assert [d["nll"] for d in cell.documents] == pytest.approx(whole, rel=1e-4, abs=1e-5)
-        assert cell.result["scoring"] == {"method": "streamed", "chunk_size": chunk_size}
+        assert [d.nll for d in cell.documents] == pytest.approx(whole, rel=1e-4, abs=1e-5)
+        assert cell.result.scoring == {"method": "streamed", "chunk_size": chunk_size}
 
 
 def test_random_order_of_lengths_is_scored_per_document():
@@ -216,8 +219,8 @@ def test_random_order_of_lengths_is_scored_per_document():
     rng = random.Random(0)
     docs = ["".join(rng.choice("ab c\n") for _ in range(rng.randrange(1, 60))) for _ in range(7)]
     cell = scoring.score_corpus(model, Corpus("c", docs), batch_size=3, chunk_size=16, progress=False)
-    singles = [scoring.score_corpus(model, Corpus("c", [d]), progress=False).result["nll"] for d in docs]
-    assert [d["nll"] for d in cell.documents] == pytest.approx(singles, rel=1e-4, abs=1e-5)
+    singles = [scoring.score_corpus(model, Corpus("c", [d]), progress=False).result.nll for d in docs]
+    assert [d.nll for d in cell.documents] == pytest.approx(singles, rel=1e-4, abs=1e-5)
 
 
 def test_a_small_logits_budget_shrinks_chunks_and_batches_but_not_scores(monkeypatch):
@@ -230,4 +233,4 @@ def test_a_small_logits_budget_shrinks_chunks_and_batches_but_not_scores(monkeyp
     monkeypatch.setattr(scoring, "LOGITS_BUDGET", 256 * 16)  # one 16-token window, 64-token chunks
     after = [scoring.score_corpus(m, corpus, progress=False) for m in (mamba, gpt)]
     for a, b in zip(before, after):
-        assert [d["nll"] for d in a.documents] == pytest.approx([d["nll"] for d in b.documents], rel=1e-5)
+        assert [d.nll for d in a.documents] == pytest.approx([d.nll for d in b.documents], rel=1e-5)

@@ -82,7 +82,7 @@ def test_training_lowers_the_loss_and_writes_a_loadable_model(tmp_path):
     from robustbench_bytes.scoring import score_corpus
 
     cell = score_corpus(load_model(str(out)), load_corpus("kjv:validation"), progress=False)
-    assert cell.result["bits_per_byte"] == pytest.approx(result.val_bpb, rel=1e-4)
+    assert cell.result.bits_per_byte == pytest.approx(result.val_bpb, rel=1e-4)
 
 
 def test_lr_schedule_warms_up_then_decays_to_min():

@@ -17,22 +17,27 @@ import click
 @click.option("--max-ppl-increase-ratio", type=click.FloatRange(min=0, min_open=True), default=None, metavar="R",
               help="Largest allowed ratio of the candidate's word-PPL increase over clean to the baseline's "
                    "(noisy cells). Not checked unless given.")
-@click.option("--confidence", type=click.FloatRange(0.5, 1.0, max_open=True), default=0.95, show_default=True,
+@click.option("--confidence", type=float, default=0.95, show_default=True,
               help="Level of the paired bootstrap intervals; a regression needs the whole interval past the threshold.")
 @click.option("--replicates", type=click.IntRange(min=10), default=1000, show_default=True,
               help="Bootstrap replicates.")
-def compare(baseline, candidate, max_bpb_increase, max_ppl_increase_ratio, confidence, replicates):
-    """Gate CANDIDATE against BASELINE (two run directories). Exit 0 when no cell regresses,
-    1 on a regression, 2 when the runs cannot be compared. A Markdown summary goes to stdout and,
-    when $GITHUB_STEP_SUMMARY is set, is appended to that file."""
-    from robustbench_bytes.compare import Incomparable, Thresholds, compare_runs, markdown
+@click.option("--allow-missing", is_flag=True,
+              help="Pass even when baseline cells are missing from the candidate or failed in the baseline "
+                   "(they are listed as not compared). Without it such a gap fails the gate with exit 2.")
+def compare(baseline, candidate, max_bpb_increase, max_ppl_increase_ratio, confidence, replicates, allow_missing):
+    """Gate CANDIDATE against BASELINE (two run directories). Exit 0 when every baseline cell was compared
+    and none regressed, 1 on a regression, 2 when the runs cannot be compared or a baseline cell could not
+    be checked. A Markdown summary goes to stdout and, when $GITHUB_STEP_SUMMARY is set, is appended to
+    that file."""
+    from robustbench_bytes.compare import Thresholds, compare_runs, markdown
+    from robustbench_bytes.errors import NotComparable
 
     thresholds = Thresholds(max_bpb_increase=max_bpb_increase, max_ppl_increase_ratio=max_ppl_increase_ratio,
-                            confidence=confidence, replicates=replicates)
+                            confidence=confidence, replicates=replicates, allow_missing=allow_missing)
     try:
         comparison = compare_runs(baseline, candidate, thresholds)
-    except Incomparable as e:
-        _step_summary(f"## robustbench compare\n\n**Cannot compare:** {e.format_message()}\n")
+    except NotComparable as e:
+        _step_summary(f"## robustbench compare\n\n**Cannot compare:** {e}\n")
         raise
     text = markdown(comparison)
     click.echo(text, nl=False)

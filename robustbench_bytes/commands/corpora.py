@@ -29,7 +29,7 @@ def describe_builtins(fetch: bool = True) -> list[dict]:
                 try:
                     corpus = BUILTIN[name]()
                 except BadInput as e:
-                    reason = e.format_message()
+                    reason = str(e)
                 else:
                     row.update(documents=len(corpus.documents), bytes=corpus.bytes, sha256=corpus.sha256,
                                doc_ids=list(corpus.doc_ids))

@@ -9,32 +9,9 @@ from pathlib import Path
 import click
 
 from robustbench_bytes import noise as noise_lib
+from robustbench_bytes.commands.common import ONE_NOISE_SPEC, InputError
 from robustbench_bytes.corpora import decode_utf8, read_text
-from robustbench_bytes.errors import BadInput
 from robustbench_bytes.files import write_bytes_atomic
-
-
-def parse_spec(spec: str) -> str:
-    """Canonical form of a single spec, or BadInput (exit 2) naming the spec and the fault."""
-    try:
-        return noise_lib.canonical(spec)
-    except noise_lib.NoiseSpecError as e:
-        raise BadInput(str(e)) from None
-
-
-def expand_spec(spec: str) -> list[str]:
-    """A preset or a spec -> canonical specs, or BadInput."""
-    try:
-        return noise_lib.expand(spec)
-    except noise_lib.NoiseSpecError as e:
-        raise BadInput(str(e)) from None
-
-
-def write_output(path: Path, data: bytes) -> None:
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise BadInput(f"{path}: directory {directory} does not exist")
-    write_bytes_atomic(path, data)
 
 
 @click.group()
@@ -49,8 +26,8 @@ def list_noises(as_json: bool):
     if as_json:
         click.echo(json.dumps({
             "noises": [{"name": n.name, "origin": n.origin, "definition": n.definition,
-                        "parameters": [{"name": p.name, "kind": p.kind, "default": p.default}
-                                       for p in n.params]}
+                        "parameters": [{"name": p.name, "kind": p.kind, "default": p.default,
+                                        "range": p.describe_range()} for p in n.params]}
                        for n in noise_lib.NOISES.values()],
             "presets": {name: specs for name, specs in noise_lib.PRESETS.items()},
         }, indent=2, ensure_ascii=False))
@@ -59,7 +36,7 @@ def list_noises(as_json: bool):
     sig_width = max(len(n.signature()) for n in noise_lib.NOISES.values())
     click.echo("Noises (SPEC = name[:k=v,...]; A+B applies A then B; unit: Unicode code point):")
     for n in noise_lib.NOISES.values():
-        extra = "" if n.origin == "paper" else " [beyond the paper]"
+        extra = {"paper": "", "extra": " [beyond the paper]"}.get(n.origin, f" [{n.origin}]")
         click.echo(f"  {n.name:<{width}}  {n.signature():<{sig_width}}  {n.definition}{extra}")
     click.echo("")
     click.echo("Presets (a preset name expands to these specs):")
@@ -69,7 +46,7 @@ def list_noises(as_json: bool):
 
 
 @noise.command("apply")
-@click.option("--noise", "spec", required=True, metavar="SPEC",
+@click.option("--noise", "spec", required=True, type=ONE_NOISE_SPEC,
               help="The noise spec, e.g. drop:p=0.1 or antspeak or drop:p=0.1+uppercase (see `noise list`).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the random stream (with the spec and the document index).")
@@ -82,15 +59,19 @@ def list_noises(as_json: bool):
 @click.argument("input_path", metavar="[INPUT]", default="-", required=False)
 def apply_noise(spec: str, seed: int, doc_index: int, output: str, errors: str, input_path: str):
     """Noise a UTF-8 text file (stdin by default) as one document and write it (stdout by default)."""
-    canonical = parse_spec(spec)
     if input_path == "-":
         text = decode_utf8(sys.stdin.buffer.read(), "<stdin>", errors)
     else:
         text = read_text(Path(input_path), errors)
-    data = noise_lib.apply(text, canonical, seed=seed, doc_index=doc_index).encode("utf-8")
+    data = noise_lib.apply(text, spec, seed=seed, doc_index=doc_index).encode("utf-8")
     if output == "-":
         out = sys.stdout.buffer
         out.write(data)
         out.flush()
-    else:
-        write_output(Path(output), data)
+        return
+    if not output:
+        raise InputError("-o/--output '': expected a file path or '-' for stdout")
+    path = Path(output)
+    if not path.parent.is_dir():
+        raise InputError(f"-o/--output {output}: folder {path.parent} does not exist")
+    write_bytes_atomic(path, data)

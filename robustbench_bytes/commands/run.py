@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from robustbench_bytes.commands.common import NOISE_SPEC, InputError
 from robustbench_bytes.errors import BadInput
 
 
@@ -14,14 +15,14 @@ from robustbench_bytes.errors import BadInput
 @click.option("--model", "models", multiple=True, metavar="MODEL",
               help="Model to score (repeatable): a zoo name, a checkpoint directory or hf:PATH. "
                    "Default: every model of the built-in zoo.")
-@click.option("--noise", "noises", multiple=True, metavar="SPEC",
+@click.option("--noise", "noises", multiple=True, type=NOISE_SPEC,
               help="Noise spec or preset name (repeatable), e.g. drop:p=0.1 or antspeak. Clean is always scored.")
 @click.option("--suite", metavar="PRESET", default=None,
               help="A noise preset (paper, byt5, blt) whose specs join the grid.")
 @click.option("--corpus", metavar="CORPUS", default=None,
               help="Built-in corpus name, .txt file, directory of .txt files or .jsonl file. "
                    "Default: the built-in evaluation slice.")
-@click.option("--seed", "seeds", multiple=True, type=int, metavar="N",
+@click.option("--seed", "seeds", multiple=True, type=click.IntRange(min=0), metavar="N",
               help="Noise seed (repeatable; default 0). Clean cells are scored once, recorded with seed 0.")
 @click.option("--name", default="default", show_default=True,
               help="Run name: the run directory is runs/NAME unless --out is given.")
@@ -46,25 +47,27 @@ def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, ba
 
     if out is None:
         if not name or "/" in name or name in (".", ".."):
-            raise BadInput(f"--name {name!r}: expected a plain folder name")
+            raise InputError(f"--name {name!r}: expected a plain folder name")
         out = Path("runs") / name
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"--out {out}: exists and is not a directory")
+    runs.check_out_dir(out)
 
     model_specs = list(models)
     if not model_specs:
         model_specs = list(zoo_names())
         if not model_specs:
-            raise BadInput("no --model given and the built-in zoo is empty")
-    runs.check_model_specs(model_specs)
+            raise InputError("no --model given and the built-in zoo is empty")
+    try:
+        runs.check_model_specs(model_specs)
+    except BadInput as e:
+        raise click.BadParameter(str(e), param_hint="'--model'") from None
 
     if corpus is None:
         from robustbench_bytes.builtin_corpora import DEFAULT_CORPUS
 
         corpus = DEFAULT_CORPUS
     loaded = load_corpus(corpus).limit_bytes(limit_bytes)
-    if not loaded.documents:
-        raise BadInput(f"--corpus {corpus!r}: holds no documents")
+    if not loaded.documents or loaded.bytes == 0:
+        raise InputError(f"--corpus {corpus!r}: {'holds no documents' if not loaded.documents else 'every document is empty'}")
 
     noise_specs = runs.expand_noises(list(noises), suite)
     grid = runs.build_grid(model_specs, noise_specs, list(seeds) or [0])

@@ -2,47 +2,32 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
-from robustbench_bytes.errors import BadInput
+from robustbench_bytes.commands.common import ONE_NOISE_SPEC, InputError
+from robustbench_bytes.results import json_text
 
 
-def _noise_spec(spec: str) -> str:
-    """The canonical form of one spec; a preset (several cells) is refused."""
-    if spec in ("", "clean"):
-        return "clean"
-    from robustbench_bytes import noise as noise_lib
+def _summary(result) -> str:
+    r = result
 
-    try:
-        specs = noise_lib.expand(spec)
-    except noise_lib.NoiseSpecError as e:
-        raise BadInput(f"--noise {spec!r}: {e}") from None
-    if len(specs) != 1:
-        raise BadInput(f"--noise {spec!r}: is a preset of {len(specs)} noises; `robustbench score` scores one "
-                       f"(use `robustbench run --noise {spec}` for all of them)")
-    return specs[0]
-
-
-def _summary(r: dict) -> str:
     def fmt(x, spec):
         if x is None:
             return "n/a"
         return format(x, ".4e") if abs(x) >= 1e7 else format(x, spec)
 
     lines = [
-        f"model        {r['model']}  ({r['level']}, {r['architecture']}, {r['parameters']:,} parameters)",
-        f"corpus       {r['corpus']}  ({r['documents']} documents, {r['clean_bytes']:,} clean bytes, "
-        f"{r['clean_words']:,} words)",
-        f"noise        {r['noise']}  (seed {r['seed']}; {r['bytes']:,} bytes after noise)",
-        f"tokens       {r['tokens']:,}  (prefix: {r['prefix']})",
-        f"nll          {r['nll']:.2f} nats",
-        f"bits/byte    {fmt(r['bits_per_byte'], '.4f')}  (per clean byte {fmt(r['bits_per_clean_byte'], '.4f')})",
-        f"word ppl     {fmt(r['word_perplexity'], '.3f')}   byte ppl {fmt(r['byte_perplexity'], '.4f')}",
-        f"time         {r['seconds']:.2f} s  ({fmt(r['bytes_per_second'], ',.0f')} bytes/s on {r['device']}, "
-        f"{r['dtype']})",
+        f"model        {r.model}  ({r.level}, {r.architecture}, {r.parameters:,} parameters)",
+        f"corpus       {r.corpus}  ({r.documents} documents, {r.clean_bytes:,} clean bytes, "
+        f"{r.clean_words:,} words)",
+        f"noise        {r.noise}  (seed {r.seed}; {r.bytes:,} bytes after noise)",
+        f"tokens       {r.tokens:,}  (prefix: {r.prefix})",
+        f"nll          {r.nll:.2f} nats",
+        f"bits/byte    {fmt(r.bits_per_byte, '.4f')}  (per clean byte {fmt(r.bits_per_clean_byte, '.4f')})",
+        f"word ppl     {fmt(r.word_perplexity, '.3f')}   byte ppl {fmt(r.byte_perplexity, '.4f')}",
+        f"time         {r.seconds:.2f} s  ({fmt(r.bytes_per_second, ',.0f')} bytes/s on {r.device}, {r.dtype})",
     ]
     return "\n".join(lines)
 
@@ -53,7 +38,7 @@ def _summary(r: dict) -> str:
 @click.option("--corpus", "-c", "corpus_spec", default=None, metavar="CORPUS",
               help="A built-in corpus (see `robustbench corpora`), a .txt file, a directory of .txt files or a "
                    ".jsonl file with a 'text' field. Default: the built-in default evaluation slice.")
-@click.option("--noise", "-n", "noise_spec", default="clean", show_default=True, metavar="SPEC",
+@click.option("--noise", "-n", "noise_spec", default="clean", show_default=True, type=ONE_NOISE_SPEC,
               help="One noise spec, e.g. drop:p=0.1 or uppercase+swap:p=0.05 (see `robustbench noise list`).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of the noise streams.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON result object on stdout.")
@@ -81,7 +66,7 @@ def score(model_spec, corpus_spec, noise_spec, seed, as_json, device, batch_size
     from robustbench_bytes.corpora import load_corpus
     from robustbench_bytes.models import load_model
 
-    spec = _noise_spec(noise_spec)
+    spec = noise_spec
     if corpus_spec is None:
         from robustbench_bytes.builtin_corpora import DEFAULT_CORPUS
 
@@ -92,11 +77,11 @@ def score(model_spec, corpus_spec, noise_spec, seed, as_json, device, batch_size
     if model.streaming:
         given = [f"--{k.replace('_', '-')}" for k, v in options.items() if v is not None]
         if given:
-            raise BadInput(f"{', '.join(given)}: only for windowed (Transformer) models; "
+            raise InputError(f"{', '.join(given)}: only for windowed (Transformer) models; "
                            f"{model.name} is scored exactly in chunks (see --chunk-size)")
         options = {}
     elif chunk_size is not None:
-        raise BadInput(f"--chunk-size: only for streamed (Mamba) models; {model.name} is scored in windows")
+        raise InputError(f"--chunk-size: only for streamed (Mamba) models; {model.name} is scored in windows")
     if chunk_size is not None:
         options["chunk_size"] = chunk_size
     try:
@@ -105,7 +90,9 @@ def score(model_spec, corpus_spec, noise_spec, seed, as_json, device, batch_size
     except scoring.NonFiniteScore as e:
         click.echo(f"Error: {e}", err=True)
         sys.exit(1)
+    for metric, why in cell.result.undefined.items():
+        click.echo(f"note: {metric} is undefined: {why}", err=True)
     if as_json:
-        click.echo(json.dumps(cell.result, sort_keys=False))
+        click.echo(json_text(cell.result.to_json(), indent=None))
     else:
         click.echo(_summary(cell.result))

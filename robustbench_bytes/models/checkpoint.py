@@ -19,6 +19,29 @@ from robustbench_bytes.files import atomic_path, read_json, sha256_file, write_t
 CONFIG_FILE = "config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 TOKENIZER_FILE = "tokenizer.json"
+# every tokenizer file tokenization.load_tokenizer may read
+TOKENIZER_FILES = (TOKENIZER_FILE, "vocab.json", "encoder.json", "merges.txt", "vocab.bpe", "tokenizer_config.json")
+
+
+ARCHITECTURES = ("mamba", "transformer")
+
+
+def architecture_of(directory: Path, config: dict) -> str:
+    """config.json's "architecture" (mamba when absent); BadInput for one we cannot load."""
+    architecture = config.get("architecture", "mamba")
+    if architecture not in ARCHITECTURES:
+        raise BadInput(f"{Path(directory) / CONFIG_FILE}: architecture {architecture!r} is not supported "
+                       f"(expected mamba or transformer; use hf:PATH for Hugging Face models)")
+    return architecture
+
+
+def input_files(directory) -> tuple[Path, ...]:
+    """Every file loading this directory reads: config.json, the weight file, the tokenizer files present."""
+    directory = _existing_dir(directory)
+    architecture_of(directory, read_config(directory))
+    files = [directory / CONFIG_FILE, weight_file(directory)]
+    files += [directory / n for n in TOKENIZER_FILES if (directory / n).is_file()]
+    return tuple(files)
 
 
 def read_config(directory) -> dict:
@@ -49,7 +72,9 @@ def load_state_dict(directory) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         try:
-            return load_file(str(path), device="cpu")
+            return _real_floats(path, load_file(str(path), device="cpu"))
+        except BadInput:
+            raise
         except Exception as e:  # safetensors raises its own error types for corrupt headers/data
             raise BadInput(f"{path}: unreadable or truncated safetensors file ({_first_line(e)})") from None
     try:
@@ -64,6 +89,14 @@ def load_state_dict(directory) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise BadInput(f"{path}: refused: not a plain tensor state dict (expected a dict of name -> tensor)")
+    return _real_floats(path, state)
+
+
+def _real_floats(path: Path, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    for key, tensor in state.items():
+        if not tensor.is_floating_point() or tensor.is_complex():
+            raise BadInput(f"{path}: tensor {key!r} has dtype {str(tensor.dtype).replace('torch.', '')}; "
+                           f"expected real floating-point weights")
     return state
 
 
@@ -94,12 +127,13 @@ def save_pretrained(model: torch.nn.Module, directory, config: dict, tokenizer_j
     return directory
 
 
-def load_mamba(directory, device="cpu"):
-    """(MambaLM in eval mode with float32 weights on `device`, config dict) from a mamba_ssm-format directory."""
+def load_mamba(directory, config: dict | None = None, device="cpu"):
+    """(MambaLM in eval mode with float32 weights on `device`, config dict) from a mamba_ssm-format directory
+    (config: its config.json when already read)."""
     from robustbench_bytes.models.mamba import MambaConfig, MambaLM
 
     directory = _existing_dir(directory)
-    config = read_config(directory)
+    config = read_config(directory) if config is None else config
     try:
         cfg = MambaConfig.from_dict(config)
     except KeyError as e:
@@ -136,11 +170,6 @@ def load_mamba(directory, device="cpu"):
     model.load_state_dict(state, strict=False, assign=True)
     model.tie_weights()
     return model.to(device).eval(), config
-
-
-def checkpoint_sha256(directory) -> str:
-    """sha256 of the weight file a directory is loaded from."""
-    return sha256_file(weight_file(directory))
 
 
 def _existing_dir(directory) -> Path:

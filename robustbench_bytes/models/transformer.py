@@ -3,6 +3,8 @@
 The zoo's Transformer baseline. Saved through checkpoint.save_pretrained with
 `GPTConfig.to_dict()` as config.json (it carries "architecture": "transformer").
 It sees at most `block_size` tokens at once; scoring feeds longer documents in rolling windows.
+Decoding uses a key/value cache (`new_cache`, `forward_cached`): the same logits as forward() on the whole
+prefix, one new token at a time.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import asdict, dataclass, fields
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from robustbench_bytes.models.base import check_config_fields
 
 ARCHITECTURE = "transformer"
 
@@ -33,6 +37,10 @@ class GPTConfig:
     REQUIRED = ("vocab_size", "block_size", "n_layer", "n_head", "d_model")
 
     def __post_init__(self):
+        check_config_fields(asdict(self), ints=("vocab_size", "block_size", "n_layer", "n_head", "d_model", "mlp_ratio"),
+                            bools=("bias", "tie_embeddings"), numbers=("layer_norm_eps",))
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout = {self.dropout!r}; expected a number in [0, 1)")
         if self.d_model % self.n_head:
             raise ValueError(f"d_model={self.d_model} is not a multiple of n_head={self.n_head}")
 
@@ -50,6 +58,15 @@ class GPTConfig:
         return {"architecture": ARCHITECTURE, **asdict(self)}
 
 
+@dataclass
+class KVCache:
+    """Per-layer keys and values (b, n_head, block_size, head_dim) of the first `length` positions."""
+
+    k: list
+    v: list
+    length: int = 0
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -64,6 +81,21 @@ class CausalSelfAttention(nn.Module):
         q, k, v = (t.view(b, L, self.n_head, d // self.n_head).transpose(1, 2) for t in (q, k, v))
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
                                            dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(b, L, d))
+
+    def forward_cached(self, x: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, start: int):
+        """x (b, L, d) at positions start..start+L-1; writes their keys and values into the caches and attends
+        over positions 0..start+L-1."""
+        b, L, d = x.shape
+        end = start + L
+        q, k, v = self.qkv(x).split(d, dim=2)
+        q, k, v = (t.view(b, L, self.n_head, d // self.n_head).transpose(1, 2) for t in (q, k, v))
+        k_cache[:, :, start:end] = k
+        v_cache[:, :, start:end] = v
+        mask = None
+        if L > 1:  # query i (position start+i) sees keys 0..start+i
+            mask = torch.arange(end, device=x.device)[None, :] <= torch.arange(start, end, device=x.device)[:, None]
+        y = F.scaled_dot_product_attention(q, k_cache[:, :, :end], v_cache[:, :, :end], attn_mask=mask)
         return self.proj(y.transpose(1, 2).reshape(b, L, d))
 
 
@@ -90,6 +122,10 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.dropout(self.attn(self.norm1(x)))
+        return x + self.mlp(self.norm2(x))
+
+    def forward_cached(self, x, k_cache, v_cache, start: int):
+        x = x + self.dropout(self.attn.forward_cached(self.norm1(x), k_cache, v_cache, start))
         return x + self.mlp(self.norm2(x))
 
 
@@ -139,6 +175,30 @@ class GPT(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.lm_head(self.norm_f(x)).float()
+
+    def new_cache(self, batch: int = 1, device=None) -> KVCache:
+        """An empty key/value cache for forward_cached, sized for block_size positions."""
+        c = self.config
+        device = device if device is not None else self.lm_head.weight.device
+        dtype = self.lm_head.weight.dtype
+        shape = (batch, c.n_head, c.block_size, c.d_model // c.n_head)
+        return KVCache([torch.zeros(shape, device=device, dtype=dtype) for _ in range(c.n_layer)],
+                       [torch.zeros(shape, device=device, dtype=dtype) for _ in range(c.n_layer)])
+
+    def forward_cached(self, input_ids: torch.Tensor, cache: KVCache):
+        """input_ids (b, L) continuing the cache's `length` tokens -> (logits (b, L, vocab_size) float32, cache).
+        The logits equal forward() on the whole prefix (up to rounding); the cache is updated in place.
+        Raises ValueError past block_size (start a new cache from the last tokens)."""
+        b, L = input_ids.shape
+        start = cache.length
+        if start + L > self.config.block_size:
+            raise ValueError(f"{start} cached + {L} new tokens exceed block_size={self.config.block_size}")
+        pos = torch.arange(start, start + L, device=input_ids.device)
+        x = self.dropout(self.embedding(input_ids) + self.position(pos))
+        for i, block in enumerate(self.blocks):
+            x = block.forward_cached(x, cache.k[i], cache.v[i], start)
+        cache.length = start + L
+        return self.lm_head(self.norm_f(x)).float(), cache
 
     def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Loads a saved state dict strictly; a tied head may be absent from the file.

@@ -1,0 +1,50 @@
+"""How numbers are written, the same in the terminal table, the report and the CI gate's summary."""
+
+from __future__ import annotations
+
+import math
+
+NA = "–"
+
+
+def format_ppl(value: float) -> str:
+    if value is None or not math.isfinite(value):
+        return NA
+    magnitude = abs(value)
+    if magnitude >= 1e7:
+        return f"{value:.3g}"
+    if magnitude >= 1000:
+        return f"{value:,.0f}"
+    if magnitude >= 100:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def format_bits(value: float) -> str:
+    return NA if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
+_FORMATTERS = {"word_perplexity": format_ppl, "ppl_increase": format_ppl,
+               "bits_per_byte": format_bits, "bits_per_clean_byte": format_bits}
+
+
+def format_value(row, metric: str, interval: bool = True, signed: bool = False) -> str:
+    fmt = _FORMATTERS[metric]
+    value = row[metric]
+    if value is None or not math.isfinite(value):
+        return NA
+    text = fmt(value)
+    if signed and value >= 0:
+        text = "+" + text
+    low, high = row[f"{metric}_low"], row[f"{metric}_high"]
+    if interval and math.isfinite(low) and math.isfinite(high):
+        text += f" [{fmt(low)}, {fmt(high)}]"
+    return text
+
+
+def format_signed(value: float | None, fmt=None) -> str:
+    """A change: its sign always shown (+0.0123, -5.20)."""
+    fmt = fmt or format_bits
+    if value is None or not math.isfinite(value):
+        return NA
+    return ("+" if value >= 0 else "") + fmt(value)

@@ -1,0 +1,103 @@
+"""Resolving a MODEL argument once: which loader takes it, and every file that loader reads, for fingerprints.
+
+A ModelSource is one way to name models (the zoo, a checkpoint directory, hf:PATH, smollm2-135m, or an
+installed plug-in of the entry-point group `robustbench_bytes.models`). resolve_model(spec) asks each in
+turn; the ResolvedModel it returns lists the input files, so a run can tell whether a stored cell is
+still valid without loading the network, and the loader reads exactly those files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+from robustbench_bytes.errors import BadInput
+from robustbench_bytes.files import sha256_file
+from robustbench_bytes.plugins import Registry, instance_or_factory
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model named by `spec`, found by source `source`; `path` is its directory or file when it has one."""
+
+    spec: str
+    source: str
+    path: Path | None
+    input_files: tuple[Path, ...]
+    display_name: str
+    details: dict = field(default_factory=dict, compare=False)  # source-specific (e.g. a GGUF file name)
+
+    def file_hashes(self) -> dict[str, str]:
+        """name relative to `path` (or the full path) -> sha256, for every input file."""
+        out = {}
+        for f in self.input_files:
+            name = str(f.relative_to(self.path)) if self.path and self.path.is_dir() and f.is_relative_to(self.path) \
+                else str(f)
+            out[name] = cached_sha256(f)
+        return out
+
+    def weights_sha256(self) -> str:
+        """sha256 of the weight file (of the weight files' hashes, in order, when there are several)."""
+        weights = [f for f in self.input_files if f.suffix in WEIGHT_SUFFIXES] or list(self.input_files)
+        if len(weights) == 1:
+            return cached_sha256(weights[0])
+        return hashlib.sha256("".join(cached_sha256(f) for f in weights).encode()).hexdigest()
+
+    def fingerprint(self) -> str:
+        """sha256 over the source and every input file's name and sha256: any edit of a file the loader reads
+        (weights, config.json, tokenizer files) changes it."""
+        payload = json.dumps({"source": self.source, "files": self.file_hashes()}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def cached_sha256(path: Path) -> str:
+    st = os.stat(path)
+    return _sha256_at(str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+@lru_cache(maxsize=256)
+def _sha256_at(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    return sha256_file(path)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """matches(spec) says whether the source takes the name; resolve(spec) -> ResolvedModel (BadInput when
+    it names something unusable); load(resolved, device) -> LoadedModel; listing() -> entries for
+    `robustbench models` (dicts with name, level, architecture, parameters, size_bytes, provenance, source)."""
+
+    name: str
+    matches: Callable[[str], bool]
+    resolve: Callable[[str], ResolvedModel]
+    load: Callable
+    listing: Callable[[], list[dict]] = lambda: []
+
+
+MODEL_SOURCES: Registry[ModelSource] = Registry("model source", "robustbench_bytes.models",
+                                                instance_or_factory(ModelSource, "a ModelSource"))
+
+
+def register_model_source(source: ModelSource) -> ModelSource:
+    return MODEL_SOURCES.register(source.name, source)
+
+
+def resolve_model(spec: str) -> ResolvedModel:
+    if not isinstance(spec, str) or not spec:
+        raise BadInput(f"model {spec!r}: expected a zoo name, a checkpoint directory or hf:PATH")
+    for name in MODEL_SOURCES:
+        source = MODEL_SOURCES[name]
+        if source.matches(spec):
+            return source.resolve(spec)
+    from robustbench_bytes.models import known_names
+
+    known = ", ".join(known_names()) or "none"
+    if Path(spec).expanduser().exists():
+        raise BadInput(f"model {spec!r}: is a file; expected a checkpoint directory, a zoo name or hf:PATH")
+    raise BadInput(f"model {spec!r}: no such zoo model (known: {known}) and no such directory")

@@ -1,0 +1,84 @@
+"""What a run directory's manifest.json records: package and library versions, git hash, device, inputs."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+from robustbench_bytes import __version__
+from robustbench_bytes.result_schema import CLEAN, CLEAN_SEED, RUN_FORMAT
+
+LIBRARIES = ("torch", "numpy", "pandas", "matplotlib", "click", "tqdm", "tokenizers", "safetensors",
+             "triton", "numba", "transformers")
+
+
+@functools.lru_cache(maxsize=1)
+def git_hash() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5)
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def _library_versions() -> tuple:
+    from importlib import metadata
+
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return tuple(versions.items())
+
+
+def library_versions() -> dict[str, str]:
+    return dict(_library_versions())
+
+
+def device_description(device: str) -> str:
+    if device.startswith("cuda"):
+        try:
+            import torch
+
+            return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+        except Exception:  # a description only: the run itself reports a broken device
+            return device
+    return f"{device} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def build_manifest(grid, corpus, options, scoring_version: str, models: dict[str, dict],
+                   started: str, finished: str | None) -> dict:
+    """models: spec -> {"model_fingerprint", "checkpoint_sha256", "files"} as far as known."""
+    seeds = sorted({c.seed for c in grid if c.noise != CLEAN}) or [CLEAN_SEED]
+    return {
+        "format": RUN_FORMAT,
+        "package": {"name": "robustbench-bytes", "version": __version__, "git": git_hash()},
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "libraries": library_versions(),
+        "device": device_description(options.device),
+        "batch_size": options.batch_size,
+        "scoring_version": scoring_version,
+        "seeds": seeds,
+        "models": [{"model": m, **models.get(m, {})} for m in dict.fromkeys(c.model for c in grid)],
+        "noises": list(dict.fromkeys(c.noise for c in grid)),
+        "corpus": {"name": corpus.name, "sha256": corpus.sha256, "documents": len(corpus.documents),
+                   "bytes": corpus.bytes, "limit_bytes": options.limit_bytes,
+                   "provenance": corpus.provenance, "license": corpus.license},
+        "cells": [c.key for c in grid],
+        "command_line": options.command_line,
+        "started": started,
+        "finished": finished,
+    }

@@ -1,0 +1,220 @@
+"""The typed results: a cell's result object and its per-document records, to and from the JSON on disk.
+
+Scoring builds a CellResult once; runs, report and compare read it. On disk the field names are
+CONTRACT.md's (plain JSON, no NaN or infinity: an undefined metric is null and `undefined` says why).
+Files written before RUN_FORMAT 2 (no `model_fingerprint`, `undefined`, `status` optional) still load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from robustbench_bytes.errors import BadInput
+
+RUN_FORMAT = "robustbench-run/2"
+CELL_FORMAT = "robustbench-cell/2"
+CELL_FORMATS = ("robustbench-cell/1", CELL_FORMAT)
+CLEAN = "clean"
+CLEAN_SEED = 0
+METRICS = ("bits_per_byte", "bits_per_clean_byte", "word_perplexity", "byte_perplexity")
+LN2 = math.log(2.0)
+
+
+def cell_key(model_spec: str, noise: str, seed: int) -> str:
+    """The file name (without .json) of a cell: readable parts and a digest of the exact identity."""
+    digest = hashlib.sha256(f"{model_spec}\0{noise}\0{seed}".encode()).hexdigest()[:10]
+    return f"{_slug(model_spec, 40)}__{_slug(noise, 60)}__s{seed}-{digest}"
+
+
+def _slug(text: str, limit: int) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_.") or "x"
+    return slug[-limit:] if len(slug) > limit else slug
+
+
+def derived_metrics(nll: float, n_bytes: int, clean_bytes: int, clean_words: int) -> tuple[dict, dict]:
+    """CONTRACT.md's derived metrics, and for each one that is undefined (None) the reason: a zero
+    denominator, or a value past the largest float (word perplexity of a text with few spaces)."""
+    formulas = {
+        "bits_per_byte": (n_bytes, "bytes", lambda x: x / LN2),
+        "bits_per_clean_byte": (clean_bytes, "clean bytes", lambda x: x / LN2),
+        "word_perplexity": (clean_words, "clean words", math.exp),
+        "byte_perplexity": (n_bytes, "bytes", math.exp),
+    }
+    values, undefined = {}, {}
+    for name, (denominator, unit, transform) in formulas.items():
+        if denominator <= 0:
+            values[name], undefined[name] = None, f"no {unit} to divide by"
+            continue
+        try:
+            value = transform(nll / denominator)
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value):
+            values[name] = None
+            undefined[name] = (f"exp({nll / denominator:.4g}) overflows a float: nll {nll:.4g} nats over "
+                               f"{denominator:,} {unit}")
+        else:
+            values[name] = value
+    return values, undefined
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """One document of a cell: its NLL (nats) and sizes."""
+
+    index: int
+    id: str
+    nll: float
+    tokens: int
+    bytes: int
+    clean_bytes: int
+    clean_words: int
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: object, where: str) -> "DocumentRecord":
+        if not isinstance(raw, dict):
+            raise BadInput(f"{where}: expected a document object")
+        missing = [k for k in ("nll", "bytes", "clean_bytes", "clean_words") if k not in raw]
+        if missing:
+            raise BadInput(f"{where}: lacks {', '.join(missing)}")
+        try:
+            nll = raw["nll"]
+            return cls(index=int(raw.get("index", 0)), id=str(raw.get("id", raw.get("index", ""))),
+                       nll=math.nan if nll is None else float(nll), tokens=int(raw.get("tokens") or 0),
+                       bytes=int(raw["bytes"]), clean_bytes=int(raw["clean_bytes"]),
+                       clean_words=int(raw["clean_words"]))
+        except (TypeError, ValueError):
+            raise BadInput(f"{where}: a field is not a number") from None
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """One model x corpus x noise x seed cell (CONTRACT.md's result object)."""
+
+    model: str
+    noise: str
+    seed: int
+    corpus: str
+    documents: int
+    clean_bytes: int
+    model_spec: str = ""  # the model as the run named it (a zoo name, a path, hf:PATH)
+    level: str | None = None
+    architecture: str | None = None
+    nll: float | None = None
+    bytes: int | None = None
+    clean_words: int | None = None
+    tokens: int | None = None
+    bits_per_byte: float | None = None
+    bits_per_clean_byte: float | None = None
+    word_perplexity: float | None = None
+    byte_perplexity: float | None = None
+    undefined: dict = field(default_factory=dict)  # metric -> why it is null
+    seconds: float | None = None
+    bytes_per_second: float | None = None
+    prefix: str | None = None
+    scoring: dict = field(default_factory=dict)
+    batch_size: int | None = None
+    scoring_version: str | None = None
+    device: str | None = None
+    dtype: str | None = None
+    parameters: int | None = None
+    model_fingerprint: str | None = None
+    checkpoint_sha256: str | None = None
+    corpus_sha256: str | None = None
+    status: str = "ok"  # "ok" | "failed"
+    error: str | None = None
+    extra: dict = field(default_factory=dict)  # fields of other versions, kept as they were
+
+    @property
+    def cell(self) -> str:
+        return cell_key(self.model_spec or self.model, self.noise, self.seed)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and self.nll is not None and math.isfinite(self.nll)
+
+    @property
+    def is_clean(self) -> bool:
+        return self.noise == CLEAN
+
+    @classmethod
+    def failed(cls, *, model_spec: str, model: str | None, noise: str, seed: int, corpus, error: str,
+               **known) -> "CellResult":
+        """A cell that produced no valid NLL."""
+        return cls(model=model or model_spec, model_spec=model_spec, noise=noise, seed=seed, corpus=corpus.name,
+                   documents=len(corpus.documents), clean_bytes=corpus.bytes, corpus_sha256=corpus.sha256,
+                   status="failed", error=error, **known)
+
+    def as_failed(self, error: str) -> "CellResult":
+        return replace(self, status="failed", error=error)
+
+    def to_json(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        out["cell"] = self.cell
+        return {**self.extra, **out}
+
+    @classmethod
+    def from_json(cls, raw: object, where: str) -> "CellResult":
+        if not isinstance(raw, dict):
+            raise BadInput(f"{where}: expected a result object")
+        for key in ("model", "noise"):
+            if key not in raw:
+                raise BadInput(f"{where}: has no {key!r} field")
+        names = {f.name for f in fields(cls)} - {"extra"}
+        values = {k: v for k, v in raw.items() if k in names}
+        values.setdefault("model_spec", raw["model"])
+        values.setdefault("seed", CLEAN_SEED)
+        values.setdefault("corpus", "")
+        values.setdefault("documents", 0)
+        values.setdefault("clean_bytes", 0)
+        if values.get("status") not in ("ok", "failed"):
+            values["status"] = "ok" if raw.get("nll") is not None else "failed"
+        extra = {k: v for k, v in raw.items() if k not in names}  # incl. the stored "cell" name
+        try:
+            result = cls(**values, extra=extra)
+        except TypeError as e:
+            raise BadInput(f"{where}: {e}") from None
+        if not isinstance(result.seed, int) or not isinstance(result.noise, str):
+            raise BadInput(f"{where}: seed must be an integer and noise a string")
+        return result
+
+
+def check_consistent(result: CellResult, documents: list[DocumentRecord]) -> str | None:
+    """Why a stored ok cell cannot be trusted (None when it can): a non-finite number, or totals that are not
+    the sums of its per-document records."""
+    if result.nll is None or not math.isfinite(result.nll):
+        return f"non-finite NLL ({result.nll})"
+    for doc in documents:
+        if not math.isfinite(doc.nll):
+            return f"non-finite NLL ({doc.nll}) in document {doc.index}"
+    if len(documents) != result.documents:
+        return f"{len(documents)} document records for {result.documents} documents"
+    total = math.fsum(d.nll for d in documents)
+    if abs(total - result.nll) > 1e-9 * max(1.0, abs(result.nll)):
+        return f"NLL {result.nll} is not the sum of its documents' ({total})"
+    for name, value in (("bytes", result.bytes), ("clean_bytes", result.clean_bytes)):
+        if value != sum(getattr(d, name) for d in documents):
+            return f"{name} {value} is not the sum of its documents'"
+    for name in METRICS:
+        value = getattr(result, name)
+        if value is not None and not math.isfinite(value):
+            return f"non-finite {name} ({value})"
+    return None
+
+
+def to_plain_json(obj: Any) -> Any:
+    """NaN and infinities are not JSON: stored as null (a result's `undefined` or `status` says why)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: to_plain_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain_json(v) for v in obj]
+    return obj
