@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_run_fakes import write_fake_run  # noqa: E402
 
 from robustbench_bytes.cli import cli  # noqa: E402
-from robustbench_bytes import report  # noqa: E402
+from robustbench_bytes import formatting, report, report_plots, report_text  # noqa: E402
 
 BPCB = {
     "clean": {"mamba-a": 1.9, "gpt-b": 2.1},
@@ -83,11 +83,11 @@ def test_markdown_shows_the_numbers_of_the_table(run_dir, tmp_path):
     readme = written["readme"].read_text()
     table = written["table"]
     row = table[(table["model"] == "gpt-b") & (table["noise"] == "antspeak")].iloc[0]
-    assert report.format_value(row, "ppl_increase", interval=False, signed=True) in readme
-    assert report.format_bits(row["bits_per_clean_byte"]) in readme
+    assert formatting.format_value(row, "ppl_increase", interval=False, signed=True) in readme
+    assert formatting.format_bits(row["bits_per_clean_byte"]) in readme
     clean = table[(table["model"] == "gpt-b") & (table["noise"] == "clean")].iloc[0]
     rise = row["bits_per_clean_byte"] - clean["bits_per_clean_byte"]
-    assert f"{report.format_bits(row['bits_per_clean_byte'])} ({rise:+.2f})" in readme
+    assert f"{formatting.format_bits(row['bits_per_clean_byte'])} ({rise:+.2f})" in readme
     # a noisier model has a larger increase; the table must say so
     mamba = table[(table["model"] == "mamba-a") & (table["noise"] == "antspeak")].iloc[0]
     assert row["ppl_increase"] > mamba["ppl_increase"] > 0
@@ -119,11 +119,11 @@ def test_not_a_run_directory_is_one_line_exit_2(tmp_path):
 
 
 def test_p_families_and_latex_escape():
-    families = report.p_families(["drop:p=0.05", "drop:p=0.3", "repeat:p=0.3,max=3", "antspeak",
+    families = report_plots.p_families(["drop:p=0.05", "drop:p=0.3", "repeat:p=0.3,max=3", "antspeak",
                                   "drop:p=0.1+swap:p=0.1", "clean"])
     assert families == {"drop": [(0.05, "drop:p=0.05"), (0.3, "drop:p=0.3")],
                         "repeat, max=3": [(0.3, "repeat:p=0.3,max=3")]}
-    assert report.latex_escape("random_case 50% & $x") == r"random\_case 50\% \& \$x"
+    assert report_text.latex_escape("random_case 50% & $x") == r"random\_case 50\% \& \$x"
 
 
 def test_load_runs_gives_one_row_per_cell_with_its_run(tmp_path):

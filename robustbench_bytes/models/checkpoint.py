@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.files import atomic_path, read_json, sha256_file, write_text_atomic
+from robustbench_bytes.files import atomic_path, read_json, write_text_atomic
 
 CONFIG_FILE = "config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
