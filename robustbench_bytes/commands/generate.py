@@ -1,0 +1,109 @@
+"""`robustbench generate`: continue a prompt with any model, plainly or speculatively (subword drafter, byte
+verifier); prints the continuation as it is decided, or one JSON object."""
+
+from __future__ import annotations
+
+import codecs
+import json
+import sys
+
+import click
+
+
+def _prompt(prompt, prompt_file) -> str:
+    if prompt is not None and prompt_file is not None:
+        raise click.UsageError("--prompt and --prompt-file: give one of them, not both")
+    if prompt is None and prompt_file is None:
+        raise click.UsageError("missing --prompt TEXT or --prompt-file FILE")
+    if prompt is not None:
+        return prompt
+    try:
+        if prompt_file == "-":
+            return sys.stdin.read()
+        with open(prompt_file, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        raise click.BadParameter(f"{prompt_file}: cannot read it ({e.strerror or e})", param_hint="--prompt-file")
+    except UnicodeDecodeError as e:
+        raise click.BadParameter(f"{prompt_file}: not UTF-8 text (byte offset {e.start})", param_hint="--prompt-file")
+
+
+class _Stream:
+    """Writes decided bytes to stdout as text, holding back a character split across pieces."""
+
+    def __init__(self, newline: str):
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.crlf = newline == "crlf"
+
+    def __call__(self, piece: bytes):
+        text = self.decoder.decode(piece)
+        if self.crlf:
+            text = text.replace("\r", "")
+        if text:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+
+@click.command("generate")
+@click.option("--model", "-m", "model_spec", required=True, metavar="MODEL",
+              help="The model that generates (any level or architecture); with --draft, the byte-level verifier.")
+@click.option("--draft", "draft_spec", default=None, metavar="SUBWORD_MODEL",
+              help="Decode speculatively: this subword model drafts, MODEL (byte-level) verifies.")
+@click.option("--prompt", "-p", default=None, metavar="TEXT", help="The text to continue.")
+@click.option("--prompt-file", default=None, metavar="FILE", help="Read the prompt from FILE (UTF-8; - for stdin).")
+@click.option("--max-bytes", default=256, show_default=True, type=click.IntRange(min=0),
+              help="UTF-8 bytes to generate (subword models may stop earlier at an end-of-text token).")
+@click.option("--temperature", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="0: greedy; otherwise sample from softmax(logits / T).")
+@click.option("--top-k", default=None, type=click.IntRange(min=1), help="Sample from the K most likely only.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of the sampling.")
+@click.option("--draft-tokens", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Tokens the drafter proposes per round.")
+@click.option("--beta", default=1.0, show_default=True, type=click.FloatRange(min=1),
+              help="A drafted byte is accepted while its rank under the verifier is below beta (1: only the "
+                   "verifier's own choice; greedy output then equals plain greedy decoding).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (text, bytes, seconds, ...) instead.")
+@click.option("--device", default=None, metavar="DEVICE", help="cpu, cuda or cuda:N. Default: cuda when available.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def generate(model_spec, draft_spec, prompt, prompt_file, max_bytes, temperature, top_k, seed, draft_tokens, beta,
+             as_json, device, quiet):
+    """Continue a prompt with MODEL, one step per byte (or token), or speculatively with --draft: the subword
+    drafter proposes --draft-tokens tokens, the byte-level MODEL checks their bytes in one chunk."""
+    from robustbench_bytes import generate as gen
+    from robustbench_bytes.models import load_model
+    from robustbench_bytes.progress import progress_bar
+
+    text = _prompt(prompt, prompt_file)
+    model = load_model(model_spec, device)
+    draft = None
+    if draft_spec is not None:
+        if model.level != "byte":
+            raise click.BadParameter(f"{model_spec!r} is a {model.level}-level model; with --draft the model "
+                                     "must be byte-level (the verifier)", param_hint="--model")
+        draft = load_model(draft_spec, device)
+        if draft.level != "subword":
+            raise click.BadParameter(f"{draft_spec!r} is a {draft.level}-level model; expected a subword model "
+                                     "(the drafter)", param_hint="--draft")
+    stream = None if as_json else _Stream(getattr(model.tokenizer, "newline", "lf"))
+    show = not quiet and (as_json or not sys.stdout.isatty())  # never draw over the streamed text
+    with progress_bar(show, total=max_bytes, unit="B", desc=f"generate {model.name}") as bar:
+        def on_bytes(piece):
+            bar.update(len(piece))
+            if stream is not None:
+                stream(piece)
+
+        try:
+            result = gen.generate(model, text, max_bytes=max_bytes, temperature=temperature, top_k=top_k,
+                                  seed=seed, draft=draft, draft_tokens=draft_tokens, beta=beta, on_bytes=on_bytes)
+        except gen.GenerationInterrupted as stop:
+            bar.close()
+            _finish(stop.partial, as_json)
+            sys.exit(130)
+    _finish(result, as_json)
+
+
+def _finish(result, as_json: bool):
+    if as_json:
+        click.echo(json.dumps(result.to_json(), ensure_ascii=False))
+    else:
+        click.echo()

@@ -1,0 +1,152 @@
+"""Incremental decoding over any loaded model: one interface over a Mamba state, a GPT key/value cache and a
+Hugging Face past_key_values.
+
+A decoder holds the context it has been fed. prefill(ids) feeds a long context (in chunks) and returns the
+logits after its last token; feed(ids) feeds a few tokens as one chunk and returns the logits after each;
+step(id) feeds one token; save() / restore() take the context back to an earlier point (a drafted chunk that
+was rejected leaves nothing behind). Logits are float32 rows over the tokenizer's vocabulary (padding cut off).
+"""
+
+from __future__ import annotations
+
+import torch
+
+PREFILL_CHUNK = 1024  # tokens per chunk when feeding a prompt: bounds the memory of the logits
+
+
+class MambaDecoder:
+    """A MambaLM: the recurrent state is the whole context; constant memory and time per token."""
+
+    def __init__(self, module, vocab_size: int, device):
+        self.module, self.vocab, self.device = module, vocab_size, device
+        self.state = module.init_state(1, device)
+
+    def _ids(self, ids):
+        return torch.as_tensor(list(ids), dtype=torch.long, device=self.device)[None]
+
+    def feed(self, ids) -> torch.Tensor:
+        logits, self.state = self.module(self._ids(ids), self.state)
+        return logits[0, :, : self.vocab]
+
+    def prefill(self, ids) -> torch.Tensor:
+        ids = list(ids)
+        for start in range(0, len(ids), PREFILL_CHUNK):
+            last = self.feed(ids[start:start + PREFILL_CHUNK])[-1]
+        return last
+
+    def step(self, token: int) -> torch.Tensor:
+        logits, self.state = self.module.step(torch.tensor([token], device=self.device), self.state)
+        return logits[0, : self.vocab]
+
+    def save(self):
+        return _clone_state(self.state)
+
+    def restore(self, saved) -> None:
+        self.state = _clone_state(saved)  # step() updates the state in place: keep `saved` reusable
+
+
+def _clone_state(state):
+    from robustbench_bytes.models.mamba import MambaState
+
+    return MambaState([c.clone() for c in state.conv], [s.clone() for s in state.ssm])
+
+
+class WindowedDecoder:
+    """A model that sees at most `window` tokens (a GPT, a Hugging Face model): a key/value cache; when it is
+    full, the cache restarts from the last window/2 tokens (the context then holds window/2..window tokens)."""
+
+    def __init__(self, run, new_cache, crop, window: int, vocab_size: int, device):
+        self.run, self.new_cache, self.crop = run, new_cache, crop
+        self.window, self.vocab, self.device = window, vocab_size, device
+        self.history: list[int] = []  # every token fed, oldest first
+        self.cache, self.cached_from, self.cached = new_cache(), 0, 0  # cache holds history[from:from+cached]
+        self.epoch = 0  # bumped when the cache restarts: an older save() must then rebuild
+
+    def _run(self, ids: list[int]) -> torch.Tensor:
+        t = torch.as_tensor(ids, dtype=torch.long, device=self.device)[None]
+        logits, self.cache = self.run(t, self.cache)
+        self.cached += len(ids)
+        return logits[0, :, : self.vocab]
+
+    def _restart(self, keep: int) -> torch.Tensor | None:
+        self.cache, self.epoch = self.new_cache(), self.epoch + 1
+        self.cached_from, self.cached = len(self.history) - keep, 0
+        return self._run(self.history[self.cached_from:]) if keep else None
+
+    def feed(self, ids) -> torch.Tensor:
+        ids, rows = list(ids), []
+        piece = max(1, self.window - self.window // 2)
+        for start in range(0, len(ids), piece):
+            part = ids[start:start + piece]
+            if self.cached + len(part) > self.window:
+                self._restart(min(self.window // 2, len(self.history)))
+            rows.append(self._run(part))
+            self.history += part
+        return torch.cat(rows) if rows else torch.zeros(0, self.vocab)
+
+    def prefill(self, ids) -> torch.Tensor:
+        return self.feed(ids)[-1]
+
+    def step(self, token: int) -> torch.Tensor:
+        return self.feed([token])[0]
+
+    def save(self):
+        return (len(self.history), self.epoch)
+
+    def restore(self, saved) -> None:
+        length, epoch = saved
+        if epoch == self.epoch and length >= self.cached_from and self.crop is not None:
+            self.cache = self.crop(self.cache, length - self.cached_from)
+            self.cached = length - self.cached_from
+            del self.history[length:]
+            return
+        del self.history[length:]
+        self._restart(min(self.window // 2, length))
+
+
+def _gpt_decoder(module, vocab, device) -> WindowedDecoder:
+    def crop(cache, n):
+        cache.length = n
+        return cache
+
+    return WindowedDecoder(lambda ids, cache: module.forward_cached(ids, cache), module.new_cache, crop,
+                           module.config.block_size, vocab, device)
+
+
+def _hf_decoder(module, vocab, window, device) -> WindowedDecoder:
+    def run(ids, cache):
+        out = module(input_ids=ids, past_key_values=cache, use_cache=True)
+        return out.logits.float(), out.past_key_values
+
+    def crop(cache, n):
+        if cache is None or not hasattr(cache, "crop"):
+            raise AttributeError
+        cache.crop(n)
+        return cache
+
+    decoder = WindowedDecoder(run, lambda: None, crop, window, vocab, device)
+    base_restore = decoder.restore
+
+    def restore(saved):
+        try:
+            base_restore(saved)
+        except AttributeError:  # a cache that cannot be cut back (e.g. a recurrent one): rebuild it
+            decoder.epoch += 1
+            base_restore(saved)
+
+    decoder.restore = restore
+    return decoder
+
+
+def make_decoder(model):
+    """The decoder for a LoadedModel (models.load_model)."""
+    from robustbench_bytes.models.mamba import MambaLM
+    from robustbench_bytes.models.transformer import GPT
+
+    vocab = model.tokenizer.vocab_size
+    module = model.module
+    if isinstance(module, MambaLM):
+        return MambaDecoder(module, vocab, model.device)
+    if isinstance(module, GPT):
+        return _gpt_decoder(module, vocab, model.device)
+    return _hf_decoder(module, vocab, model.max_length or 2048, model.device)
