@@ -80,7 +80,8 @@ class Noise:
         return ", ".join(p.describe() for p in self.params) or "-"
 
 
-NOISES: Registry[Noise] = Registry("noise", "robustbench_bytes.noises", instance_or_factory(Noise, "a Noise"))
+NOISES: Registry[Noise] = Registry("noise", "robustbench_bytes.noises", instance_or_factory(Noise, "a Noise"),
+                                   forbidden=" +,:=\t\n")
 
 
 def register_noise(noise: Noise) -> Noise:

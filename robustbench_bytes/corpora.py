@@ -1,82 +1,56 @@
-"""Corpora: a built-in name, a text file (one document), a directory of .txt files (one document
-each, sorted by path) or a .jsonl file with a `text` field."""
+"""Naming a corpus: a registered name (the built-ins and installed plug-ins), a text file (one document), a
+directory of .txt files (one document each, sorted by path) or a .jsonl file with a `text` field.
+
+Plug-ins: the entry-point group `robustbench_bytes.corpora`; an entry point gives a function of no arguments
+returning a Corpus (or a list of document strings), called when the corpus is first named."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from robustbench_bytes import builtin_corpora
+from robustbench_bytes.corpus import Corpus, decode_utf8, read_text
 from robustbench_bytes.errors import BadInput
+from robustbench_bytes.plugins import Registry
+
+__all__ = ["CORPORA", "Corpus", "decode_utf8", "load_corpus", "read_text", "register_corpus"]
 
 
-@dataclass(frozen=True)
-class Corpus:
-    name: str
-    documents: list[str]
-    provenance: str = ""
-    license: str = ""
-    doc_ids: list[str] = field(default_factory=list)
+def _accept_loader(name: str, obj: object) -> Callable[[], Corpus]:
+    if isinstance(obj, Corpus):
+        return lambda: obj
+    if not callable(obj):
+        raise TypeError(f"expected a function returning a Corpus, got {type(obj).__name__}")
 
-    @property
-    def sha256(self) -> str:
-        h = hashlib.sha256()
-        for doc in self.documents:
-            data = doc.encode("utf-8")
-            h.update(len(data).to_bytes(8, "little"))
-            h.update(data)
-        return h.hexdigest()
+    def load() -> Corpus:
+        value = obj()
+        if isinstance(value, Corpus):
+            return value
+        if isinstance(value, (list, tuple)) and all(isinstance(d, str) for d in value):
+            return Corpus(name=name, documents=list(value), provenance=f"corpus plug-in {name}")
+        raise BadInput(f"corpus plug-in {name!r}: returned {type(value).__name__}; expected a Corpus or a "
+                       f"list of strings")
 
-    @property
-    def bytes(self) -> int:
-        return sum(len(d.encode("utf-8")) for d in self.documents)
-
-    def limit_bytes(self, limit: int | None) -> "Corpus":
-        """The first documents up to `limit` UTF-8 bytes in all; the last one cut at a character boundary."""
-        if limit is None or self.bytes <= limit:
-            return self
-        docs, ids, left = [], [], limit
-        for doc, doc_id in zip(self.documents, self.doc_ids or [str(i) for i in range(len(self.documents))]):
-            if left <= 0:
-                break
-            data = doc.encode("utf-8")[:left]
-            docs.append(data.decode("utf-8", errors="ignore"))
-            ids.append(doc_id)
-            left -= len(data)
-        return Corpus(name=self.name, documents=docs, provenance=self.provenance, license=self.license,
-                      doc_ids=ids)
+    return load
 
 
-# name -> loader(); filled by robustbench_bytes.builtin_corpora
-BUILTIN: dict[str, Callable[[], Corpus]] = {}
+CORPORA: Registry[Callable[[], Corpus]] = Registry("corpus", "robustbench_bytes.corpora", _accept_loader)
 
 
-def decode_utf8(data: bytes, where: str, errors: str = "strict") -> str:
-    """Decode UTF-8; on failure a BadInput naming `where` and the byte offset."""
-    try:
-        return data.decode("utf-8", errors=errors)
-    except UnicodeDecodeError as e:
-        raise BadInput(f"{where}: not valid UTF-8 at byte offset {e.start} "
-                       f"(byte 0x{data[e.start]:02x})") from None
+def register_corpus(name: str, loader: Callable[[], Corpus]) -> None:
+    CORPORA.register(name, _accept_loader(name, loader))
 
 
-def read_text(path: Path, errors: str = "strict") -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise BadInput(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise BadInput(f"{path}: is a directory, expected a file") from None
-    except OSError as e:
-        raise BadInput(f"{path}: cannot read ({e.strerror})") from None
-    return decode_utf8(data, str(path), errors)
+for _name, _loader in builtin_corpora.loaders().items():
+    CORPORA.register(_name, _loader)
 
 
 def _load_jsonl(path: Path) -> Corpus:
     docs, ids = [], []
-    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
+    # only "\n" ends a line: str.splitlines would also split at U+2028 and other separators inside strings
+    for lineno, line in enumerate(read_text(path).split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -85,6 +59,11 @@ def _load_jsonl(path: Path) -> Corpus:
             raise BadInput(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
             raise BadInput(f"{path}:{lineno}: expected an object with a string field 'text'")
+        try:
+            obj["text"].encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise BadInput(f"{path}:{lineno}: field 'text' holds a lone surrogate ({obj['text'][e.start]!a}) at "
+                           f"character {e.start}; expected valid Unicode") from None
         docs.append(obj["text"])
         ids.append(str(obj.get("id", lineno)))
     return Corpus(name=str(path), documents=docs, provenance=f"jsonl file {path}", doc_ids=ids)
@@ -92,13 +71,8 @@ def _load_jsonl(path: Path) -> Corpus:
 
 def load_corpus(spec: str) -> Corpus:
     """Resolve a corpus name or path. Raises BadInput on anything unusable."""
-    if spec in BUILTIN:
-        return BUILTIN[spec]()
-    if not BUILTIN:
-        import robustbench_bytes.builtin_corpora  # noqa: F401  (registers the built-ins)
-
-        if spec in BUILTIN:
-            return BUILTIN[spec]()
+    if spec in CORPORA:
+        return CORPORA[spec]()
     path = Path(spec)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.txt") if p.is_file())
@@ -111,5 +85,5 @@ def load_corpus(spec: str) -> Corpus:
     if path.is_file():
         return Corpus(name=str(path), documents=[read_text(path)], provenance=f"text file {path}",
                       doc_ids=[path.name])
-    known = ", ".join(sorted(BUILTIN)) or "none"
+    known = ", ".join(sorted(CORPORA)) or "none"
     raise BadInput(f"corpus {spec!r}: no such built-in corpus (known: {known}) and no such file or directory")

@@ -16,14 +16,15 @@ class Registry(Mapping, Generic[T]):
     """name -> T. `accept(name, obj)` turns what an entry point loads (the object itself, or a function of no
     arguments returning it) into a T, or raises TypeError/ValueError saying what was expected."""
 
-    def __init__(self, kind: str, group: str, accept: Callable[[str, object], T]):
-        self.kind, self.group, self.accept = kind, group, accept
+    def __init__(self, kind: str, group: str, accept: Callable[[str, object], T], forbidden: str = " \t\n"):
+        self.kind, self.group, self.accept, self.forbidden = kind, group, accept, forbidden
         self._items: dict[str, T] = {}
         self._loaded = False
 
     def register(self, name: str, item: T) -> T:
-        if not isinstance(name, str) or not name or any(c in name for c in " +,:=\t\n"):
-            raise BadInput(f"{self.kind} plug-in name {name!r}: expected a non-empty name without spaces or + , : =")
+        if not isinstance(name, str) or not name or any(c in name for c in self.forbidden):
+            raise BadInput(f"{self.kind} name {name!r}: expected a non-empty name without "
+                           f"{' or '.join(repr(c) for c in self.forbidden)}")
         if name in self._items and self._items[name] is not item:
             raise BadInput(f"{self.kind} {name!r}: registered twice (an installed plug-in of {self.group} "
                            f"uses a name that is taken)")

