@@ -2,7 +2,8 @@
 
 Scoring builds a CellResult once; runs, report and compare read it. On disk the field names are
 CONTRACT.md's (plain JSON, no NaN or infinity: an undefined metric is null and `undefined` says why).
-Files written before RUN_FORMAT 2 (no `model_fingerprint`, `undefined`, `status` optional) still load.
+Files written before RUN_FORMAT 2 (no `model_fingerprint`, `undefined`, `status` optional) still load, and
+so do cells without `positions` (bits by position, positions.py; added with scoring version 3).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def derived_metrics(nll: float, n_bytes: int, clean_bytes: int, clean_words: int
 
 @dataclass(frozen=True)
 class DocumentRecord:
-    """One document of a cell: its NLL (nats) and sizes."""
+    """One document of a cell: its NLL (nats) and sizes, and its NLL and bytes by position when recorded."""
 
     index: int
     id: str
@@ -73,9 +74,13 @@ class DocumentRecord:
     bytes: int
     clean_bytes: int
     clean_words: int
+    positions: dict | None = None  # positions.Positions.to_json(); absent in older files
 
     def to_json(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if self.positions is None:
+            del out["positions"]
+        return out
 
     @classmethod
     def from_json(cls, raw: object, where: str) -> "DocumentRecord":
@@ -86,12 +91,14 @@ class DocumentRecord:
             raise BadInput(f"{where}: lacks {', '.join(missing)}")
         try:
             nll = raw["nll"]
-            return cls(index=int(raw.get("index", 0)), id=str(raw.get("id", raw.get("index", ""))),
-                       nll=math.nan if nll is None else float(nll), tokens=int(raw.get("tokens") or 0),
-                       bytes=int(raw["bytes"]), clean_bytes=int(raw["clean_bytes"]),
-                       clean_words=int(raw["clean_words"]))
+            record = cls(index=int(raw.get("index", 0)), id=str(raw.get("id", raw.get("index", ""))),
+                         nll=math.nan if nll is None else float(nll), tokens=int(raw.get("tokens") or 0),
+                         bytes=int(raw["bytes"]), clean_bytes=int(raw["clean_bytes"]),
+                         clean_words=int(raw["clean_words"]), positions=raw.get("positions"))
         except (TypeError, ValueError):
             raise BadInput(f"{where}: a field is not a number") from None
+        _check_positions(record.positions, where)
+        return record
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,9 @@ class CellResult:
     model_fingerprint: str | None = None
     checkpoint_sha256: str | None = None
     corpus_sha256: str | None = None
+    positions: dict | None = None  # NLL and bytes by byte offset (positions.py); None in older files
+    train_length_bytes: int | None = None  # the training sequence length the model declares, if any
+    train_length_tokens: int | None = None
     status: str = "ok"  # "ok" | "failed"
     error: str | None = None
     extra: dict = field(default_factory=dict)  # fields of other versions, kept as they were
@@ -183,7 +193,15 @@ class CellResult:
             raise BadInput(f"{where}: {e}") from None
         if not isinstance(result.seed, int) or not isinstance(result.noise, str):
             raise BadInput(f"{where}: seed must be an integer and noise a string")
+        _check_positions(result.positions, where)
         return result
+
+
+def _check_positions(raw, where: str) -> None:
+    if raw is not None:
+        from robustbench_bytes.positions import Positions
+
+        Positions.from_json(raw, where)
 
 
 def check_consistent(result: CellResult, documents: list[DocumentRecord]) -> str | None:
@@ -206,6 +224,22 @@ def check_consistent(result: CellResult, documents: list[DocumentRecord]) -> str
         value = getattr(result, name)
         if value is not None and not math.isfinite(value):
             return f"non-finite {name} ({value})"
+    return _positions_mismatch(result, documents)
+
+
+def _positions_mismatch(result: CellResult, documents: list[DocumentRecord]) -> str | None:
+    """Positions, where recorded, that do not add up to their cell's or document's nll and bytes."""
+    from robustbench_bytes.positions import Positions, mismatch
+
+    if result.positions is not None:
+        why = mismatch(Positions.from_json(result.positions, "result"), result.nll, result.bytes)
+        if why:
+            return why
+    for doc in documents:
+        if doc.positions is not None:
+            why = mismatch(Positions.from_json(doc.positions, f"document {doc.index}"), doc.nll, doc.bytes)
+            if why:
+                return f"document {doc.index}: {why}"
     return None
 
 

@@ -13,6 +13,9 @@ every token after the prefix is predicted once. Two strategies:
   (`max_length` tokens), so a short final window sees more context, as in lm-evaluation-harness.
 
 float32 on the CPU; bf16 autocast on CUDA (recurrent state and log-softmax in fp32).
+
+In the same pass each token's NLL is also added, in float64, to its document's position bucket (positions.py:
+the bucket of the token's last byte in the noised text), giving the cell's and each document's `positions`.
 """
 
 from __future__ import annotations
@@ -21,14 +24,16 @@ import math
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from robustbench_bytes import positions as positions_lib
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.progress import progress_bar
 from robustbench_bytes.result_schema import CellResult, DocumentRecord, derived_metrics
 
-SCORING_VERSION = "2"
+SCORING_VERSION = "3"  # 3: results carry positions
 DEFAULT_CHUNK_SIZE = 1024  # 512-2048 measured fastest on the CPU (bench/results/model.md); larger only costs memory
 # Cap on logits held at once (batch x tokens x vocab floats, about 1 GB): with a large vocabulary the logits,
 # not the network, dominate memory, so chunks / window batches shrink; scores do not depend on either.
@@ -124,6 +129,27 @@ class _Progress:
         self.bar.close()
 
 
+class _BucketSums:
+    """Every document's NLL per position bucket, added up in float64 on the scoring device. `buckets[i]` holds
+    the bucket of each token of document i; inputs that are not a target (context, padding) go to a spare
+    column, `sink`, that is dropped at the end."""
+
+    def __init__(self, token_buckets: list[np.ndarray], device: torch.device):
+        self.sink = max((int(b.max()) + 1 for b in token_buckets if len(b)), default=0)
+        self.buckets = [torch.from_numpy(np.asarray(b, dtype=np.int64)) for b in token_buckets]
+        self.sums = torch.zeros(len(token_buckets), self.sink + 1, dtype=torch.float64, device=device)
+
+    def rows(self, n_rows: int, width: int) -> torch.Tensor:
+        return torch.full((n_rows, width), self.sink, dtype=torch.long)
+
+    def add(self, docs: torch.Tensor, buckets: torch.Tensor, token_nll: torch.Tensor) -> None:
+        flat = (docs[:, None] * (self.sink + 1) + buckets).reshape(-1)
+        self.sums.view(-1).index_add_(0, flat, token_nll.double().reshape(-1))
+
+    def document(self, i: int, n_buckets: int) -> np.ndarray:
+        return self.sums[i, :n_buckets].cpu().numpy()
+
+
 def _autocast(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -146,7 +172,7 @@ def effective_chunk_size(chunk_size: int, batch: int, vocab_size: int | None) ->
 
 
 def _score_streamed(model, sequences: list[list[int]], prefix_len: int, batch_size: int, chunk_size: int,
-                    progress: _Progress, doc_bytes: list[int]) -> list[float]:
+                    progress: _Progress, doc_bytes: list[int], by_position: _BucketSums | None = None) -> list[float]:
     nlls = [0.0] * len(sequences)
     order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
     order = [i for i in order if len(sequences[i]) > prefix_len]
@@ -156,12 +182,17 @@ def _score_streamed(model, sequences: list[list[int]], prefix_len: int, batch_si
         width = len(sequences[batch[0]]) - 1  # inputs: seq[:-1]; targets: seq[1:]
         inputs = torch.zeros(len(batch), width, dtype=torch.long)
         targets = torch.full((len(batch), width), -100, dtype=torch.long)
+        buckets = by_position.rows(len(batch), width) if by_position else None
         for row, i in enumerate(batch):
             seq = torch.tensor(sequences[i], dtype=torch.long)
             n = len(seq) - 1
             inputs[row, :n] = seq[:-1]
             targets[row, prefix_len - 1:n] = seq[prefix_len:]  # the prefix itself is context, never a target
+            if by_position:
+                buckets[row, prefix_len - 1:n] = by_position.buckets[i]
         inputs, targets = inputs.to(device), targets.to(device)
+        if by_position:
+            buckets, docs = buckets.to(device), torch.tensor(batch, device=device)
         totals = torch.zeros(len(batch), dtype=torch.float64, device=device)
         batch_bytes = sum(doc_bytes[i] for i in batch)
         lengths = torch.tensor([len(sequences[i]) - 1 for i in batch], device=device)
@@ -175,7 +206,10 @@ def _score_streamed(model, sequences: list[list[int]], prefix_len: int, batch_si
                 rows, state = rows[:running], state.select(slice(0, running))
             with _autocast(device):
                 logits, state = model.stream(inputs[rows, start:stop], state)
-            totals[rows] += _token_nll(logits, targets[rows, start:stop]).double().sum(dim=1)
+            token_nll = _token_nll(logits, targets[rows, start:stop])
+            totals[rows] += token_nll.double().sum(dim=1)
+            if by_position:
+                by_position.add(docs[rows], buckets[rows, start:stop], token_nll)
             progress.advance(batch_bytes * (stop - start) / width)
         for row, i in enumerate(batch):
             nlls[i] = float(totals[row])
@@ -185,7 +219,7 @@ def _score_streamed(model, sequences: list[list[int]], prefix_len: int, batch_si
 
 def _score_windowed(model, sequences: list[list[int]], prefix_len: int, batch_size: int, max_length: int,
                     context: int | None, stride: int | None, progress: _Progress,
-                    doc_bytes: list[int]) -> list[float]:
+                    doc_bytes: list[int], by_position: _BucketSums | None = None) -> list[float]:
     nlls = [0.0] * len(sequences)
     jobs = []  # (doc, window)
     for i, seq in enumerate(sequences):
@@ -203,16 +237,23 @@ def _score_windowed(model, sequences: list[list[int]], prefix_len: int, batch_si
         inputs = torch.zeros(len(batch), width, dtype=torch.long)
         mask = torch.zeros(len(batch), width, dtype=torch.long)
         targets = torch.full((len(batch), width), -100, dtype=torch.long)
+        buckets = by_position.rows(len(batch), width) if by_position else None
         for row, (i, w) in enumerate(batch):
             seq = sequences[i]
             n = w.end - w.start
             inputs[row, :n] = torch.tensor(seq[w.start:w.end])
             mask[row, :n] = 1
             targets[row, n - w.scored:n] = torch.tensor(seq[w.end - w.scored + 1:w.end + 1])
+            if by_position:  # target seq[j] is token j - prefix_len of the document
+                first = w.end - w.scored + 1 - prefix_len
+                buckets[row, n - w.scored:n] = by_position.buckets[i][first:first + w.scored]
         inputs, mask, targets = inputs.to(device), mask.to(device), targets.to(device)
         with _autocast(device):
             logits = model.window(inputs, mask)
-        totals = _token_nll(logits, targets).double().sum(dim=1).tolist()
+        token_nll = _token_nll(logits, targets)
+        totals = token_nll.double().sum(dim=1).tolist()
+        if by_position:
+            by_position.add(torch.tensor([i for i, _ in batch], device=device), buckets.to(device), token_nll)
         finished = 0
         for (i, w), total in zip(batch, totals):
             nlls[i] += total
@@ -240,8 +281,9 @@ def scoring_options(model, chunk_size: int = DEFAULT_CHUNK_SIZE, context: int | 
     if model.streaming:
         return {"method": "streamed", "chunk_size": chunk_size}
     max_length = max_length or model.max_length
-    if model.max_length and max_length > model.max_length:
-        raise BadInput(f"max_length={max_length}: the model takes at most {model.max_length} tokens")
+    if model.max_length and max_length > model.max_length and not positions_lib.extends_past_window(model):
+        raise BadInput(f"max_length={max_length}: the model takes at most {model.max_length} tokens (longer "
+                       f"windows only for rotary positions)")
     context, stride = window_options(max_length, context, stride)
     return {"method": "rolling_windows", "max_length": max_length, "context": context, "stride": stride}
 
@@ -253,12 +295,13 @@ def dtype_name(device: torch.device) -> str:
 def score_corpus(model, corpus, noise: str = "clean", seed: int = 0, *, batch_size: int = 8,
                  progress: bool = True, desc: str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
                  context: int | None = None, stride: int | None = None,
-                 max_length: int | None = None) -> CellScore:
+                 max_length: int | None = None, record_positions: bool = True) -> CellScore:
     """Scores `corpus` (a corpora.Corpus) under `noise` with `model` (a models.LoadedModel).
 
     Raises BadInput for an empty corpus, NonFiniteScore naming the first document whose NLL is NaN or
     infinite. A derived metric that is undefined (word perplexity past the largest float) is None, with
-    the reason in the result's `undefined`."""
+    the reason in the result's `undefined`. record_positions=False leaves out `positions` (they also stay
+    out when the tokenizer cannot say which bytes each token stands for)."""
     if batch_size < 1:
         raise BadInput(f"batch_size={batch_size}: expected at least 1")
     if not corpus.documents or corpus.bytes == 0:
@@ -279,13 +322,20 @@ def score_corpus(model, corpus, noise: str = "clean", seed: int = 0, *, batch_si
     started = time.perf_counter()
     try:
         prefix = list(model.tokenizer.prefix_ids)
-        sequences = [prefix + list(model.tokenizer.encode(t)) for t in texts]
+        encoded = [_encode(model.tokenizer, t, n, record_positions) for t, n in zip(texts, noisy_bytes)]
+        sequences = [prefix + ids for ids, _ in encoded]
+        byte_lengths = [lengths for _, lengths in encoded]
+        by_position = None
+        if all(lengths is not None for lengths in byte_lengths):
+            token_buckets = [positions_lib.token_buckets(lengths) for lengths in byte_lengths]
+            by_position = _BucketSums(token_buckets, model.device)
         with torch.inference_mode():
             if model.streaming:
-                nlls = _score_streamed(model, sequences, len(prefix), batch_size, chunk_size, bar, noisy_bytes)
+                nlls = _score_streamed(model, sequences, len(prefix), batch_size, chunk_size, bar, noisy_bytes,
+                                       by_position)
             else:
                 nlls = _score_windowed(model, sequences, len(prefix), batch_size, method["max_length"],
-                                       method["context"], method["stride"], bar, noisy_bytes)
+                                       method["context"], method["stride"], bar, noisy_bytes, by_position)
         if model.device.type == "cuda":
             torch.cuda.synchronize(model.device)
     finally:
@@ -294,14 +344,20 @@ def score_corpus(model, corpus, noise: str = "clean", seed: int = 0, *, batch_si
         module.train(was_training)
 
     doc_ids = list(corpus.doc_ids) or [str(i) for i in range(len(texts))]
-    documents = []
+    documents, doc_positions = [], []
     for i, nll in enumerate(nlls):
         if not math.isfinite(nll):
             raise NonFiniteScore(f"model {model.name}: document {i} ({doc_ids[i]}) of corpus {corpus.name} "
                                  f"under noise {spec} has a non-finite NLL ({nll})")
+        if by_position:
+            n_buckets = positions_lib.buckets_for_length(noisy_bytes[i])
+            doc_positions.append(positions_lib.Positions.from_sums(
+                by_position.document(i, n_buckets),
+                positions_lib.bucket_bytes(token_buckets[i], byte_lengths[i], n_buckets)))
         documents.append(DocumentRecord(index=i, id=str(doc_ids[i]), nll=nll, tokens=len(sequences[i]) - len(prefix),
                                         bytes=noisy_bytes[i], clean_bytes=clean_bytes[i],
-                                        clean_words=clean_words[i]))
+                                        clean_words=clean_words[i],
+                                        positions=doc_positions[-1].to_json() if by_position else None))
 
     total_nll = math.fsum(nlls)
     n_bytes = sum(noisy_bytes)
@@ -316,5 +372,23 @@ def score_corpus(model, corpus, noise: str = "clean", seed: int = 0, *, batch_si
         device=str(model.device), dtype=dtype_name(model.device), parameters=model.parameters,
         model_fingerprint=model.fingerprint, checkpoint_sha256=model.checkpoint_sha256,
         corpus_sha256=corpus.sha256,
+        positions=positions_lib.total(doc_positions).to_json() if by_position else None,
+        **_train_length(model),
     )
     return CellScore(result=result, documents=documents)
+
+
+def _encode(tokenizer, text: str, n_bytes: int, with_lengths: bool) -> tuple[list[int], np.ndarray | None]:
+    """The token ids of `text`, and each token's bytes of it when the tokenizer can tell (None otherwise, or
+    when the lengths do not account for the text's n_bytes bytes exactly)."""
+    if not with_lengths or not hasattr(tokenizer, "encode_with_byte_lengths"):
+        return list(tokenizer.encode(text)), None
+    ids, lengths = tokenizer.encode_with_byte_lengths(text)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    ok = len(lengths) == len(ids) and int(lengths.sum()) == n_bytes and (lengths >= 0).all()
+    return list(ids), lengths if ok else None
+
+
+def _train_length(model) -> dict:
+    declared = positions_lib.declared_train_length(model)
+    return {"train_length_bytes": declared["bytes"], "train_length_tokens": declared["tokens"]}

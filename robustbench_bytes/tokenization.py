@@ -1,14 +1,18 @@
 """Tokenizers behind one small interface: raw UTF-8 bytes, or a subword tokenizer (the `tokenizers` library).
 
 Both have .level, .vocab_size, encode(text) -> list[int], decode(ids) -> str, prefix_ids (the context
-placed before a document's first token) and describe_prefix(). Per-model options live in an optional
+placed before a document's first token), describe_prefix(), and encode_with_byte_lengths(text) -> (ids, the
+UTF-8 bytes of `text` each token stands for; they sum to len(text.encode()), for bits by position). Per-model options live in an optional
 "robustbench" object of the checkpoint's config.json, e.g. {"robustbench": {"newline": "crlf",
 "prefix_byte": 10}}; load_tokenizer(..., **options) overrides them.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+
+import numpy as np
 
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.files import read_json
@@ -40,6 +44,20 @@ class ByteTokenizer:
         if self.newline == "crlf":
             text = text.replace("\r\n", "\n").replace("\n", "\r\n")
         return list(text.encode("utf-8"))
+
+    def encode_with_byte_lengths(self, text: str) -> tuple[list[int], np.ndarray]:
+        """encode(text) and each token's bytes of `text`: one each, but 0 for a CR that crlf inserts."""
+        data = text.encode("utf-8")
+        if self.newline == "lf":
+            return list(data), np.ones(len(data), dtype=np.int64)
+        ids, lengths = [], []
+        for i, b in enumerate(data):
+            if b == 10 and (i == 0 or data[i - 1] != 13):
+                ids.append(13)
+                lengths.append(0)
+            ids.append(b)
+            lengths.append(1)
+        return ids, np.asarray(lengths, dtype=np.int64)
 
     def encode_bytes(self, text: str) -> bytes:
         """encode() as a bytes object (cheap to turn into a tensor with torch.frombuffer)."""
@@ -105,6 +123,15 @@ class SubwordTokenizer:
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False).ids
 
+    def encode_with_byte_lengths(self, text: str) -> tuple[list[int], np.ndarray]:
+        """encode(text) and the UTF-8 bytes of `text` each token stands for (summing to the text's bytes)."""
+        encoding = self.tokenizer.encode(text, add_special_tokens=False)
+        return encoding.ids, token_byte_lengths(text, encoding.ids, encoding.offsets, self._lengths_by_id)
+
+    @functools.cached_property
+    def _lengths_by_id(self) -> np.ndarray | None:
+        return byte_level_lengths(self.tokenizer)
+
     def decode(self, ids) -> str:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
 
@@ -129,6 +156,69 @@ class SubwordTokenizer:
 
     def __repr__(self):
         return f"SubwordTokenizer({self.source!r}, bos={self.bos_token_id}, eos={self.eos_token_id})"
+
+
+def byte_level_lengths(tok) -> np.ndarray | None:
+    """Byte length of every id of a byte-level BPE `tokenizers.Tokenizer` (GPT-2 style: each character of a
+    piece stands for one byte; an added token for its content's UTF-8 bytes); None for other tokenizers."""
+    import json
+
+    spec = json.loads(tok.to_str())
+    kinds = []
+    for part in (spec.get("pre_tokenizer"), spec.get("decoder")):
+        parts = (part or {}).get("pretokenizers") or (part or {}).get("decoders") or [part or {}]
+        kinds.append(any(p.get("type") == "ByteLevel" for p in parts if isinstance(p, dict)))
+    if not all(kinds) or spec.get("normalizer") is not None:
+        return None
+    lengths = np.zeros(tok.get_vocab_size(with_added_tokens=True), dtype=np.int64)
+    for piece, tid in tok.get_vocab(with_added_tokens=False).items():
+        lengths[tid] = len(piece)
+    for tid, added in tok.get_added_tokens_decoder().items():
+        lengths[tid] = len(added.content.encode("utf-8"))
+    return lengths
+
+
+def token_byte_lengths(text: str, ids, char_offsets, by_id: np.ndarray | None = None) -> np.ndarray:
+    """Each token's UTF-8 bytes of `text`: from a byte-level table `by_id` when it accounts for every byte
+    of `text`, else from the tokens' (start, end) character offsets: a token ends at its end offset's byte
+    and stands for the bytes since the previous token's end (a token that splits a multi-byte character
+    ends with it). The lengths always sum to len(text.encode())."""
+    n_bytes = len(text.encode("utf-8"))
+    ids = np.asarray(ids, dtype=np.int64)
+    if by_id is not None and ids.size and ids.max() < len(by_id):
+        lengths = by_id[ids]
+        if int(lengths.sum()) == n_bytes:
+            return lengths
+    if not len(ids):
+        return np.zeros(0, dtype=np.int64)
+    ends_in_chars = np.asarray([end for _, end in char_offsets], dtype=np.int64).clip(0, len(text))
+    ends = char_byte_offsets(text)[ends_in_chars]
+    ends = np.minimum(np.maximum.accumulate(ends), n_bytes)
+    ends[-1] = n_bytes
+    return np.diff(ends, prepend=0)
+
+
+def char_byte_offsets(text: str) -> np.ndarray:
+    """The byte offset of every character boundary of `text` (len(text) + 1 values, from 0)."""
+    code_points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    widths = 1 + (code_points >= 0x80) + (code_points >= 0x800) + (code_points >= 0x10000)
+    return np.concatenate([[0], np.cumsum(widths, dtype=np.int64)])
+
+
+def byte_lengths_by_decoding(decode, ids, text: str, context: int = 8) -> np.ndarray:
+    """Each token's bytes from decode-length differences (decode(ids[k-context : k+1]) minus the same
+    without token k), for tokenizers that give no offsets; cut so they sum to len(text.encode())."""
+    n_bytes = len(text.encode("utf-8"))
+    ids = list(ids)
+    lengths = []
+    for k in range(len(ids)):
+        before = ids[max(0, k - context):k]
+        lengths.append(len(decode(before + [ids[k]]).encode("utf-8")) - len(decode(before).encode("utf-8")))
+    if not lengths:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.minimum(np.cumsum(np.maximum(lengths, 0)), n_bytes)
+    ends[-1] = n_bytes
+    return np.diff(ends, prepend=0).astype(np.int64)
 
 
 def detect_bos_eos(tok) -> tuple[int | None, int | None]:

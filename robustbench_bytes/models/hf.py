@@ -8,6 +8,7 @@ lm-evaluation-harness: the tokenizer's BOS token, else its EOS token; text is en
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import io
 import os
@@ -57,6 +58,28 @@ class HFTokenizer:
 
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    def encode_with_byte_lengths(self, text: str):
+        """encode(text) and the UTF-8 bytes of `text` each token stands for (tokenization.token_byte_lengths;
+        a slow tokenizer, which gives no offsets, by decode-length differences)."""
+        from robustbench_bytes.tokenization import byte_lengths_by_decoding, token_byte_lengths
+
+        if not getattr(self.tokenizer, "is_fast", False):
+            ids = self.encode(text)
+            return ids, byte_lengths_by_decoding(self._decode, ids, text)
+        out = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        ids = list(out["input_ids"])
+        return ids, token_byte_lengths(text, ids, out["offset_mapping"], self._lengths_by_id)
+
+    def _decode(self, ids) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    @functools.cached_property
+    def _lengths_by_id(self):
+        from robustbench_bytes.tokenization import byte_level_lengths
+
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        return byte_level_lengths(backend) if backend is not None else None
 
     def describe(self) -> dict:
         return {"type": "hf", "vocab_size": self.vocab_size, "prefix": self.describe_prefix()}
