@@ -19,7 +19,8 @@ big-endian integer; h % 10 == 0 -> test, == 1 -> validation, otherwise train.
 
 Names: `kjv` / `shakespeare` (every document), `<corpus>:train`, `<corpus>:validation`,
 `<corpus>:test`, and `<corpus>:default`: the default evaluation slice, the first
-DEFAULT_SLICE_BYTES_PER_DOC bytes of each test document, cut back to a line end.
+DEFAULT_SLICE_BYTES_PER_DOC bytes of each test document, cut back to a line end; `<corpus>:long`: the
+length-extrapolation slice, the whole test documents of at least LONG_SLICE_MIN_BYTES bytes (books, plays).
 `kjv-shakespeare` is the two together, document by document: `kjv-shakespeare:PART` is `kjv:PART`
 followed by `shakespeare:PART` (document ids prefixed by their corpus), so its splits are theirs.
 DEFAULT_CORPUS (what `robustbench run` scores when no --corpus is given) is `kjv-shakespeare:default`:
@@ -48,6 +49,7 @@ from robustbench_bytes.files import sha256_file
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_SLICE_BYTES_PER_DOC = 4096
+LONG_SLICE_MIN_BYTES = 32768  # reaches 16x-32x a 1 KB training length (the zoo's) in every document
 DEFAULT_CORPUS = "kjv-shakespeare:default"
 # name -> the families it joins, in order
 MIXES = {"kjv-shakespeare": ("kjv", "shakespeare")}
@@ -248,7 +250,16 @@ def default_slice(full: Corpus) -> Corpus:
                   license=full.license, doc_ids=test.doc_ids)
 
 
-PARTS = (*SPLITS, "default")
+def long_slice(full: Corpus) -> Corpus:
+    test = split_corpus(full, "test")
+    keep = [i for i, d in enumerate(test.documents) if len(d.encode("utf-8")) >= LONG_SLICE_MIN_BYTES]
+    return Corpus(name=f"{full.name}:long", documents=[test.documents[i] for i in keep],
+                  provenance=f"{full.provenance}; long slice: the whole test documents of at least "
+                             f"{LONG_SLICE_MIN_BYTES} bytes",
+                  license=full.license, doc_ids=[test.doc_ids[i] for i in keep])
+
+
+PARTS = (*SPLITS, "default", "long")
 
 
 def builtin_names() -> list[str]:
@@ -265,6 +276,8 @@ def _loader(family: str, part: str | None) -> Callable[[], Corpus]:
             return full
         if part == "default":
             return default_slice(full)
+        if part == "long":
+            return long_slice(full)
         return split_corpus(full, part)
 
     return load
