@@ -9,6 +9,7 @@ not have chosen itself. What it proposes is what its tokens spell beyond the pen
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import torch
 
@@ -24,16 +25,23 @@ def split_point(data: bytes) -> int:
     return LAST_WORD.search(data).start()
 
 
+@lru_cache(maxsize=8)
+def _index(tokenizer):
+    """(bytes of each token, token ids by first byte, a cache of masks by pending bytes) of a tokenizer."""
+    table = token_bytes(tokenizer)
+    by_first: dict[int, list[int]] = {}
+    for i, b in enumerate(table):
+        if b:
+            by_first.setdefault(b[0], []).append(i)
+    return table, by_first, {}
+
+
 class Drafter:
     def __init__(self, model, temperature: float = 0.0, top_k: int | None = None,
                  generator: torch.Generator | None = None):
         self.model, self.decoder = model, make_decoder(model)
-        self.table = token_bytes(model.tokenizer)
+        self.table, self.by_first, self.masks = _index(model.tokenizer)
         self.stop = special_ids(model.tokenizer)
-        self.by_first: dict[int, list[int]] = {}
-        for i, b in enumerate(self.table):
-            if b:
-                self.by_first.setdefault(b[0], []).append(i)
         self.temperature, self.top_k, self.generator = temperature, top_k, generator
         self.fed = 0  # bytes of the committed text covered by the drafter's tokens
         self.pending = b""
@@ -52,12 +60,19 @@ class Drafter:
 
     def _allowed(self, rest: bytes) -> torch.Tensor | None:
         """Mask of the tokens consistent with the pending bytes still to spell, None if no token is."""
-        ok = [i for i in self.by_first.get(rest[0], ()) if self.table[i].startswith(rest) or rest.startswith(self.table[i])]
-        if not ok:
-            return None
-        mask = torch.zeros(self.logits.shape[-1], dtype=torch.bool)
-        mask[ok] = True
-        return mask
+        key = (rest, str(self.logits.device))
+        if key not in self.masks:
+            ok = [i for i in self.by_first.get(rest[0], ())
+                  if self.table[i].startswith(rest) or rest.startswith(self.table[i])]
+            mask = None
+            if ok:
+                mask = torch.zeros(self.logits.shape[-1], dtype=torch.bool)
+                mask[ok] = True
+                mask = mask.to(self.logits.device)
+            if len(self.masks) > 4096:
+                self.masks.clear()
+            self.masks[key] = mask
+        return self.masks[key]
 
     def propose(self, n_tokens: int) -> tuple[bytes, bool]:
         """Drafts n_tokens tokens from the current context; returns (the bytes they add beyond the pending ones,
@@ -74,7 +89,7 @@ class Drafter:
                     logits = row = self.decoder.prefill(self._encode(rest))
                     fed_rest, rest = rest, b""
                 else:
-                    row = logits.masked_fill(~mask.to(logits.device), float("-inf"))
+                    row = logits.masked_fill(~mask, float("-inf"))
             token = choose(row, self.temperature, self.top_k, self.generator)
             if token in self.stop or not self.table[token]:
                 ended = True

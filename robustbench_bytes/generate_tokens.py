@@ -50,6 +50,7 @@ def _is_byte_level(tok) -> bool:
     return "ByteLevel" in json.dumps(spec.get("decoder")) or "ByteLevel" in json.dumps(spec.get("pre_tokenizer"))
 
 
+@lru_cache(maxsize=8)
 def token_bytes(tokenizer) -> list[bytes]:
     """bytes spelled by each id, b"" for special tokens. Byte-level BPE pieces map back through GPT-2's alphabet
     exactly (a piece may hold part of a UTF-8 character); other tokenizers are decoded one token at a time."""
