@@ -81,6 +81,7 @@ class RunOptions:
     device: str = "cpu"
     batch_size: int = 8
     limit_bytes: int | None = None
+    max_length: int | None = None  # windowed models: window length in tokens (None: the model's context)
     progress: bool = False
     log: Callable[[str], None] | None = None
     command_line: list[str] = field(default_factory=list)
@@ -207,7 +208,8 @@ def score_cell(model, cell: Cell, corpus, options: RunOptions, desc: str):
 
     try:
         scored = scoring.score_corpus(model, corpus, noise=cell.noise, seed=cell.seed,
-                                      batch_size=options.batch_size, progress=options.progress, desc=desc)
+                                      batch_size=options.batch_size, progress=options.progress, desc=desc,
+                                      max_length=options.max_length)
     except KeyboardInterrupt:
         raise
     except Exception as e:
@@ -247,7 +249,8 @@ def execute(grid: list[Cell], corpus, options: RunOptions) -> RunOutcome:
     finished: dict[str, CellResult] = {}
     outcome = RunOutcome(results=[])
     started = _now()
-    requested = {"chunk_size": scoring.DEFAULT_CHUNK_SIZE, "context": None, "stride": None, "max_length": None,
+    requested = {"chunk_size": scoring.DEFAULT_CHUNK_SIZE, "context": None, "stride": None,
+                 "max_length": options.max_length,
                  "dtype": scoring.dtype_name(__import__("torch").device(options.device))}
 
     def write_results():
