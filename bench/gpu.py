@@ -10,6 +10,9 @@
    over a few block-size configurations: achieved bandwidth = bytes of u, delta, z, B, C read and out
    written, over the kernel's time, against a device-to-device copy measured in the same run. Goal >= 60%.
 3. If bench/gpu_model.py exists (the models part), its run(device) -> dict is merged under "model".
+4. Decoding at MambaByte-972M's shape (generation_part): plain byte decoding, a verification chunk of L bytes
+   against L steps, a Mamba-110M-shaped subword drafter's step, and speculative decoding end to end; under
+   "generation".
 Without CUDA (and without --interpret) it prints "no CUDA device", writes bench/results/gpu.json with
 status "pending" and exits 0.
 """
@@ -157,6 +160,129 @@ def interpreter_smoke():
         return None, proc.returncode
 
 
+# ---- decoding (robustbench generate) at MambaByte-972M's shape ------------------------------------------------
+
+GEN_VERIFIER = {"d_model": 1792, "n_layer": 48, "vocab_size": 256, "ssm_cfg": {}, "rms_norm": False,
+                "residual_in_fp32": True, "fused_add_norm": True, "pad_vocab_size_multiple": 8,
+                "tie_embeddings": False}
+GEN_DRAFTER = {"d_model": 768, "n_layer": 24, "ssm_cfg": {}, "rms_norm": True, "residual_in_fp32": True,
+               "fused_add_norm": True, "pad_vocab_size_multiple": 8}  # Mamba-110M's shape; vocab: the tokenizer's
+
+
+def generation_part(device, new_bytes: int = 512, chunks=(1, 2, 4, 8, 16, 32), repeats: int = 10):
+    """Decoding with random weights at MambaByte-972M's shape (CUDA only; None elsewhere), float32 weights:
+    plain byte decoding through robustbench_bytes.generate (one step per byte), the time of a verification chunk
+    of L bytes resumed from a saved state against L single steps, the step of a Mamba-110M-shaped subword
+    drafter, and speculative decoding end to end. Random models never agree, so the measured acceptance is ~0
+    and the end-to-end speculative figure is a floor; `full_acceptance_bytes_per_second` is the ceiling
+    (every drafted byte accepted: draft_tokens drafter steps + one chunk per round, 4 bytes per token)."""
+    if device.type != "cuda":
+        return None
+    import torch
+
+    from robustbench_bytes.generate import generate
+    from robustbench_bytes.generate_decoders import make_decoder
+    from robustbench_bytes.models.base import LoadedModel, count_parameters
+    from robustbench_bytes.models.mamba import MambaConfig, MambaLM
+    from robustbench_bytes.tokenization import ByteTokenizer, SubwordTokenizer
+    from robustbench_bytes.train_data import train_bpe
+
+    def loaded(module, tokenizer, level, name):
+        return LoadedModel(name=name, level=level, architecture="mamba", module=module, tokenizer=tokenizer,
+                           device=device, checkpoint_sha256="", source=name, parameters=count_parameters(module))
+
+    def seconds(fn):
+        fn()
+        torch.cuda.synchronize(device)
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - t)
+        return sorted(times)[len(times) // 2]
+
+    torch.manual_seed(0)
+    with torch.device(device):
+        verifier = MambaLM(MambaConfig.from_dict(GEN_VERIFIER)).eval()
+    text = ("In the beginning God created the heaven and the earth. And the earth was without form, and void; "
+            "and darkness was upon the face of the deep. And the Spirit of God moved upon the face of the waters.")
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_str(train_bpe([text] * 8, 512))
+    sub = SubwordTokenizer(tok, eos_token_id=tok.token_to_id("<|endoftext|>"))
+    with torch.device(device):
+        drafter = MambaLM(MambaConfig.from_dict(dict(GEN_DRAFTER, vocab_size=sub.vocab_size))).eval()
+    v, d = loaded(verifier, ByteTokenizer(), "byte", "MambaByte-972M-shaped"), loaded(drafter, sub, "subword",
+                                                                                      "Mamba-110M-shaped")
+    out = {"verifier": GEN_VERIFIER, "verifier_parameters": v.parameters, "drafter": dict(GEN_DRAFTER, vocab_size=sub.vocab_size),
+           "drafter_parameters": d.parameters, "device": torch.cuda.get_device_name(device), "dtype": "float32"}
+    prompt = text[:64]
+    generate(v, prompt, max_bytes=16)  # warm-up: Triton compilation
+    t = time.perf_counter()
+    g = generate(v, prompt, max_bytes=new_bytes)
+    torch.cuda.synchronize(device)
+    wall = time.perf_counter() - t
+    out["plain"] = {"bytes": g.bytes, "seconds": wall, "bytes_per_second": g.bytes / wall}
+    with torch.inference_mode():
+        dec = make_decoder(v)
+        dec.prefill(list(prompt.encode()))
+        saved = dec.save()
+        step = seconds(lambda: (dec.restore(saved), dec.step(101)))
+        out["verifier_step_seconds"] = step
+        out["chunks"] = []
+        for L in chunks:
+            ids = list(text.encode()[64:64 + L])
+            chunk = seconds(lambda: (dec.restore(saved), dec.feed(ids)))
+            out["chunks"].append({"bytes": L, "chunk_seconds": chunk, "steps_seconds": L * step,
+                                  "chunk_vs_steps": chunk / (L * step)})
+        ddec = make_decoder(d)
+        ddec.prefill([0] + sub.encode(prompt))
+        dsaved = ddec.save()
+        out["drafter_step_seconds"] = seconds(lambda: (ddec.restore(dsaved), ddec.step(5)))
+    k, per_token = 3, 4
+    chunk_k = next((c["chunk_seconds"] for c in out["chunks"] if c["bytes"] >= k * per_token), out["chunks"][-1]["chunk_seconds"])
+    out["full_acceptance_bytes_per_second"] = k * per_token / (k * out["drafter_step_seconds"] + chunk_k)
+    generate(v, prompt, max_bytes=16, draft=d)
+    t = time.perf_counter()
+    g = generate(v, prompt, max_bytes=new_bytes // 4, draft=d)
+    torch.cuda.synchronize(device)
+    wall = time.perf_counter() - t
+    out["speculative_random"] = {"bytes": g.bytes, "seconds": wall, "bytes_per_second": g.bytes / wall,
+                                 **{key: g.to_json().get(key) for key in ("drafts", "acceptance_rate", "seconds_by_part")}}
+    out["plain_vs_speculative_ceiling"] = out["full_acceptance_bytes_per_second"] / out["plain"]["bytes_per_second"]
+    return out
+
+
+def generation_section(device):
+    try:
+        return generation_part(device)
+    except Exception as exc:  # keep the kernel numbers even if the decoding part fails
+        return {"error": f"{type(exc).__name__}: {exc}"[:500]}
+
+
+def render_generation(gen):
+    """The decoding part (generation_part)."""
+    if not gen:
+        return []
+    if "error" in gen:
+        return [f"Decoding at MambaByte-972M's shape: FAILED ({gen['error']}).", ""]
+    lines = [f"Decoding (`robustbench generate`), random weights, {gen['dtype']}: verifier MambaByte-972M-shaped "
+             f"({gen['verifier_parameters'] / 1e6:.0f}M), drafter Mamba-110M-shaped ({gen['drafter_parameters'] / 1e6:.0f}M).",
+             "", "| measure | value |", "|---|---:|",
+             f"| plain byte decoding, bytes/s | {gen['plain']['bytes_per_second']:,.0f} |",
+             f"| verifier step, ms | {gen['verifier_step_seconds'] * 1e3:.2f} |",
+             f"| drafter step, ms | {gen['drafter_step_seconds'] * 1e3:.2f} |"]
+    for c in gen["chunks"]:
+        lines.append(f"| verification chunk of {c['bytes']} bytes, ms (x the time of {c['bytes']} steps) | "
+                     f"{c['chunk_seconds'] * 1e3:.2f} ({c['chunk_vs_steps']:.2f}) |")
+    lines += [f"| speculative ceiling (every drafted byte accepted, 3 tokens of 4 bytes), bytes/s | "
+              f"{gen['full_acceptance_bytes_per_second']:,.0f} ({gen['plain_vs_speculative_ceiling']:.2f}x plain) |",
+              f"| speculative end to end, random weights (acceptance {100 * (gen['speculative_random']['acceptance_rate'] or 0):.0f}%), "
+              f"bytes/s | {gen['speculative_random']['bytes_per_second']:,.0f} |", ""]
+    return lines
+
+
 def run_device(device, shape, repeats, configs, with_model):
     import torch
 
@@ -175,6 +301,9 @@ def run_device(device, shape, repeats, configs, with_model):
         model = model_part(device)
         if model is not None:
             report["model"] = model
+        generation = generation_section(device)
+        if generation is not None:
+            report["generation"] = generation
     return report
 
 
@@ -209,7 +338,9 @@ def render(report):
         lines += ["| part | shape | fp32 | bf16 | goal |", "|---|---|---|---|---|",
                   "| scan bandwidth vs device copy | b*L = 16k, d = 3584, n = 16 | pending | pending | >= 60% |",
                   "| MambaByte-972M-shaped model, bytes/s and MFU | d_model 1792, 48 layers, 1 MB | – | pending "
-                  "| >= 40% MFU |", ""]
+                  "| >= 40% MFU |",
+                  "| MambaByte-972M-shaped decoding: plain vs speculative bytes/s, chunk vs steps | d_model 1792, "
+                  "48 layers, random weights | pending | – | speculative >= 2.6x plain |", ""]
     else:
         sh = report["shape"]
         best = {}
@@ -232,6 +363,7 @@ def render(report):
                          f"{'met' if r['fraction_of_copy'] >= GOAL else 'MISSED'} |")
         lines.append("")
         lines += render_model(report.get("model"))
+        lines += render_generation(report.get("generation"))
     lines.append(f"Machine: {report['machine']}. Command: `{report['command']}`. Date: {report['date']}.")
     return "\n".join(lines) + "\n"
 
