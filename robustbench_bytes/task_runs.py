@@ -1,0 +1,207 @@
+"""The task grid: models x tasks x (clean + noise specs) x seeds, scored cell by cell, resumable.
+
+The same rules as runs.py's perplexity grid, whose helpers it uses (run_lock, check_out_dir, the model
+loader that resolves each model once and loads it only when a cell needs it): a task cell is stored as
+tasks/<key>.json with the fingerprint of everything that decides its numbers (task_cell_inputs: every file
+the model's loader reads, the task's items, the noise, the seed, whether the choices are noised, the dtype,
+the task scoring version), and a rerun reuses it only when that matches and its item records reproduce its
+accuracies. A failed cell is always retried; tasks.json is rewritten after every cell, so a kill loses at
+most the cell being scored. Clean cells are scored once per model and task, with seed 0.
+
+A run directory may hold both grids: `robustbench run` writes results.json, `robustbench run --task` tasks.json
+(and an empty results.json when the folder holds no perplexity run yet, so that it is a run directory).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from robustbench_bytes import results as results_io
+from robustbench_bytes import tasks_io
+from robustbench_bytes.result_schema import CLEAN, CLEAN_SEED
+from robustbench_bytes.runs import RunOptions, _Models, _ModelUnavailable, check_out_dir, describe_error, run_lock
+from robustbench_bytes.task_schema import TASKS_DIR, TaskResult, check_consistent, task_cell_key
+
+
+@dataclass(frozen=True)
+class TaskCell:
+    model: str
+    task: str  # the task as the user named it (a name or a file)
+    noise: str
+    seed: int
+    noise_choices: bool = False
+
+    @property
+    def key(self) -> str:
+        return task_cell_key(self.model, self.task, self.noise, self.seed, self.noise_choices)
+
+
+@dataclass
+class TaskRunOptions(RunOptions):
+    noise_choices: bool = False
+    dtype: str = "auto"
+
+
+@dataclass
+class TaskRunOutcome:
+    results: list[TaskResult] = field(default_factory=list)
+    scored: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+def build_task_grid(models: list[str], tasks: list[str], noises: list[str], seeds: list[int],
+                    noise_choices: bool = False) -> list[TaskCell]:
+    """Model-major: for each model and task its clean cell, then every noise x seed."""
+    seeds = list(dict.fromkeys(seeds)) or [0]
+    grid = []
+    for model in dict.fromkeys(models):
+        for task in dict.fromkeys(tasks):
+            grid.append(TaskCell(model, task, CLEAN, CLEAN_SEED))
+            grid += [TaskCell(model, task, noise, seed, noise_choices) for noise in noises for seed in seeds]
+    return grid
+
+
+def task_cell_inputs(cell: TaskCell, model_fingerprint: str, task_sha256: str, dtype: str) -> dict:
+    from robustbench_bytes.task_scoring import TASK_SCORING_VERSION
+
+    return {"model": cell.model, "model_fingerprint": model_fingerprint, "task_sha256": task_sha256,
+            "noise": cell.noise, "seed": cell.seed, "noise_choices": cell.noise_choices and cell.noise != CLEAN,
+            "dtype": dtype, "scoring_version": TASK_SCORING_VERSION}
+
+
+def _reusable(stored, inputs: dict | None) -> bool:
+    return (inputs is not None and stored is not None and stored.inputs == inputs and stored.result.ok
+            and check_consistent(stored.result, list(stored.items)) is None)
+
+
+def _failed(cell: TaskCell, task, error: str, model=None) -> TaskResult:
+    return TaskResult(task=task.name, task_spec=cell.task, model=model.name if model else cell.model,
+                      model_spec=cell.model, noise=cell.noise, seed=cell.seed, items=len(task.items),
+                      noise_choices=cell.noise_choices and cell.noise != CLEAN, task_sha256=task.sha256,
+                      model_fingerprint=model.fingerprint if model else None, status="failed", error=error)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _manifest(grid, tasks, options: TaskRunOptions, described, started, finished) -> dict:
+    import torch
+
+    from robustbench_bytes import __version__, provenance
+    from robustbench_bytes.task_scoring import TASK_SCORING_VERSION, dtype_label
+
+    return {
+        "format": "robustbench-tasks/1",
+        "package": {"name": "robustbench-bytes", "version": __version__, "git": provenance.git_hash()},
+        "libraries": provenance.library_versions(),
+        "device": provenance.device_description(options.device),
+        "dtype": dtype_label(torch.device(options.device), options.dtype),
+        "batch_size": options.batch_size,
+        "task_scoring_version": TASK_SCORING_VERSION,
+        "noise_choices": options.noise_choices,
+        "seeds": sorted({c.seed for c in grid if c.noise != CLEAN}) or [CLEAN_SEED],
+        "models": [{"model": m, **described.get(m, {})} for m in dict.fromkeys(c.model for c in grid)],
+        "tasks": [{"task": spec, "name": t.name, "sha256": t.sha256, "items": len(t.items),
+                   "description": t.description, "provenance": t.provenance} for spec, t in tasks.items()],
+        "noises": list(dict.fromkeys(c.noise for c in grid)),
+        "cells": [c.key for c in grid],
+        "command_line": options.command_line,
+        "started": started,
+        "finished": finished,
+    }
+
+
+def execute_tasks(grid: list[TaskCell], tasks: dict, options: TaskRunOptions) -> TaskRunOutcome:
+    """Score every task cell of the grid not already stored with the same inputs. `tasks`: spec -> Task."""
+    from robustbench_bytes.task_scoring import score_task
+
+    out = Path(options.out)
+    check_out_dir(out)
+    log = options.log or (lambda message: None)
+    models = _Models(options.device)
+    described: dict[str, dict] = {}
+    finished: dict[str, TaskResult] = {}
+    outcome = TaskRunOutcome()
+    started = _now()
+
+    def write_results():
+        outcome.results = [finished[c.key] for c in grid if c.key in finished]
+        tasks_io.write_task_results(out, outcome.results)
+
+    def write_manifest(done):
+        tasks_io.write_task_manifest(out, _manifest(grid, tasks, options, described, started, done))
+
+    with run_lock(out):
+        for path in (out / TASKS_DIR).glob(".*.tmp"):  # left by a killed writer; we hold the lock
+            path.unlink(missing_ok=True)
+        if not (out / results_io.RESULTS_FILE).is_file():
+            results_io.write_results(out, [])  # a run directory with no perplexity cells (yet)
+        write_manifest(None)
+        for number, cell in enumerate(grid, start=1):
+            task = tasks[cell.task]
+            label = f"[{number}/{len(grid)}] {cell.model} | {task.name} | {cell.noise} | seed {cell.seed}"
+            if cell.model not in described:
+                described[cell.model] = models.describe(cell.model)
+                write_manifest(None)
+            fingerprint = described[cell.model].get("model_fingerprint")
+            inputs = task_cell_inputs(cell, fingerprint, task.sha256, options.dtype) if fingerprint else None
+            stored = tasks_io.read_task_cell(out, cell.key)
+            if _reusable(stored, inputs):
+                finished[cell.key] = stored.result
+                outcome.skipped += 1
+                log(f"{label}: done before, skipped")
+                continue
+            t0 = time.perf_counter()
+            items = []
+            try:
+                model = models.get(cell.model)
+            except _ModelUnavailable as e:
+                result = _failed(cell, task, f"cannot load model: {e}")
+            else:
+                try:
+                    scored = score_task(model, task, cell.noise, cell.seed, noise_choices=cell.noise_choices,
+                                        batch_size=options.batch_size, dtype=options.dtype, task_spec=cell.task)
+                    result, items = scored.result, scored.items
+                    if model.fingerprint != fingerprint:  # a file changed while the run went on
+                        inputs = task_cell_inputs(cell, model.fingerprint, task.sha256, options.dtype)
+                except KeyboardInterrupt:
+                    raise
+                except Exception as e:  # a cell that cannot be scored fails alone
+                    result = _failed(cell, task, describe_error(e), model)
+            tasks_io.write_task_cell(out, tasks_io.TaskCellRecord(inputs, result, tuple(items)))
+            finished[cell.key] = result
+            write_results()
+            if result.ok:
+                outcome.scored += 1
+                log(f"{label}: acc {result.acc:.3f}, acc_norm {result.acc_norm:.3f} "
+                    f"({time.perf_counter() - t0:.1f} s)")
+            else:
+                outcome.failed += 1
+                log(f"{label}: FAILED: {result.error}")
+        write_results()
+        write_manifest(_now())
+    return outcome
+
+
+def format_task_summary(results: list[TaskResult]) -> str:
+    """A plain-text table for the terminal: accuracy and its interval, and the drop from clean."""
+    clean = {(r.model_spec, r.task_spec): r for r in results if r.is_clean and r.ok}
+    header = ["model", "task", "noise", "seed", "acc", "interval", "drop", "acc_norm", "status"]
+    body = []
+    for r in results:
+        base = clean.get((r.model_spec, r.task_spec))
+        drop = f"{base.acc - r.acc:+.3f}" if r.ok and base is not None and not r.is_clean else ""
+        body.append([r.model, r.task, r.noise, str(r.seed), f"{r.acc:.3f}" if r.ok else "–",
+                     f"[{r.acc_low:.3f}, {r.acc_high:.3f}]" if r.ok else "", drop,
+                     f"{r.acc_norm:.3f}" if r.ok else "–", "ok" if r.ok else f"FAILED: {r.error}"])
+    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
+
+    def line(row):
+        return "  ".join(c.rjust(w) if 3 <= i <= 7 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(row) for row in body])

@@ -1,0 +1,264 @@
+"""Scoring multiple-choice tasks: the log-likelihood of a continuation given a context, and a task cell's
+acc / acc_norm with bootstrap intervals over items.
+
+continuation_loglikelihoods(model, pairs) is the one function that scores (context, continuation) pairs; the
+task cells and the lm-evaluation-harness bridge both call it. A pair is encoded as lm-evaluation-harness
+does: whitespace at the end of the context moves to the front of the continuation, the continuation's
+tokens are those of encode(context + continuation) after the first len(encode(context)); then the model's
+usual prefix (BOS/EOS token, or a prefix byte) goes in front of the context, as in every other score here.
+
+- streamed models (Mamba): each distinct context is run once, contexts of equal length batched together,
+  and its recurrent state is copied to each of its continuations, which are batched with right padding.
+- windowed models (Transformers): prefix + context + continuation in one window of at most max_length
+  tokens (the context cut from the left when longer, as lm-evaluation-harness does).
+
+float32 on the CPU; on CUDA bf16 autocast by default (dtype="auto" or "bfloat16"), or dtype="float32".
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from robustbench_bytes import stats
+from robustbench_bytes.errors import BadInput
+from robustbench_bytes.result_schema import CLEAN
+from robustbench_bytes.scoring import DEFAULT_CHUNK_SIZE, LOGITS_BUDGET, effective_chunk_size
+from robustbench_bytes.task_schema import ItemRecord, TaskResult
+
+TASK_SCORING_VERSION = "1"
+DTYPES = ("auto", "float32", "bfloat16")
+# Streams of noised choices: choice j of item i draws from document index CHOICE_STREAMS + i * MAX_CHOICES + j,
+# apart from every context's stream (item i is document i), whatever the task's size.
+CHOICE_STREAMS = 1 << 40
+MAX_CHOICES = 1 << 16
+
+
+@dataclass(frozen=True)
+class ContinuationScore:
+    loglikelihood: float  # sum over the continuation's tokens of log p(token | everything before), nats
+    greedy: bool  # every continuation token is the model's argmax
+    tokens: int
+
+
+def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """(context ids, continuation ids) without the prefix, split as lm-evaluation-harness splits them."""
+    spaces = len(context) - len(context.rstrip())
+    if spaces:
+        context, continuation = context[:-spaces], context[-spaces:] + continuation
+    whole = list(tokenizer.encode(context + continuation))
+    context_ids = list(tokenizer.encode(context)) if context else []
+    return whole[:len(context_ids)], whole[len(context_ids):]
+
+
+def autocast_for(device: torch.device, dtype: str):
+    if dtype not in DTYPES:
+        raise BadInput(f"dtype={dtype!r}: expected one of {', '.join(DTYPES)}")
+    if device.type == "cuda" and dtype in ("auto", "bfloat16"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if dtype == "bfloat16":
+        raise BadInput("dtype=bfloat16: needs a CUDA device (the CPU scores in float32)")
+    return nullcontext()
+
+
+def dtype_label(device: torch.device, dtype: str) -> str:
+    return "bfloat16-autocast" if device.type == "cuda" and dtype != "float32" else "float32"
+
+
+def _gather(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per position: log p(target) in fp32 and whether target is the argmax; targets == -1 give 0 / True."""
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    safe = targets.clamp(min=0)
+    picked = logprobs.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
+    hit = logprobs.argmax(dim=-1) == safe
+    valid = targets >= 0
+    return torch.where(valid, picked, torch.zeros_like(picked)).double(), hit | ~valid
+
+
+def _score_windowed(model, encoded, batch_size: int) -> list[ContinuationScore]:
+    max_length = model.max_length
+    sequences = []
+    for prefix_context, continuation in encoded:
+        if len(continuation) > max_length:
+            raise BadInput(f"a continuation of {len(continuation)} tokens does not fit the model's "
+                           f"{max_length}-token window")
+        sequences.append((prefix_context + continuation)[-(max_length + 1):])
+    out: list[ContinuationScore | None] = [None] * len(encoded)
+    order = sorted(range(len(encoded)), key=lambda i: -len(sequences[i]))
+    per_forward = max(1, min(batch_size, LOGITS_BUDGET // (max_length * (model.vocab_size or 1))))
+    for lo in range(0, len(order), per_forward):
+        rows = order[lo:lo + per_forward]
+        width = len(sequences[rows[0]]) - 1
+        inputs = torch.zeros(len(rows), width, dtype=torch.long)
+        mask = torch.zeros(len(rows), width, dtype=torch.long)
+        targets = torch.full((len(rows), width), -1, dtype=torch.long)
+        for r, i in enumerate(rows):
+            seq, n_cont = sequences[i], len(encoded[i][1])
+            n = len(seq) - 1
+            inputs[r, :n] = torch.tensor(seq[:-1])
+            mask[r, :n] = 1
+            targets[r, n - n_cont:n] = torch.tensor(seq[-n_cont:])
+        logits = model.window(inputs.to(model.device), mask.to(model.device))
+        logprob, hit = _gather(logits, targets.to(model.device))
+        for r, i in enumerate(rows):
+            out[i] = ContinuationScore(float(logprob[r].sum()), bool(hit[r].all()), len(encoded[i][1]))
+    return out
+
+
+def _score_streamed(model, encoded, batch_size: int) -> list[ContinuationScore]:
+    out: list[ContinuationScore | None] = [None] * len(encoded)
+    contexts: dict[tuple, list[int]] = {}  # prefix + context -> the pairs that continue it
+    for i, (prefix_context, _) in enumerate(encoded):
+        contexts.setdefault(tuple(prefix_context), []).append(i)
+    by_length: dict[int, list[tuple]] = {}
+    for ctx in contexts:
+        by_length.setdefault(len(ctx), []).append(ctx)
+    device = model.device
+    for length in sorted(by_length, reverse=True):
+        group = by_length[length]
+        for lo in range(0, len(group), batch_size):
+            batch = group[lo:lo + batch_size]
+            # the state after every context token but the last; the last is fed with each continuation
+            feed = torch.tensor([list(ctx[:-1]) for ctx in batch], dtype=torch.long, device=device)
+            chunk = effective_chunk_size(DEFAULT_CHUNK_SIZE, len(batch), model.vocab_size)
+            _, state = model.stream(feed[:, :chunk], None)  # a context of no tokens gives the initial state
+            for start in range(chunk, feed.shape[1], chunk):
+                _, state = model.stream(feed[:, start:start + chunk], state)
+            pairs = [(row, i) for row, ctx in enumerate(batch) for i in contexts[ctx]]
+            width = max(len(encoded[i][1]) for _, i in pairs)
+            inputs = torch.zeros(len(pairs), width, dtype=torch.long)
+            targets = torch.full((len(pairs), width), -1, dtype=torch.long)
+            for r, (row, i) in enumerate(pairs):
+                continuation = encoded[i][1]
+                inputs[r, :len(continuation)] = torch.tensor([batch[row][-1]] + continuation[:-1])
+                targets[r, :len(continuation)] = torch.tensor(continuation)
+            copies = state.select(torch.tensor([row for row, _ in pairs], device=device))
+            logits, _ = model.stream(inputs.to(device), copies)
+            logprob, hit = _gather(logits, targets.to(device))
+            for r, (_, i) in enumerate(pairs):
+                out[i] = ContinuationScore(float(logprob[r].sum()), bool(hit[r].all()), len(encoded[i][1]))
+    return out
+
+
+def continuation_loglikelihoods(model, pairs: list[tuple[str, str]], *, batch_size: int = 32,
+                                dtype: str = "auto") -> list[ContinuationScore]:
+    """log p(continuation | prefix + context) for each (context, continuation) pair, in order."""
+    if batch_size < 1:
+        raise BadInput(f"batch_size={batch_size}: expected at least 1")
+    prefix = list(model.tokenizer.prefix_ids)
+    encoded = []
+    for n, (context, continuation) in enumerate(pairs):
+        if not isinstance(context, str) or not isinstance(continuation, str):
+            raise BadInput(f"pair {n}: expected (context, continuation) strings")
+        context_ids, continuation_ids = encode_pair(model.tokenizer, context, continuation)
+        if not continuation_ids:
+            raise BadInput(f"pair {n}: the continuation {continuation!r} is empty; nothing to score")
+        encoded.append((prefix + context_ids, continuation_ids))
+    if not encoded:
+        return []
+    module = model.module
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.inference_mode(), autocast_for(model.device, dtype):
+            if model.streaming:
+                return _score_streamed(model, encoded, batch_size)
+            return _score_windowed(model, encoded, batch_size)
+    finally:
+        module.train(was_training)
+
+
+# ---------------------------------------------------------------- a task cell
+
+
+@dataclass
+class TaskScore:
+    result: TaskResult
+    items: list[ItemRecord]
+
+
+def noised_items(task, noise: str, seed: int, noise_choices: bool) -> tuple[str, list[str], list[list[str]]]:
+    """(canonical noise, contexts, choices) as scored: item i's context is document i of the seeded streams."""
+    from robustbench_bytes import noise as noise_lib
+
+    contexts = [item.context for item in task.items]
+    choices = [list(item.choices) for item in task.items]
+    spec = CLEAN if noise in (None, "", CLEAN) else noise_lib.canonical(noise)
+    if spec == CLEAN:
+        return spec, contexts, choices
+    contexts = noise_lib.apply_corpus(contexts, spec, seed=seed)
+    if noise_choices:
+        flat = [(i, j, c) for i, row in enumerate(choices) for j, c in enumerate(row)]
+        if any(j >= MAX_CHOICES for _, j, _ in flat):
+            raise BadInput(f"task {task.name}: an item has more than {MAX_CHOICES} choices")
+        noised = noise_lib.apply_corpus([c for _, _, c in flat], spec, seed=seed,
+                                        indices=[CHOICE_STREAMS + i * MAX_CHOICES + j for i, j, _ in flat])
+        for (i, j, _), text in zip(flat, noised):
+            choices[i][j] = text
+    return spec, contexts, choices
+
+
+def accuracy_metric(correct: np.ndarray) -> stats.Metric:
+    """Share of items right, under bootstrap weights over items."""
+    return lambda w: (w @ correct) / w.sum(axis=1)
+
+
+def item_records(lls: list[list[float]], sizes: list[list[int]], tokens: list[list[int]], task) -> list[ItemRecord]:
+    records = []
+    for i, item in enumerate(task.items):
+        ll = np.array(lls[i], dtype=np.float64)
+        per_byte = ll / np.maximum(1, np.array(sizes[i], dtype=np.float64))
+        records.append(ItemRecord(index=i, id=item.id, label=item.label, loglikelihoods=list(map(float, ll)),
+                                  bytes=list(sizes[i]), tokens=list(tokens[i]), prediction=int(np.argmax(ll)),
+                                  prediction_norm=int(np.argmax(per_byte))))
+    return records
+
+
+def accuracies(items: list[ItemRecord], confidence: float = 0.95, replicates: int = stats.DEFAULT_REPLICATES,
+               seed: int = 0) -> dict:
+    """acc and acc_norm with their bootstrap percentile intervals over items (field names of TaskResult)."""
+    out = {}
+    for name, column in (("acc", [i.correct for i in items]), ("acc_norm", [i.correct_norm for i in items])):
+        interval = stats.bootstrap(accuracy_metric(np.array(column, dtype=np.float64)), len(items),
+                                   confidence=confidence, replicates=replicates, seed=seed)
+        out.update(interval.as_dict(name))
+    return out
+
+
+def score_task(model, task, noise: str = CLEAN, seed: int = 0, *, noise_choices: bool = False,
+               batch_size: int = 32, dtype: str = "auto", task_spec: str | None = None,
+               confidence: float = 0.95) -> TaskScore:
+    """Scores every choice of every item of `task` (a tasks.Task) under `noise` with `model` (LoadedModel)."""
+    if not task.items:
+        raise BadInput(f"task {task.name}: holds no items")
+    started = time.perf_counter()
+    spec, contexts, choices = noised_items(task, noise, seed, noise_choices)
+    pairs = [(contexts[i], c) for i, row in enumerate(choices) for c in row]
+    scores = continuation_loglikelihoods(model, pairs, batch_size=batch_size, dtype=dtype)
+    if model.device.type == "cuda":
+        torch.cuda.synchronize(model.device)
+    lls, sizes, tokens, k = [], [], [], 0
+    for i, row in enumerate(choices):
+        got = scores[k:k + len(row)]
+        k += len(row)
+        bad = [s.loglikelihood for s in got if not math.isfinite(s.loglikelihood)]
+        if bad:
+            raise ValueError(f"model {model.name}: item {i} ({task.items[i].id}) of task {task.name} under "
+                             f"noise {spec} has a non-finite log-likelihood ({bad[0]})")
+        lls.append([s.loglikelihood for s in got])
+        sizes.append([len(c.encode("utf-8")) for c in row])
+        tokens.append([s.tokens for s in got])
+    items = item_records(lls, sizes, tokens, task)
+    result = TaskResult(
+        task=task.name, task_spec=task_spec or task.name, model=model.name, model_spec=model.spec or model.name,
+        noise=spec, seed=seed, items=len(items), noise_choices=bool(noise_choices) and spec != CLEAN,
+        **accuracies(items, confidence), confidence=confidence, choices=len(pairs), level=model.level,
+        architecture=model.architecture, prefix=model.prefix, seconds=time.perf_counter() - started,
+        device=str(model.device), dtype=dtype_label(model.device, dtype), scoring_version=TASK_SCORING_VERSION,
+        model_fingerprint=model.fingerprint, task_sha256=task.sha256)
+    return TaskScore(result, items)
