@@ -38,7 +38,14 @@ from robustbench_bytes.errors import BadInput
               help="Windowed (Transformer) models: window length in tokens. Default: the model's context; "
                    "longer only for rotary-position (RoPE) hf: models. Streamed models ignore it.")
 @click.option("--quiet", is_flag=True, help="No progress bars or per-cell lines on stderr.")
-def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, batch_size, max_length, quiet):
+@click.option("--task", "task_specs", multiple=True, metavar="NAME_OR_FILE",
+              help="Score a multiple-choice task instead of the corpus (repeatable): a name from "
+                   "`robustbench tasks` or a .jsonl file; results go to tasks.json in the run directory.")
+@click.option("--noise-choices", is_flag=True, help="With --task: noise the choices too, not only the context.")
+@click.option("--limit-items", type=click.IntRange(min=1), default=None, metavar="N",
+              help="With --task: score only the first N items of each task.")
+def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, batch_size, max_length, quiet,
+        task_specs, noise_choices, limit_items):
     """Score models x (clean + each noise) x seeds; write results.json, per-document NLLs and
     manifest.json into the run directory. A rerun skips finished cells and recomputes cells whose
     inputs (checkpoint, corpus, noise, seed, scoring version) changed; results.json lists the cells
@@ -64,6 +71,15 @@ def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, ba
     except BadInput as e:
         raise click.BadParameter(str(e), param_hint="'--model'") from None
 
+    if task_specs:
+        from robustbench_bytes.commands.tasks import run_task_grid
+
+        return run_task_grid(model_specs=model_specs, task_specs=list(task_specs),
+                             noise_specs=runs.expand_noises(list(noises), suite), seeds=list(seeds) or [0], out=out,
+                             device=resolve_device(device), batch_size=batch_size, noise_choices=noise_choices,
+                             limit_items=limit_items, quiet=quiet)
+    if noise_choices or limit_items is not None:
+        raise InputError("--noise-choices and --limit-items apply to --task runs only")
     if corpus is None:
         from robustbench_bytes.builtin_corpora import DEFAULT_CORPUS
 
