@@ -6,6 +6,7 @@ from pathlib import Path
 
 from robustbench_bytes import results as results_io
 from robustbench_bytes.files import atomic_path, write_text_atomic
+from robustbench_bytes.report_length import length_section
 from robustbench_bytes.report_plots import plot_bits_vs_p, plot_clean_vs_noisy, plot_increase
 from robustbench_bytes.report_table import CSV_COLUMNS, ReportOptions, build_table
 from robustbench_bytes.report_text import (latex_tables, markdown_bits_table, markdown_increase_table,
@@ -38,6 +39,7 @@ def write_report(run_dirs: list[Path | str], out_dir: Path | str, options: Repor
                  plots: bool = True) -> dict:
     """Write README.md, report.csv, report.tex and plots/ into out_dir; return what was written."""
     out_dir = Path(out_dir)
+    draw = plots  # `plots` is reused below for the list of plot files
     table = build_table(run_dirs, options)
     out_dir.mkdir(parents=True, exist_ok=True)
     written_plots: list[Path] = []
@@ -80,8 +82,11 @@ def write_report(run_dirs: list[Path | str], out_dir: Path | str, options: Repor
                 md += [f"### {titles.get(path.stem, path.stem)}", "",
                        f"![{titles.get(path.stem, path.stem)}](plots/{path.name}) "
                        f"([SVG](plots/{path.stem}.svg))", ""]
+    length = length_section(run_dirs, out_dir, options.confidence, options.replicates, options.seed, draw)
+    md += length.markdown
     md += ["Files: [report.csv](report.csv) (every number with its interval), "
            "[report.tex](report.tex) (LaTeX tables, needs booktabs).", ""]
     readme = out_dir / "README.md"
     write_text_atomic(readme, "\n".join(md))
-    return {"table": table, "readme": readme, "csv": csv_path, "latex": tex_path, "plots": plots}
+    return {"table": table, "readme": readme, "csv": csv_path, "latex": tex_path,
+            "plots": plots + [f for f in length.files if f.parent.name == "plots"]}
