@@ -83,15 +83,17 @@ def run_setting(name, beta, k, verifier, drafter, prompt, n_bytes):
     return g, time.process_time() - c, time.perf_counter() - w
 
 
-def measure(verifier, drafter, texts, n_bytes):
+def measure(verifier, drafter, texts, n_bytes, settings=None):
+    settings = settings or SETTINGS
     rows = {name: {"bytes": 0, "cpu_seconds": 0.0, "wall_seconds": 0.0, "drafts": 0, "drafted": 0, "accepted": 0,
-                   "parts": {"draft": 0.0, "verify": 0.0, "correct": 0.0, "resync": 0.0}, "equal_to_plain": 0}
-            for name, _, _ in SETTINGS}
-    for name, beta, k in SETTINGS:  # warm-up: numba's compilation, first allocations
+                   "parts": {"draft": 0.0, "verify": 0.0, "correct": 0.0, "resync": 0.0}, "equal_to_plain": 0,
+                   "calls": {}}
+            for name, _, _ in settings}
+    for name, beta, k in settings:  # warm-up: numba's compilation, first allocations
         run_setting(name, beta, k, verifier, drafter, texts[0], 8)
     for prompt in texts:
         plain_data = None
-        for name, beta, k in SETTINGS:
+        for name, beta, k in settings:
             g, cpu, wall = run_setting(name, beta, k, verifier, drafter, prompt, n_bytes)
             r = rows[name]
             r["bytes"] += g.bytes
@@ -105,6 +107,10 @@ def measure(verifier, drafter, texts, n_bytes):
                 r["accepted"] += g.draft.accepted_bytes
                 for part, s in g.draft.seconds.items():
                     r["parts"][part] += s
+                for who, calls in g.draft.calls.items():
+                    mine = r["calls"].setdefault(who, {})
+                    for key, n in calls.items():
+                        mine[key] = mine.get(key, 0) + n
                 r["equal_to_plain"] += int(g.data == plain_data)
     for name, r in rows.items():
         r["bytes_per_cpu_second"] = r["bytes"] / r["cpu_seconds"]
@@ -117,6 +123,21 @@ def measure(verifier, drafter, texts, n_bytes):
         r["vs_plain"] = r["bytes_per_cpu_second"] / plain
         r["vs_drafter"] = r["bytes_per_cpu_second"] / alone
     return rows
+
+
+def other_drafters(verifier, main_drafter, texts, n_bytes):
+    """The other complete subword models of the zoo as drafters (any architecture): alone and at k 3."""
+    out = {}
+    for name in zoo_names():
+        m = _meta(name)
+        if not m or m["level"] != "subword" or name == main_drafter:
+            continue
+        drafter = load_model(name, "cpu")
+        settings = [s for s in SETTINGS if s[0] in ("plain", "drafter alone", "speculative beta 1 k 3",
+                                                     "speculative beta 3 k 3")]
+        out[name] = {"architecture": m["architecture"], "parameters": drafter.parameters,
+                     "settings": measure(verifier, drafter, texts, n_bytes, settings)}
+    return out
 
 
 def flatness(verifier, drafter, prompt, total, bucket):
@@ -151,6 +172,7 @@ def main(argv=None):
     start = time.perf_counter()
     rows = measure(verifier, drafter, texts, args.bytes_per_prompt)
     flat = flatness(verifier, drafter, texts[0], args.long, args.long // 8)
+    others = other_drafters(verifier, sub_name, texts, args.bytes_per_prompt)
     record = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}, torch {torch.__version__}, "
                    f"1 torch thread",
@@ -158,13 +180,20 @@ def main(argv=None):
         "load_average": [load_before, _load()], "seconds": time.perf_counter() - start,
         "verifier": byte_name, "drafter": sub_name, "verifier_parameters": verifier.parameters,
         "drafter_parameters": drafter.parameters, "prompts": texts, "bytes_per_prompt": args.bytes_per_prompt,
-        "settings": rows, "time_per_byte_ms": flat, "bucket_bytes": args.long // 8,
+        "settings": rows, "other_drafters": others, "time_per_byte_ms": flat, "bucket_bytes": args.long // 8,
         "goal": {"vs_plain": GOAL_VS_PLAIN, "vs_drafter": 1 / GOAL_VS_DRAFTER},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "generate.json").write_text(json.dumps(record, indent=1) + "\n")
     (RESULTS / "generate.md").write_text(markdown(record))
     print(markdown(record))
+
+
+def _calls(row) -> str:
+    per = 100 / row["bytes"]
+    v, d = row["calls"].get("verifier", {}), row["calls"].get("drafter", {})
+    return (f"{v.get('steps', 0) * per:.0f} + {v.get('chunks', 0) * per:.0f}, "
+            f"{d.get('steps', 0) * per:.0f} + {d.get('chunks', 0) * per:.0f}")
 
 
 def _verdict(r):
@@ -186,8 +215,9 @@ def markdown(r: dict) -> str:
              f"{os.cpu_count()} cores). Goal: speculative >= {GOAL_VS_PLAIN}x plain and >= 1/{GOAL_VS_DRAFTER} of the "
              "drafter alone.", "",
              "| setting | bytes/s | x plain | x drafter alone | acceptance | accepted bytes / draft | time: draft / verify "
-             "/ correct / resync | = plain greedy | goal | bytes/s (wall) |",
-             "|---|---:|---:|---:|---:|---:|---|---:|---|---:|"]
+             "/ correct / resync | calls per 100 bytes: verifier steps + chunks, drafter steps + chunks | "
+             "= plain greedy | goal | bytes/s (wall) |",
+             "|---|---:|---:|---:|---:|---:|---|---|---:|---|---:|"]
     for name, row in s.items():
         spec = name.startswith("speculative")
         parts = row["parts"]
@@ -197,11 +227,18 @@ def markdown(r: dict) -> str:
         apd = f"{row['accepted_bytes_per_draft']:.2f}" if spec else ""
         equal = f"{row['equal_to_plain']}/{n}" if spec and " 1 " in name else ""
         lines.append(f"| {name} | {row['bytes_per_cpu_second']:,.0f} | {row['vs_plain']:.2f} | {row['vs_drafter']:.2f} | "
-                     f"{acc} | {apd} | {split} | {equal} | {_verdict(row) if spec else ''} | "
-                     f"{row['bytes_per_wall_second']:,.0f} |")
+                     f"{acc} | {apd} | {split} | {_calls(row) if spec else ''} | {equal} | "
+                     f"{_verdict(row) if spec else ''} | {row['bytes_per_wall_second']:,.0f} |")
     best = max((v for k, v in s.items() if k.startswith("speculative")), key=lambda v: v["vs_plain"])
     best_name = next(k for k, v in s.items() if v is best)
     flat = r["time_per_byte_ms"]
+    for name, other in r.get("other_drafters", {}).items():
+        o = other["settings"]
+        lines += ["", f"Other drafter `{name}` ({other['architecture']}, {other['parameters']:,} parameters), same "
+                  "prompts: " + "; ".join(
+                      f"{k} {v['bytes_per_cpu_second']:,.0f} bytes/s ({v['vs_plain']:.2f}x plain"
+                      + (f", acceptance {100 * v['acceptance_rate']:.0f}%" if v.get("acceptance_rate") is not None else "")
+                      + ")" for k, v in o.items() if k != "plain") + "."]
     lines += ["", f"Best: {best_name}, {best['vs_plain']:.2f}x plain, {best['vs_drafter']:.2f}x the drafter alone "
               f"({_verdict(best)}).", "",
               f"Time per byte (ms of CPU) against generated length, {r['bucket_bytes']:,}-byte buckets of one "

@@ -5,6 +5,7 @@ A decoder holds the context it has been fed. prefill(ids) feeds a long context (
 logits after its last token; feed(ids) feeds a few tokens as one chunk and returns the logits after each;
 step(id) feeds one token; save() / restore() take the context back to an earlier point (a drafted chunk that
 was rejected leaves nothing behind). Logits are float32 rows over the tokenizer's vocabulary (padding cut off).
+`calls` counts the network calls (single steps, chunks and the tokens in them): where decoding time goes.
 """
 
 from __future__ import annotations
@@ -20,11 +21,16 @@ class MambaDecoder:
     def __init__(self, module, vocab_size: int, device):
         self.module, self.vocab, self.device = module, vocab_size, device
         self.state = module.init_state(1, device)
+        self.calls = new_calls()
 
     def _ids(self, ids):
         return torch.as_tensor(list(ids), dtype=torch.long, device=self.device)[None]
 
     def feed(self, ids) -> torch.Tensor:
+        ids = list(ids)
+        if len(ids) == 1:  # a single step costs less than a chunk of one
+            return self.step(ids[0])[None]
+        count(self.calls, len(ids))
         logits, self.state = self.module(self._ids(ids), self.state)
         return logits[0, :, : self.vocab]
 
@@ -35,6 +41,7 @@ class MambaDecoder:
         return last
 
     def step(self, token: int) -> torch.Tensor:
+        count(self.calls, 1, step=True)
         logits, self.state = self.module.step(torch.tensor([token], device=self.device), self.state)
         return logits[0, : self.vocab]
 
@@ -43,6 +50,18 @@ class MambaDecoder:
 
     def restore(self, saved) -> None:
         self.state = _clone_state(saved)  # step() updates the state in place: keep `saved` reusable
+
+
+def new_calls() -> dict:
+    return {"steps": 0, "chunks": 0, "chunk_tokens": 0}
+
+
+def count(calls: dict, tokens: int, step: bool = False) -> None:
+    if step:
+        calls["steps"] += 1
+    else:
+        calls["chunks"] += 1
+        calls["chunk_tokens"] += tokens
 
 
 def _clone_state(state):
@@ -61,9 +80,11 @@ class WindowedDecoder:
         self.history: list[int] = []  # every token fed, oldest first
         self.cache, self.cached_from, self.cached = new_cache(), 0, 0  # cache holds history[from:from+cached]
         self.epoch = 0  # bumped when the cache restarts: an older save() must then rebuild
+        self.calls = new_calls()
 
     def _run(self, ids: list[int]) -> torch.Tensor:
         t = torch.as_tensor(ids, dtype=torch.long, device=self.device)[None]
+        count(self.calls, len(ids), step=len(ids) == 1)
         logits, self.cache = self.run(t, self.cache)
         self.cached += len(ids)
         return logits[0, :, : self.vocab]

@@ -28,6 +28,7 @@ class DraftStats:
     drafted_bytes: int = 0
     accepted_bytes: int = 0
     whole_drafts: int = 0  # drafts accepted entirely
+    calls: dict = field(default_factory=dict)  # network calls of the verifier and the drafter (decoders' `calls`)
     seconds: dict = field(default_factory=lambda: {"draft": 0.0, "verify": 0.0, "correct": 0.0, "resync": 0.0})
 
 
@@ -107,4 +108,7 @@ def speculative(verifier, drafter, context: list[int], prompt_text: bytes, max_b
             break
         drafter.resync(prompt_text + to_text(bytes(out)))
         clock.lap("resync")
+    stats.calls = {"verifier": dict(verifier.calls)}
+    if hasattr(drafter, "decoder"):
+        stats.calls["drafter"] = dict(drafter.decoder.calls)
     return out
