@@ -147,8 +147,7 @@ def flatness(verifier, drafter, prompt, total, bucket):
         stamps = []
         generate(verifier, prompt, max_bytes=total, on_bytes=lambda piece: stamps.append((len(piece), time.process_time())),
                  **kwargs)
-        edges, done, start, per = [], 0, stamps[0][1], []
-        t0 = start
+        done, per, t0 = 0, [], stamps[0][1]
         for size, t in stamps:
             done += size
             if done >= (len(per) + 1) * bucket:

@@ -79,7 +79,7 @@ class Drafter:
         whether the draft ended early at a special token). The context is saved first and the last drafted token
         is not fed yet: accept_all() or resync() settles it."""
         self.saved = (self.decoder.save(), self.logits)
-        spelled, rest, fed_rest, ended, logits = bytearray(), self.pending, b"", False, self.logits
+        covered, rest, ended, logits = bytearray(), self.pending, False, self.logits  # covered: bytes past `fed`
         self.draft = []
         for k in range(n_tokens):
             row = logits
@@ -87,7 +87,8 @@ class Drafter:
                 mask = self._allowed(rest)
                 if mask is None:  # no token spells the pending bytes: feed them as they are instead
                     logits = row = self.decoder.prefill(self._encode(rest))
-                    fed_rest, rest = rest, b""
+                    covered += rest
+                    rest = b""
                 else:
                     row = logits.masked_fill(~mask, float("-inf"))
             token = choose(row, self.temperature, self.top_k, self.generator)
@@ -96,13 +97,12 @@ class Drafter:
                 break
             piece = self.table[token]
             rest = rest[len(piece):] if rest.startswith(piece) else b""
-            spelled += piece
+            covered += piece
             self.draft.append(token)
             if k + 1 < n_tokens:
                 logits = self.decoder.step(token)
-        covered = fed_rest + bytes(spelled)  # what the context + draft spell past `fed`
         self._covered = len(covered)
-        return covered[len(self.pending):], ended
+        return bytes(covered[len(self.pending):]), ended
 
     def accept_all(self) -> None:
         """The whole draft was accepted: feed its last token; the tokens now spell the committed text exactly."""

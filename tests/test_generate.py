@@ -463,3 +463,22 @@ def test_bad_options_are_refused_with_the_parameter_named():
         generate(d, "x", draft=d)
     with pytest.raises(BadInput, match="subword"):
         generate(v, "x", draft=v)
+
+
+def test_drafter_feeds_pending_bytes_no_token_can_spell():
+    drafter = Drafter(tiny_subword_mamba())
+    drafter.by_first, drafter.masks = {}, {}  # as if no token of the vocabulary could spell the pending word
+    with torch.inference_mode():
+        drafter.start(b"In the beginn")
+        proposed, ended = drafter.propose(3)
+    assert proposed == b"".join(drafter.table[t] for t in drafter.draft)  # all new: the pending bytes were fed
+
+
+def test_token_bytes_of_a_tokenizer_that_is_not_byte_level():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel({"<unk>": 0, "hello": 1, "wörld": 2, "<|endoftext|>": 3}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.add_special_tokens(["<|endoftext|>"])
+    table = token_bytes(SubwordTokenizer(tok, eos_token_id=3))
+    assert table[1] == b"hello" and table[2] == "wörld".encode() and table[3] == b""
