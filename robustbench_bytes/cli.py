@@ -17,7 +17,7 @@ import click  # noqa: E402
 
 from robustbench_bytes import __version__  # noqa: E402
 from robustbench_bytes.commands import (  # noqa: E402
-    compare, corpora, generate, models, noise, report, run, score, tasks, train)
+    compare, corpora, generate, lm_eval, models, noise, report, run, score, tasks, train)
 from robustbench_bytes.commands.common import INTERRUPTED, InputError  # noqa: E402
 from robustbench_bytes.errors import RobustbenchError  # noqa: E402
 
@@ -66,7 +66,7 @@ def cli():
 
 
 for _command in (noise.noise, score.score, run.run, report.report, compare.compare, models.models,
-                 corpora.corpora, train.train, generate.generate, tasks.tasks):
+                 corpora.corpora, train.train, generate.generate, tasks.tasks, lm_eval.lm_eval):
     cli.add_command(_command)
 
 
