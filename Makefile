@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-gpu report setup clean
+.PHONY: run test bench bench-gpu report extrapolation setup clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,15 @@ bench-gpu: $(STAMP)
 report: $(STAMP)
 	$(VENV)/bin/robustbench run --suite paper --out runs/default
 	$(VENV)/bin/robustbench report runs/default -o reports/default
+
+# Length extrapolation (issue 12): the zoo, clean and under antspeak, on the whole long test books and plays;
+# bits per byte by position in reports/length/. All documents in one batch (the byte model scans them together).
+EXTRAPOLATION_MODELS ?= mambabyte-kjv-shakespeare mamba-bpe-kjv-shakespeare gpt-bpe-kjv-shakespeare
+EXTRAPOLATION_CORPUS ?= kjv-shakespeare:long
+extrapolation: $(STAMP)
+	$(VENV)/bin/robustbench run $(foreach m,$(EXTRAPOLATION_MODELS),--model $(m)) --noise antspeak \
+		--corpus $(EXTRAPOLATION_CORPUS) --batch-size 16 --out runs/length
+	$(VENV)/bin/robustbench report runs/length -o reports/length
 
 clean:
 	rm -rf $(VENV) build *.egg-info
