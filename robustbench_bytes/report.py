@@ -10,7 +10,7 @@ from robustbench_bytes.report_length import length_section
 from robustbench_bytes.report_plots import plot_bits_vs_p, plot_clean_vs_noisy, plot_increase
 from robustbench_bytes.report_table import CSV_COLUMNS, ReportOptions, build_table
 from robustbench_bytes.report_text import (latex_tables, markdown_bits_table, markdown_increase_table,
-                                           markdown_model_table)
+                                           markdown_model_table, markdown_undefined_notes)
 
 __all__ = ["ReportOptions", "build_table", "write_report"]
 
@@ -67,6 +67,9 @@ def write_report(run_dirs: list[Path | str], out_dir: Path | str, options: Repor
           "Runs: " + "; ".join(_run_description(Path(d)) for d in run_dirs) + ".", "",
           "## Word-perplexity increase over clean text", "", markdown_increase_table(table), "",
           "## Bits per clean byte (rise over clean text)", "", markdown_bits_table(table), ""]
+    notes = markdown_undefined_notes(table)
+    if notes:
+        md += [notes, ""]
     for label, rows in table.groupby("label", sort=False):
         first = rows.iloc[0]
         kind = ", ".join(str(x) for x in (first["level"], first["architecture"]) if isinstance(x, str))
@@ -84,6 +87,9 @@ def write_report(run_dirs: list[Path | str], out_dir: Path | str, options: Repor
                        f"([SVG](plots/{path.stem}.svg))", ""]
     length = length_section(run_dirs, out_dir, options.confidence, options.replicates, options.seed, draw)
     md += length.markdown
+    from robustbench_bytes.report_tasks import write_task_report
+
+    md += write_task_report(run_dirs, out_dir, options, plots=(out_dir / "plots").is_dir())
     md += ["Files: [report.csv](report.csv) (every number with its interval), "
            "[report.tex](report.tex) (LaTeX tables, needs booktabs).", ""]
     readme = out_dir / "README.md"

@@ -21,10 +21,14 @@ import click
               help="Level of the paired bootstrap intervals; a regression needs the whole interval past the threshold.")
 @click.option("--replicates", type=click.IntRange(min=10), default=1000, show_default=True,
               help="Bootstrap replicates.")
+@click.option("--max-acc-drop", type=click.FloatRange(0, 1), default=0.02, show_default=True,
+              help="Task cells: largest allowed fall in multiple-choice accuracy (baseline - candidate); a "
+                   "regression needs the paired interval wholly past it.")
 @click.option("--allow-missing", is_flag=True,
               help="Pass even when baseline cells are missing from the candidate or failed in the baseline "
                    "(they are listed as not compared). Without it such a gap fails the gate with exit 2.")
-def compare(baseline, candidate, max_bpb_increase, max_ppl_increase_ratio, confidence, replicates, allow_missing):
+def compare(baseline, candidate, max_bpb_increase, max_ppl_increase_ratio, confidence, replicates, max_acc_drop,
+            allow_missing):
     """Gate CANDIDATE against BASELINE (two run directories). Exit 0 when every baseline cell was compared
     and none regressed, 1 on a regression, 2 when the runs cannot be compared or a baseline cell could not
     be checked. A Markdown summary goes to stdout and, when $GITHUB_STEP_SUMMARY is set, is appended to
@@ -39,10 +43,14 @@ def compare(baseline, candidate, max_bpb_increase, max_ppl_increase_ratio, confi
     except NotComparable as e:
         _step_summary(f"## robustbench compare\n\n**Cannot compare:** {e}\n")
         raise
-    text = markdown(comparison)
+    from robustbench_bytes import compare_tasks
+
+    tasks = compare_tasks.compare_task_runs(baseline, candidate, max_acc_drop=max_acc_drop, confidence=confidence,
+                                            replicates=replicates, allow_missing=allow_missing)
+    text = markdown(comparison) + compare_tasks.markdown(tasks)
     click.echo(text, nl=False)
     _step_summary(text)
-    sys.exit(comparison.exit_code)
+    sys.exit(compare_tasks.combined_exit_code(comparison.exit_code, tasks.exit_code))
 
 
 def _step_summary(text: str) -> None:
