@@ -71,7 +71,15 @@ class RobustbenchLM(LM):
             raise BadInput("model_args: give model=NAME (a zoo name, a checkpoint directory or hf:PATH)")
         if dtype not in DTYPES:
             raise BadInput(f"dtype={dtype!r}: expected one of {', '.join(DTYPES)}")
-        self.model = loaded if loaded is not None else load_model(model, resolve_device(device or "auto"))
+        if loaded is None:
+            import torch
+
+            if str(device or "").startswith("cuda") and not torch.cuda.is_available():
+                # lm-eval's command line passes device=cuda:0 unless told otherwise
+                print(f"robustbench: device {device} is not available; scoring on the CPU", file=sys.stderr)
+                device = "cpu"
+            loaded = load_model(model, resolve_device(device or "auto"))
+        self.model = loaded
         self.dtype, self.batch_size = dtype, _batch_size(batch_size)
         try:
             self.seed = int(seed)
