@@ -291,3 +291,16 @@ def test_declared_train_length_from_config_json():
     assert positions.declared_train_length(model) == {"bytes": None, "tokens": 256}
     model.info = {"config": {"robustbench": {"train_length_bytes": "8192"}}}  # not a number: unknown
     assert positions.declared_train_length(model) == {"bytes": None, "tokens": None}
+
+
+def test_decode_length_differences_serve_tokenizers_without_offsets():
+    from robustbench_bytes.tokenization import byte_lengths_by_decoding
+
+    pieces = {0: "\u2581In", 1: "\u2581the", 2: "\u2581\u00e9t\u00e9", 3: "!"}
+
+    def decode(ids):  # SentencePiece style: "\u2581" is a space, dropped at the start of the text
+        return "".join(pieces[i] for i in ids).replace("\u2581", " ").lstrip(" ")
+
+    text = "In the \u00e9t\u00e9!"
+    lengths = byte_lengths_by_decoding(decode, [0, 1, 2, 3], text)
+    assert lengths.tolist() == [2, 4, 6, 1] and lengths.sum() == len(text.encode())
