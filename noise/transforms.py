@@ -77,9 +77,25 @@ def _repeat_blocked(cps: np.ndarray, selected: np.ndarray, k: np.ndarray, block:
     return np.concatenate(pieces) if pieces else cps
 
 
+ANTSPEAK_BLOCK = 1 << 20  # code points per block: antspeak is line-local, so blocks cut after a "\n" are exact
+
+
 def antspeak(cps, rng):
     """Per line: ' ' + each non-whitespace character uppercased and followed by ' '; lines without such
-    characters stay empty; line breaks (str.splitlines' set) are kept as they are. No randomness."""
+    characters stay empty; line breaks (str.splitlines' set) are kept as they are. No randomness.
+    Long texts go through in blocks of about ANTSPEAK_BLOCK code points cut after a newline, so the
+    working memory does not grow with the text."""
+    if len(cps) <= ANTSPEAK_BLOCK:
+        return _antspeak_block(cps)
+    newlines = np.flatnonzero(cps == 10)
+    cuts = np.unique(newlines[np.minimum(np.searchsorted(newlines, np.arange(ANTSPEAK_BLOCK, len(cps),
+                                                                          ANTSPEAK_BLOCK)), len(newlines) - 1)]) + 1 \
+        if len(newlines) else np.array([], dtype=np.int64)
+    bounds = [0, *[int(c) for c in cuts if 0 < c < len(cps)], len(cps)]
+    return np.concatenate([_antspeak_block(cps[a:b]) for a, b in zip(bounds, bounds[1:])])
+
+
+def _antspeak_block(cps):
     if is_narrow(cps):  # ASCII: one bytes.translate uppercases and deletes the non-break whitespace
         upper_table, whitespace, break_flags = _antspeak_ascii_tables()
         kept = as_bytes(cps).translate(upper_table, whitespace)

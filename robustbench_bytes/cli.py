@@ -33,6 +33,8 @@ def describe_os_error(e: OSError) -> str:
 
 class RobustbenchGroup(click.Group):
     def invoke(self, ctx):
+        if sys.stdout is None:  # started with its standard output closed (`>&-`)
+            raise InputError("standard output is closed; every command writes its result or summary there")
         try:
             return super().invoke(ctx)
         except InputError:

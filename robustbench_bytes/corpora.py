@@ -15,7 +15,7 @@ from robustbench_bytes.corpus import Corpus, decode_utf8, read_text
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.plugins import Registry
 
-__all__ = ["CORPORA", "Corpus", "decode_utf8", "load_corpus", "read_text", "register_corpus"]
+__all__ = ["CORPORA", "Corpus", "decode_utf8", "load_corpus", "read_text", "register_corpus", "require_text"]
 
 
 def _accept_loader(name: str, obj: object) -> Callable[[], Corpus]:
@@ -67,6 +67,15 @@ def _load_jsonl(path: Path) -> Corpus:
         docs.append(obj["text"])
         ids.append(str(obj.get("id", lineno)))
     return Corpus(name=str(path), documents=docs, provenance=f"jsonl file {path}", doc_ids=ids)
+
+
+def require_text(corpus: Corpus, spec: str) -> Corpus:
+    """The corpus, or BadInput when there is nothing to score in it."""
+    if not corpus.documents:
+        raise BadInput(f"corpus {spec!r}: holds no documents")
+    if corpus.bytes == 0:
+        raise BadInput(f"corpus {spec!r}: every document is empty")
+    return corpus
 
 
 def load_corpus(spec: str) -> Corpus:

@@ -28,11 +28,23 @@ _FORMATTERS = {"word_perplexity": format_ppl, "ppl_increase": format_ppl,
                "bits_per_byte": format_bits, "bits_per_clean_byte": format_bits}
 
 
+UNDEFINED = "n/a"
+# a metric derived from another is undefined when that one is
+_DERIVED_FROM = {"ppl_increase": "word_perplexity"}
+
+
+def is_undefined(row, metric: str) -> bool:
+    """Whether a report row says the metric is undefined (see result_schema.derived_metrics)."""
+    why = row.get("undefined") if hasattr(row, "get") else None
+    return isinstance(why, str) and _DERIVED_FROM.get(metric, metric) in why
+
+
 def format_value(row, metric: str, interval: bool = True, signed: bool = False) -> str:
+    """A report row's metric with its interval; "n/a" when the metric is undefined for the row."""
     fmt = _FORMATTERS[metric]
     value = row[metric]
     if value is None or not math.isfinite(value):
-        return NA
+        return UNDEFINED if is_undefined(row, metric) else NA
     text = fmt(value)
     if signed and value >= 0:
         text = "+" + text

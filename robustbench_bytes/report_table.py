@@ -143,4 +143,4 @@ def _add_intervals(row: dict, run_dir: Path, ok: list[dict], clean_docs, options
 
 
 CSV_COLUMNS = ["label", "model", "run", "corpus", "corpus_sha256", "noise", "seeds", "documents", "level",
-               "architecture", "status"] + [f"{m}{s}" for m in METRICS for s in ("", "_low", "_high")] + ["error"]
+               "architecture", "status"] + [f"{m}{s}" for m in METRICS for s in ("", "_low", "_high")] + ["error", "undefined"]

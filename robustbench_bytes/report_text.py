@@ -49,7 +49,7 @@ def markdown_increase_table(table) -> str:
         if row["status"] == "failed":
             return "failed"
         if row["noise"] == CLEAN:
-            return f"word-PPL {format_ppl(row['word_perplexity'])}"
+            return f"word-PPL {format_value(row, 'word_perplexity', interval=False)}"
         return format_value(row, "ppl_increase", interval=False, signed=True)
 
     return _noise_by_model_table(table, cell)
@@ -99,3 +99,11 @@ def latex_tables(table, confidence: float) -> str:
             parts.append(f"\\texttt{{{latex_escape(row['noise'])}}} & " + " & ".join(cells) + " \\\\")
         parts.append("\\bottomrule\n\\end{tabular}\n\\end{table}\n")
     return "\n".join(parts)
+
+
+def markdown_undefined_notes(table) -> str:
+    """Why a table says n/a: each (model, noise) whose metrics are undefined, with the reason."""
+    lines = [f"- {_md_escape(row['label'])}, `{row['noise']}`: {_md_escape(row['undefined'])}"
+             for _, row in table.iterrows() if isinstance(row.get("undefined"), str)]
+    return "\n".join(["n/a: undefined metrics (the cell is valid; its NLL and bits per byte are finite):", *lines]) \
+        if lines else ""

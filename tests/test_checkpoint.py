@@ -1,13 +1,10 @@
 """Loading mamba_ssm-format directories (MambaByte / state-spaces layouts), saving, and bad inputs."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
 from mamba_helpers import MAMBA130M_LIKE, MAMBABYTE_LIKE, random_state_dict, write_mamba_ssm_checkpoint  # noqa: E402
 
 from robustbench_bytes.errors import BadInput  # noqa: E402

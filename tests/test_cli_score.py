@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 from robustbench_bytes.cli import cli
 from robustbench_bytes.models import checkpoint
@@ -51,8 +50,12 @@ def corpus_file(tmp_path_factory):
     return path
 
 
-def score(*args):
-    return CliRunner().invoke(cli, ["score", "--quiet", *map(str, args)])
+@pytest.fixture
+def score(runner):
+    def score(*args):
+        return runner.invoke(cli, ["score", "--quiet", *map(str, args)])
+
+    return score
 
 
 def one_line_error(result, *needles):
@@ -65,7 +68,7 @@ def one_line_error(result, *needles):
 
 
 @pytest.mark.parametrize("which", ["mamba_dir", "gpt_dir"])
-def test_json_is_one_result_object(which, request, corpus_file):
+def test_json_is_one_result_object(which, request, corpus_file, score):
     folder = request.getfixturevalue(which)
     result = score("--model", folder, "--corpus", corpus_file, "--json")
     assert result.exit_code == 0, result.output
@@ -78,15 +81,15 @@ def test_json_is_one_result_object(which, request, corpus_file):
     assert r["prefix"].startswith("byte 10")
 
 
-def test_human_summary(mamba_dir, corpus_file):
+def test_human_summary(mamba_dir, corpus_file, score):
     result = score("--model", mamba_dir, "--corpus", corpus_file)
     assert result.exit_code == 0, result.output
     assert "bits/byte" in result.stdout and "word ppl" in result.stdout
 
 
-def test_noise_option_equals_scoring_a_file_noised_beforehand(mamba_dir, corpus_file, tmp_path):
+def test_noise_option_equals_scoring_a_file_noised_beforehand(mamba_dir, corpus_file, tmp_path, runner, score):
     noised = tmp_path / "noised.txt"
-    applied = CliRunner().invoke(cli, ["noise", "apply", "--noise", "drop:p=0.2+swap:p=0.1", "--seed", "3",
+    applied = runner.invoke(cli, ["noise", "apply", "--noise", "drop:p=0.2+swap:p=0.1", "--seed", "3",
                                        str(corpus_file), "-o", str(noised)])
     assert applied.exit_code == 0, applied.output
     assert noised.read_text(encoding="utf-8") != TEXT
@@ -99,17 +102,17 @@ def test_noise_option_equals_scoring_a_file_noised_beforehand(mamba_dir, corpus_
     assert on_the_fly["clean_bytes"] == len(TEXT.encode())
 
 
-def test_a_preset_or_unknown_noise_is_bad_input(mamba_dir, corpus_file):
+def test_a_preset_or_unknown_noise_is_bad_input(mamba_dir, corpus_file, score):
     one_line_error(score("--model", mamba_dir, "--corpus", corpus_file, "--noise", "paper"), "preset")
     one_line_error(score("--model", mamba_dir, "--corpus", corpus_file, "--noise", "dorp:p=0.1"), "dorp")
 
 
-def test_missing_directory(tmp_path, corpus_file):
+def test_missing_directory(tmp_path, corpus_file, score):
     one_line_error(score("--model", tmp_path / "missing", "--corpus", corpus_file), "missing")
 
 
 @pytest.mark.parametrize("field", ["d_model", "vocab_size"])
-def test_config_without_a_required_field(mamba_dir, tmp_path, corpus_file, field):
+def test_config_without_a_required_field(mamba_dir, tmp_path, corpus_file, field, score):
     folder = tmp_path / "m"
     folder.mkdir()
     (folder / "model.safetensors").write_bytes((mamba_dir / "model.safetensors").read_bytes())
@@ -117,7 +120,7 @@ def test_config_without_a_required_field(mamba_dir, tmp_path, corpus_file, field
     one_line_error(score("--model", folder, "--corpus", corpus_file), field, "config.json")
 
 
-def test_gpt_config_without_block_size(gpt_dir, tmp_path, corpus_file):
+def test_gpt_config_without_block_size(gpt_dir, tmp_path, corpus_file, score):
     folder = tmp_path / "g"
     folder.mkdir()
     (folder / "model.safetensors").write_bytes((gpt_dir / "model.safetensors").read_bytes())
@@ -128,7 +131,7 @@ def test_gpt_config_without_block_size(gpt_dir, tmp_path, corpus_file):
 
 
 @pytest.mark.parametrize("weights", ["model.safetensors", "pytorch_model.bin"])
-def test_truncated_weight_file(mamba_dir, tmp_path, corpus_file, weights):
+def test_truncated_weight_file(mamba_dir, tmp_path, corpus_file, weights, score):
     folder = tmp_path / "t"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(MAMBA_CONFIG))
@@ -146,7 +149,7 @@ class NotATensor:
     pass
 
 
-def test_a_pickle_that_is_not_plain_tensors_is_refused(tmp_path, corpus_file):
+def test_a_pickle_that_is_not_plain_tensors_is_refused(tmp_path, corpus_file, score):
     folder = tmp_path / "p"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(MAMBA_CONFIG))
@@ -154,7 +157,7 @@ def test_a_pickle_that_is_not_plain_tensors_is_refused(tmp_path, corpus_file):
     one_line_error(score("--model", folder, "--corpus", corpus_file), "pytorch_model.bin", "refused")
 
 
-def test_wrong_shape_names_the_key_and_both_shapes(mamba_dir, tmp_path, corpus_file):
+def test_wrong_shape_names_the_key_and_both_shapes(mamba_dir, tmp_path, corpus_file, score):
     folder = tmp_path / "s"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(MAMBA_CONFIG))
@@ -165,7 +168,7 @@ def test_wrong_shape_names_the_key_and_both_shapes(mamba_dir, tmp_path, corpus_f
                    "backbone.layers.1.mixer.conv1d.weight", "(48, 1, 4)", "(48, 1, 3)")
 
 
-def test_gpt_wrong_shape(gpt_dir, tmp_path, corpus_file):
+def test_gpt_wrong_shape(gpt_dir, tmp_path, corpus_file, score):
     folder = tmp_path / "gs"
     folder.mkdir()
     (folder / "config.json").write_text((gpt_dir / "config.json").read_text())
@@ -175,17 +178,17 @@ def test_gpt_wrong_shape(gpt_dir, tmp_path, corpus_file):
     one_line_error(score("--model", folder, "--corpus", corpus_file), "position.weight", "(16, 16)", "(32, 16)")
 
 
-def test_corpus_that_is_not_utf8(mamba_dir, tmp_path):
+def test_corpus_that_is_not_utf8(mamba_dir, tmp_path, score):
     path = tmp_path / "latin1.txt"
     path.write_bytes("caf\u00e9 au lait".encode("latin-1"))
     one_line_error(score("--model", mamba_dir, "--corpus", path), "latin1.txt", "offset 3")
 
 
-def test_window_options_are_refused_for_streamed_models(mamba_dir, corpus_file):
+def test_window_options_are_refused_for_streamed_models(mamba_dir, corpus_file, score):
     one_line_error(score("--model", mamba_dir, "--corpus", corpus_file, "--stride", 4), "--stride")
 
 
-def test_window_options_reach_the_gpt(gpt_dir, corpus_file):
+def test_window_options_reach_the_gpt(gpt_dir, corpus_file, score):
     result = score("--model", gpt_dir, "--corpus", corpus_file, "--context", 8, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["scoring"] == {"method": "rolling_windows", "max_length": 32,
@@ -193,7 +196,7 @@ def test_window_options_reach_the_gpt(gpt_dir, corpus_file):
     one_line_error(score("--model", gpt_dir, "--corpus", corpus_file, "--max-length", 64), "at most 32")
 
 
-def test_nan_score_exits_1(tmp_path, corpus_file):
+def test_nan_score_exits_1(tmp_path, corpus_file, score):
     folder = tmp_path / "nan"
     torch.manual_seed(0)
     model = MambaLM(MambaConfig.from_dict(MAMBA_CONFIG))
@@ -205,15 +208,15 @@ def test_nan_score_exits_1(tmp_path, corpus_file):
     assert "non-finite" in result.output and "document 0" in result.output
 
 
-def test_models_lists_json():
-    result = CliRunner().invoke(cli, ["models", "--json"])
+def test_models_lists_json(runner):
+    result = runner.invoke(cli, ["models", "--json"])
     assert result.exit_code == 0, result.output
     entries = json.loads(result.stdout)
     for e in entries:
         assert {"name", "level", "architecture", "parameters", "size_bytes", "provenance"} <= set(e)
 
 
-def test_mambabyte_release_format_with_crlf(tmp_path, corpus_file):
+def test_mambabyte_release_format_with_crlf(tmp_path, corpus_file, score):
     """As released: config.json without architecture, an fp32 pytorch_model.bin state dict; the PG19 models
     record newline=crlf (config.json's "robustbench" object), so each line break costs two tokens."""
     config = {"d_model": 24, "n_layer": 2, "vocab_size": 256, "ssm_cfg": {"expand": 2}, "rms_norm": False,
@@ -232,7 +235,7 @@ def test_mambabyte_release_format_with_crlf(tmp_path, corpus_file):
     assert crlf["nll"] != lf["nll"]
 
 
-def test_subword_mamba_with_tokenizer_json(tmp_path, corpus_file):
+def test_subword_mamba_with_tokenizer_json(tmp_path, corpus_file, score):
     tokenizers = pytest.importorskip("tokenizers")
     tok = tokenizers.Tokenizer(tokenizers.models.BPE())
     tok.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)

@@ -1,12 +1,8 @@
 """`robustbench compare` on synthetic run directories: the gate's decisions and exit codes."""
 
-import sys
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).parent))
 from test_run_fakes import write_fake_run  # noqa: E402
 
 from robustbench_bytes.cli import cli  # noqa: E402
@@ -17,8 +13,12 @@ def grid(clean: float, drop: float, antspeak: float, model="m") -> dict:
     return {"clean": {model: clean}, "drop:p=0.1": {model: drop}, "antspeak": {model: antspeak}}
 
 
-def invoke(*args, env=None):
-    return CliRunner().invoke(cli, ["compare", *map(str, args)], env=env)
+@pytest.fixture
+def invoke(runner):
+    def invoke(*args, env=None):
+        return runner.invoke(cli, ["compare", *map(str, args)], env=env)
+
+    return invoke
 
 
 @pytest.fixture
@@ -27,14 +27,14 @@ def baseline(tmp_path):
     return tmp_path / "base"
 
 
-def test_a_run_against_itself_passes(baseline):
+def test_a_run_against_itself_passes(baseline, invoke):
     result = invoke(baseline, baseline)
     assert result.exit_code == 0, result.output
     assert "PASS: no regression" in result.output
     assert "0 improved, 3 unchanged" in result.output
 
 
-def test_a_clearly_worse_candidate_fails_and_the_reverse_passes(baseline, tmp_path):
+def test_a_clearly_worse_candidate_fails_and_the_reverse_passes(baseline, tmp_path, invoke):
     worse = tmp_path / "worse"
     write_fake_run(worse, grid(2.2, 2.6, 3.6, model="ckpt-new"))
     result = invoke(baseline, worse)
@@ -45,7 +45,7 @@ def test_a_clearly_worse_candidate_fails_and_the_reverse_passes(baseline, tmp_pa
     assert "3 improved" in reverse.output
 
 
-def test_a_change_below_the_threshold_passes(baseline, tmp_path):
+def test_a_change_below_the_threshold_passes(baseline, tmp_path, invoke):
     slightly = tmp_path / "slightly"
     write_fake_run(slightly, grid(2.005, 2.305, 3.005, model="ckpt-new"))
     assert invoke(baseline, slightly).exit_code == 0
@@ -64,7 +64,7 @@ def test_regression_needs_the_whole_interval_past_the_threshold(tmp_path):
     assert drop.verdict == "unchanged"
 
 
-def test_ppl_increase_ratio_threshold(baseline, tmp_path):
+def test_ppl_increase_ratio_threshold(baseline, tmp_path, invoke):
     # same clean score, noisy cells 0.1 bits worse: the word-PPL increase grows a lot
     cand = tmp_path / "cand"
     write_fake_run(cand, grid(2.0, 2.4, 3.1, model="ckpt-new"))
@@ -75,7 +75,7 @@ def test_ppl_increase_ratio_threshold(baseline, tmp_path):
     assert "word-PPL increase" in strict.output and "baseline's" in strict.output
 
 
-def test_other_corpus_is_incomparable(baseline, tmp_path):
+def test_other_corpus_is_incomparable(baseline, tmp_path, invoke):
     other = tmp_path / "other"
     write_fake_run(other, grid(2.0, 2.3, 3.0), corpus_sha="deadbeef")
     result = invoke(baseline, other)
@@ -84,7 +84,7 @@ def test_other_corpus_is_incomparable(baseline, tmp_path):
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_no_common_cells_is_incomparable(tmp_path):
+def test_no_common_cells_is_incomparable(tmp_path, invoke):
     a, b = tmp_path / "a", tmp_path / "b"
     write_fake_run(a, {"clean": {"x": 2.0}, "drop:p=0.1": {"x": 2.1}, "swap:p=0.1": {"x": 2.2}}, seeds=(1,))
     write_fake_run(b, {"antspeak": {"y": 2.0}})
@@ -93,7 +93,7 @@ def test_no_common_cells_is_incomparable(tmp_path):
     assert "no common cells" in result.output
 
 
-def test_failed_candidate_cell_is_a_regression(baseline, tmp_path):
+def test_failed_candidate_cell_is_a_regression(baseline, tmp_path, invoke):
     cand = tmp_path / "cand"
     write_fake_run(cand, grid(2.0, 2.3, 3.0, model="m2"), failed={("m2", "antspeak")})
     result = invoke(baseline, cand)
@@ -101,7 +101,7 @@ def test_failed_candidate_cell_is_a_regression(baseline, tmp_path):
     assert "candidate cell failed" in result.output
 
 
-def test_multi_model_runs_pair_by_model(tmp_path):
+def test_multi_model_runs_pair_by_model(tmp_path, invoke):
     two = {"clean": {"a": 2.0, "b": 3.0}, "antspeak": {"a": 3.0, "b": 4.0}}
     swapped = {"clean": {"a": 3.0, "b": 2.0}, "antspeak": {"a": 4.0, "b": 3.0}}
     write_fake_run(tmp_path / "r1", two)
@@ -113,7 +113,7 @@ def test_multi_model_runs_pair_by_model(tmp_path):
     assert {(p.model, p.verdict) for p in comparison.pairs} == {("a", "regressed"), ("b", "improved")}
 
 
-def test_summary_is_appended_to_github_step_summary(baseline, tmp_path):
+def test_summary_is_appended_to_github_step_summary(baseline, tmp_path, invoke):
     summary = tmp_path / "summary.md"
     summary.write_text("previous step\n")
     result = invoke(baseline, baseline, env={"GITHUB_STEP_SUMMARY": str(summary)})
@@ -122,12 +122,12 @@ def test_summary_is_appended_to_github_step_summary(baseline, tmp_path):
     assert text.startswith("previous step\n") and "## robustbench compare" in text and "PASS" in text
 
 
-def test_missing_run_directory_is_exit_2(tmp_path, baseline):
+def test_missing_run_directory_is_exit_2(tmp_path, baseline, invoke):
     result = invoke(baseline, tmp_path / "nope")
     assert result.exit_code == 2 and "no such run directory" in result.output
 
 
-def test_cells_in_one_run_only_are_listed(baseline, tmp_path):
+def test_cells_in_one_run_only_are_listed(baseline, tmp_path, invoke):
     cand = tmp_path / "cand"
     write_fake_run(cand, {"clean": {"n": 2.0}, "drop:p=0.1": {"n": 2.3}, "swap:p=0.1": {"n": 2.5}})
     result = invoke(baseline, cand)

@@ -7,7 +7,6 @@ import subprocess
 import tarfile
 
 import pytest
-from click.testing import CliRunner
 
 from robustbench_bytes import builtin_corpora as bc
 from robustbench_bytes.commands.corpora import corpora as corpora_cmd
@@ -69,16 +68,16 @@ def test_strip_gutenberg_keeps_text_between_markers():
     assert bc.strip_gutenberg("Plain\ntext  \n\n") == "Plain\ntext\n"
 
 
-def test_corpora_command_lists_builtins(tmp_path, monkeypatch):
+def test_corpora_command_lists_builtins(tmp_path, monkeypatch, runner):
     monkeypatch.setenv("ROBUSTBENCH_CACHE", str(tmp_path))  # empty cache: shakespeare not fetched
-    result = CliRunner().invoke(corpora_cmd, ["--no-fetch"])
+    result = runner.invoke(corpora_cmd, ["--no-fetch"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert any(l.startswith(f"{bc.DEFAULT_CORPUS} ") and "default evaluation slice" in l for l in lines)
     assert any(l.startswith("shakespeare:test ") and "not downloaded" in l for l in lines)
     assert "License" in result.output
 
-    result = CliRunner().invoke(corpora_cmd, ["--json", "--no-fetch"])
+    result = runner.invoke(corpora_cmd, ["--json", "--no-fetch"])
     rows = json.loads(result.output)
     by_name = {r["name"]: r for r in rows}
     assert set(by_name) == set(bc.builtin_names()) == set(CORPORA)

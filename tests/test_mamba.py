@@ -1,14 +1,11 @@
 """MambaLM against transformers' MambaForCausalLM, and its three modes against each other."""
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).parent))
 from mamba_helpers import (MAMBA130M_LIKE, MAMBABYTE_LIKE, ODD_WIDTH, hf_mamba, random_state_dict,  # noqa: E402
                            write_mamba_ssm_checkpoint)
 

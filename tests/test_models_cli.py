@@ -4,7 +4,6 @@ import json
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 import robustbench_bytes.models as registry
 from robustbench_bytes.cli import cli
@@ -51,12 +50,12 @@ def test_zoo_name_resolves_and_is_listed(zoo):
     assert entry["size_bytes"] == sum(p.stat().st_size for p in (folder / "tiny-gpt").iterdir())
 
 
-def test_models_command_table_and_json(zoo):
-    table = CliRunner().invoke(cli, ["models"])
+def test_models_command_table_and_json(zoo, runner):
+    table = runner.invoke(cli, ["models"])
     assert table.exit_code == 0, table.output
     assert table.stdout.splitlines()[0].split()[:4] == ["name", "level", "architecture", "parameters"]
     assert any(line.startswith("tiny-gpt") and "trained in a test" in line for line in table.stdout.splitlines())
-    listed = json.loads(CliRunner().invoke(cli, ["models", "--json"]).stdout)
+    listed = json.loads(runner.invoke(cli, ["models", "--json"]).stdout)
     assert "tiny-gpt" in [e["name"] for e in listed]
 
 

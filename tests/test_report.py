@@ -3,13 +3,9 @@
 import csv
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).parent))
 from test_run_fakes import write_fake_run  # noqa: E402
 
 from robustbench_bytes.cli import cli  # noqa: E402
@@ -24,11 +20,6 @@ BPCB = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _mpl(tmp_path, monkeypatch):
-    monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mplconfig"))
-
-
 @pytest.fixture
 def run_dir(tmp_path):
     out = tmp_path / "run"
@@ -41,9 +32,9 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
-def test_report_writes_markdown_csv_latex_and_plots(run_dir, tmp_path):
+def test_report_writes_markdown_csv_latex_and_plots(run_dir, tmp_path, runner):
     out = tmp_path / "report"
-    result = CliRunner().invoke(cli, ["report", str(run_dir), "-o", str(out)])
+    result = runner.invoke(cli, ["report", str(run_dir), "-o", str(out)])
     assert result.exit_code == 0, result.output
     for name in ("README.md", "report.csv", "report.tex"):
         assert (out / name).stat().st_size > 0
@@ -111,9 +102,9 @@ def test_several_runs_are_labelled_by_run(tmp_path):
     assert set(table["label"]) == {"mamba-a [base]", "gpt-b [base]", "mamba-a [cand]", "gpt-b [cand]"}
 
 
-def test_not_a_run_directory_is_one_line_exit_2(tmp_path):
+def test_not_a_run_directory_is_one_line_exit_2(tmp_path, runner):
     (tmp_path / "empty").mkdir()
-    result = CliRunner().invoke(cli, ["report", str(tmp_path / "empty"), "-o", str(tmp_path / "r")])
+    result = runner.invoke(cli, ["report", str(tmp_path / "empty"), "-o", str(tmp_path / "r")])
     assert result.exit_code == 2
     assert "not a run directory" in result.output and "Traceback" not in result.output
 

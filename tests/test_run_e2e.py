@@ -4,13 +4,10 @@ import csv
 import json
 import math
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).parent))
 from test_run_fakes import make_mamba_checkpoint, write_tiny_corpus  # noqa: E402
 
 from robustbench_bytes.cli import cli  # noqa: E402
@@ -41,14 +38,13 @@ def world(tmp_path_factory):
     }
 
 
-@pytest.fixture(autouse=True)
-def _mpl(tmp_path, monkeypatch):
-    monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mplconfig"))
+@pytest.fixture
+def run(runner):
+    def run(*args):
+        result = runner.invoke(cli, ["run", "--quiet", *map(str, args)])
+        return result
 
-
-def run(*args):
-    result = CliRunner().invoke(cli, ["run", "--quiet", *map(str, args)])
-    return result
+    return run
 
 
 def results_of(run_dir):
@@ -59,7 +55,7 @@ def without_timings(results):
     return [{k: v for k, v in r.items() if k not in TIMING_FIELDS} for r in results]
 
 
-def test_run_writes_results_documents_and_manifest(world, tmp_path):
+def test_run_writes_results_documents_and_manifest(world, tmp_path, run):
     out = tmp_path / "run"
     result = run("--model", world["a"], "--model", world["b"], "--noise", "drop:p=0.1", "--noise", "antspeak",
                  "--corpus", world["corpus"], "--out", out)
@@ -94,7 +90,7 @@ def test_run_writes_results_documents_and_manifest(world, tmp_path):
     assert results_of(out) == results  # reused cells keep even their timings
 
 
-def test_changed_inputs_are_recomputed(world, tmp_path):
+def test_changed_inputs_are_recomputed(world, tmp_path, run):
     model = shutil.copytree(world["a"], tmp_path / "model")
     out = tmp_path / "run"
     args = ["--model", model, "--noise", "drop:p=0.1", "--corpus", world["corpus"], "--out", out]
@@ -123,7 +119,7 @@ def test_changed_inputs_are_recomputed(world, tmp_path):
     assert results_of(out)[0]["clean_bytes"] <= 300
 
 
-def test_a_failing_model_fails_its_cells_only(world, tmp_path):
+def test_a_failing_model_fails_its_cells_only(world, tmp_path, run):
     import torch
 
     from robustbench_bytes.models.checkpoint import load_mamba, save_pretrained
@@ -144,7 +140,7 @@ def test_a_failing_model_fails_its_cells_only(world, tmp_path):
     assert "FAILED" in result.output
 
 
-def test_bad_input_is_one_line_exit_2(world, tmp_path):
+def test_bad_input_is_one_line_exit_2(world, tmp_path, run):
     cases = [
         (["--model", tmp_path / "missing"], "--model"),
         (["--model", world["a"], "--noise", "drop:q=1"], "--noise"),
@@ -159,7 +155,7 @@ def test_bad_input_is_one_line_exit_2(world, tmp_path):
         assert len(result.output.strip().splitlines()) == 1, result.output
 
 
-def test_report_and_compare_on_real_runs(world, tmp_path):
+def test_report_and_compare_on_real_runs(world, tmp_path, runner, run):
     def scored(model, corpus, name):
         out = tmp_path / name
         result = run("--model", model, "--noise", "drop:p=0.1", "--noise", "uppercase:p=0.5",
@@ -172,7 +168,7 @@ def test_report_and_compare_on_real_runs(world, tmp_path):
     other = scored(world["a"], world["corpus2"], "other")
 
     report_dir = tmp_path / "report"
-    result = CliRunner().invoke(cli, ["report", str(base), "-o", str(report_dir)])
+    result = runner.invoke(cli, ["report", str(base), "-o", str(report_dir)])
     assert result.exit_code == 0, result.output
     for name in ("README.md", "report.csv", "report.tex", "plots/ppl_increase.png", "plots/bits_vs_p.svg",
                  "plots/clean_vs_noisy.png"):
@@ -184,7 +180,7 @@ def test_report_and_compare_on_real_runs(world, tmp_path):
             assert float(rows[r["noise"]][field]) == r[field]
 
     def compare(a, b):
-        return CliRunner().invoke(cli, ["compare", str(a), str(b)])
+        return runner.invoke(cli, ["compare", str(a), str(b)])
 
     assert compare(base, base).exit_code == 0
     worse = compare(base, sharp)
@@ -197,7 +193,7 @@ def test_report_and_compare_on_real_runs(world, tmp_path):
     assert across.exit_code == 2 and "different corpora" in across.output
 
 
-def test_a_second_writer_on_the_same_run_directory_is_refused(world, tmp_path):
+def test_a_second_writer_on_the_same_run_directory_is_refused(world, tmp_path, run):
     import fcntl
 
     out = tmp_path / "run"

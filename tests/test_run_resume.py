@@ -6,9 +6,7 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 from test_run_fakes import make_mamba_checkpoint, write_tiny_corpus  # noqa: E402
 
 TIMING_FIELDS = {"seconds", "bytes_per_second"}

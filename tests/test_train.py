@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from robustbench_bytes.cli import cli
@@ -94,10 +93,10 @@ def test_lr_schedule_warms_up_then_decays_to_min():
     assert all(lr_at(cfg, s) >= lr_at(cfg, s + 1) for s in range(10, 100))
 
 
-def test_existing_checkpoint_needs_resume(tmp_path):
+def test_existing_checkpoint_needs_resume(tmp_path, runner):
     cfg = tiny(steps=2)
     train(cfg, tmp_path / "x", quiet=True, stop_after=1)
-    result = CliRunner().invoke(cli, ["train", "--config", str(_write(tmp_path, tiny_raw(steps=2))),
+    result = runner.invoke(cli, ["train", "--config", str(_write(tmp_path, tiny_raw(steps=2))),
                                       "--out", str(tmp_path / "x"), "--quiet"])
     assert result.exit_code == 2
     assert "--resume" in result.output
@@ -128,8 +127,8 @@ def _write(tmp_path, raw, name="cfg.json"):
     ({"name": "x", "model": {"architecture": "mamba", "config": {"d_model": 8, "n_layer": 1}},
       "data": {"train": ["no-such-corpus"]}}, "no-such-corpus"),
 ])
-def test_bad_config_is_one_line_exit_2(tmp_path, raw, expected):
-    result = CliRunner().invoke(cli, ["train", "--config", str(_write(tmp_path, raw)), "--out",
+def test_bad_config_is_one_line_exit_2(tmp_path, raw, expected, runner):
+    result = runner.invoke(cli, ["train", "--config", str(_write(tmp_path, raw)), "--out",
                                       str(tmp_path / "out"), "--quiet"])
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
@@ -137,8 +136,8 @@ def test_bad_config_is_one_line_exit_2(tmp_path, raw, expected):
     assert "Traceback" not in result.output
 
 
-def test_missing_config_file(tmp_path):
-    result = CliRunner().invoke(cli, ["train", "--config", str(tmp_path / "nope.json"), "--out", str(tmp_path)])
+def test_missing_config_file(tmp_path, runner):
+    result = runner.invoke(cli, ["train", "--config", str(tmp_path / "nope.json"), "--out", str(tmp_path)])
     assert result.exit_code == 2 and "no such config file" in result.output
 
 
