@@ -117,7 +117,7 @@ class WindowedDecoder:
     def restore(self, saved) -> None:
         length, epoch = saved
         if epoch == self.epoch and length >= self.cached_from and self.crop is not None:
-            self.cache = self.crop(self.cache, length - self.cached_from)
+            self.cache = self.crop(self.cache, length - self.cached_from, self.cached)
             self.cached = length - self.cached_from
             del self.history[length:]
             return
@@ -126,7 +126,7 @@ class WindowedDecoder:
 
 
 def _gpt_decoder(module, vocab, device) -> WindowedDecoder:
-    def crop(cache, n):
+    def crop(cache, n, current):
         cache.length = n
         return cache
 
@@ -139,10 +139,14 @@ def _hf_decoder(module, vocab, window, device) -> WindowedDecoder:
         out = module(input_ids=ids, past_key_values=cache, use_cache=True)
         return out.logits.float(), out.past_key_values
 
-    def crop(cache, n):
+    def crop(cache, n, current):
         if cache is None or not hasattr(cache, "crop"):
             raise AttributeError
-        cache.crop(n)
+        if n < current:
+            try:
+                cache.crop(n - current)  # negative: drop that many from the end (what every cache layer accepts)
+            except (ValueError, TypeError):
+                cache.crop(n)
         return cache
 
     decoder = WindowedDecoder(run, lambda: None, crop, window, vocab, device)
@@ -151,7 +155,7 @@ def _hf_decoder(module, vocab, window, device) -> WindowedDecoder:
     def restore(saved):
         try:
             base_restore(saved)
-        except AttributeError:  # a cache that cannot be cut back (e.g. a recurrent one): rebuild it
+        except (AttributeError, ValueError, TypeError):  # a cache that cannot be cut back: rebuild it
             decoder.epoch += 1
             base_restore(saved)
 
