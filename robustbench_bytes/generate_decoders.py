@@ -135,9 +135,14 @@ def _gpt_decoder(module, vocab, device) -> WindowedDecoder:
 
 
 def _hf_decoder(module, vocab, window, device) -> WindowedDecoder:
+    import inspect
+
+    # transformers 5 calls the key/value cache `cache`; earlier versions `past_key_values`
+    name = "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
+
     def run(ids, cache):
-        out = module(input_ids=ids, past_key_values=cache, use_cache=True)
-        return out.logits.float(), out.past_key_values
+        out = module(input_ids=ids, use_cache=True, **{name: cache})
+        return out.logits.float(), out[name] if name in out else out.past_key_values
 
     def crop(cache, n, current):
         if cache is None or not hasattr(cache, "crop"):

@@ -7,7 +7,8 @@ round starts from the chunk's state. At the first rejected byte the accepted pre
 are kept, the verifier's state is recomputed from the saved one over exactly those bytes (nothing of a rejected
 byte remains), the verifier decodes byte by byte to the next space or newline, and the drafter is brought back
 in step with the text. With beta 1 at temperature 0 every kept byte is the verifier's argmax: the output is
-greedy decoding of the verifier.
+greedy decoding of the verifier (for a windowed verifier, a Transformer, while the text fits its window: past
+it, plain and speculative decoding restart the window at different points).
 """
 
 from __future__ import annotations
