@@ -25,7 +25,8 @@ def format_bits(value: float) -> str:
 
 
 _FORMATTERS = {"word_perplexity": format_ppl, "ppl_increase": format_ppl,
-               "bits_per_byte": format_bits, "bits_per_clean_byte": format_bits}
+               "bits_per_byte": format_bits, "bits_per_clean_byte": format_bits, "bits_rise": format_bits,
+               "mean_rise": format_bits, "clean_bits_per_byte": format_bits}
 
 
 UNDEFINED = "n/a"
@@ -51,7 +52,15 @@ def format_value(row, metric: str, interval: bool = True, signed: bool = False) 
     low, high = row[f"{metric}_low"], row[f"{metric}_high"]
     if interval and math.isfinite(low) and math.isfinite(high):
         text += f" [{fmt(low)}, {fmt(high)}]"
+    elif interval and has_no_interval(row):
+        text += f" [{UNDEFINED}]"
     return text
+
+
+def has_no_interval(row) -> bool:
+    """Whether a report row says it has no interval (too few documents or items to resample)."""
+    why = row.get("interval") if hasattr(row, "get") else None
+    return isinstance(why, str) and bool(why)
 
 
 def format_signed(value: float | None, fmt=None) -> str:

@@ -1,18 +1,28 @@
-"""`robustbench report`'s output folder: README.md, report.csv, report.tex and plots/ from run directories."""
+"""`robustbench report`'s output folder: README.md, report.html, report.csv, documents.csv, report.tex and plots/
+from run directories (perplexity cells, task cells, or both)."""
 
 from __future__ import annotations
 
+import csv
+import math
 from pathlib import Path
 
 from robustbench_bytes import results as results_io
+from robustbench_bytes.errors import BadInput
 from robustbench_bytes.files import atomic_path, write_text_atomic
+from robustbench_bytes.report_html import markdown_to_html
 from robustbench_bytes.report_length import length_section
-from robustbench_bytes.report_plots import plot_bits_vs_p, plot_clean_vs_noisy, plot_increase
-from robustbench_bytes.report_table import CSV_COLUMNS, ReportOptions, build_table
+from robustbench_bytes.report_plots import PLOT_TITLES, caption, report_plots
+from robustbench_bytes.report_table import (CSV_COLUMNS, MIN_DOCUMENTS, ReportOptions, build_table,
+                                            few_documents_warning)
 from robustbench_bytes.report_text import (latex_tables, markdown_bits_table, markdown_increase_table,
-                                           markdown_model_table, markdown_undefined_notes)
+                                           markdown_leaderboard, markdown_model_table, markdown_undefined_notes,
+                                           text_summary)
 
-__all__ = ["ReportOptions", "build_table", "write_report"]
+__all__ = ["ReportOptions", "build_table", "summary_text", "write_report"]
+
+DOCUMENT_COLUMNS = ["label", "model", "run", "noise", "seed", "document", "id", "nll", "tokens", "bytes",
+                    "clean_bytes", "clean_words", "bits_per_byte", "bits_per_clean_byte"]
 
 
 def _run_description(run_dir: Path) -> str:
@@ -35,38 +45,49 @@ def _run_description(run_dir: Path) -> str:
     return ", ".join(bits)
 
 
-def write_report(run_dirs: list[Path | str], out_dir: Path | str, options: ReportOptions = ReportOptions(),
-                 plots: bool = True) -> dict:
-    """Write README.md, report.csv, report.tex and plots/ into out_dir; return what was written."""
-    out_dir = Path(out_dir)
-    draw = plots  # `plots` is reused below for the list of plot files
-    table = build_table(run_dirs, options)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written_plots: list[Path] = []
-    if plots:
-        plots_dir = out_dir / "plots"
-        plots_dir.mkdir(exist_ok=True)
-        c = options.confidence
-        written_plots = (plot_increase(table, plots_dir, c) + plot_bits_vs_p(table, plots_dir, c)
-                         + plot_clean_vs_noisy(table, plots_dir, c))
-    plots = written_plots
+def write_documents_csv(table, path: Path) -> Path:
+    """documents.csv: one row per cell (model x noise x seed) x document, with its NLL, sizes and bits."""
+    ln2 = math.log(2)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(DOCUMENT_COLUMNS)
+        labels = {(r["run"], r["model"]): r["label"] for _, r in table.iterrows()}
+        for run in dict.fromkeys(table["run"]):
+            for result in results_io.read_results(run):
+                if not result.ok:
+                    continue
+                try:
+                    documents = results_io.read_documents(run, result)
+                except BadInput:
+                    continue  # the report's tables say that this cell has no intervals
+                label = labels.get((run, result.model), result.model)
+                for d in documents:
+                    out.writerow([label, result.model, run, result.noise, result.seed, d.index, d.id, repr(d.nll),
+                                  d.tokens, d.bytes, d.clean_bytes, d.clean_words,
+                                  repr(d.nll / (d.bytes * ln2)) if d.bytes else "",
+                                  repr(d.nll / (d.clean_bytes * ln2)) if d.clean_bytes else ""])
+    return path
 
-    csv_path = out_dir / "report.csv"
-    with atomic_path(csv_path) as tmp:
-        table.reindex(columns=CSV_COLUMNS).to_csv(tmp, index=False)  # full precision: repr of each float
-    tex_path = out_dir / "report.tex"
-    write_text_atomic(tex_path, latex_tables(table, options.confidence))
 
+def _perplexity_markdown(table, options: ReportOptions, plots: list[Path]) -> list[str]:
     pct = f"{options.confidence:.0%}"
-    md = ["# Robustness report", "",
-          "How much each character noise hurts each model. **word-PPL** = exp(NLL / words of the clean text) "
-          "(MambaByte's convention); **increase** = noisy word-PPL − clean word-PPL; **bits/byte** = NLL / "
-          "(bytes of the noised text · ln 2); **bits/clean byte** = NLL / (bytes of the clean text · ln 2). "
-          f"Brackets: {pct} bootstrap intervals over documents ({options.replicates} replicates; the increase "
-          "resamples the same documents for the clean and the noisy text). Several seeds: their mean.", "",
-          "Runs: " + "; ".join(_run_description(Path(d)) for d in run_dirs) + ".", "",
-          "## Word-perplexity increase over clean text", "", markdown_increase_table(table), "",
-          "## Bits per clean byte (rise over clean text)", "", markdown_bits_table(table), ""]
+    md = ["## Leaderboard", "",
+          "One number per model: the **mean rise in bits per clean byte** over the noises of the run (each noise's "
+          "bits per clean byte minus the clean text's; lower is more robust; this is what `robustbench compare` "
+          f"gates on), with its {pct} paired bootstrap interval, next to the model's clean bits per byte.", "",
+          markdown_leaderboard(table.attrs["leaderboard"]), ""]
+    warning = few_documents_warning(table)
+    if warning:
+        md += [f"**{warning[0].upper()}{warning[1:]}**", ""]
+    md += ["**bits/clean byte** = NLL / (bytes of the clean text · ln 2), the same unit for every noise; **rise "
+           "over clean** = noisy minus clean bits per clean byte; **bits/byte** = NLL / (bytes of the noised text · "
+           "ln 2); **word-PPL** = exp(NLL / words of the clean text) (MambaByte's convention); **word-PPL "
+           f"increase** = noisy word-PPL − clean word-PPL (the paper's measure). Brackets: {pct} bootstrap "
+           f"intervals over documents ({options.replicates} replicates; changes resample the same documents for the "
+           f"clean and the noisy text); n/a: fewer than {MIN_DOCUMENTS} documents, no interval. Several seeds: "
+           "their mean.", "",
+           "## Rise in bits per clean byte over clean text", "", markdown_bits_table(table), "",
+           "## Word-perplexity increase over clean text", "", markdown_increase_table(table), ""]
     notes = markdown_undefined_notes(table)
     if notes:
         md += [notes, ""]
@@ -74,25 +95,67 @@ def write_report(run_dirs: list[Path | str], out_dir: Path | str, options: Repor
         first = rows.iloc[0]
         kind = ", ".join(str(x) for x in (first["level"], first["architecture"]) if isinstance(x, str))
         md += [f"## {label}" + (f" ({kind})" if kind else ""), "", f"Corpus: {first['corpus']}, "
-               f"{first['documents']} documents.", "", markdown_model_table(rows), ""]
+               f"{first['documents']} documents, {int(first['clean_bytes']):,} clean bytes.", "",
+               markdown_model_table(rows), ""]
     if plots:
+        text = caption(table, options.confidence, options.replicates)
         md += ["## Plots", ""]
-        titles = {"ppl_increase": "Word-perplexity increase per noise and model",
-                  "bits_vs_p": "Bits per clean byte against the noise probability p",
-                  "clean_vs_noisy": "Clean against noisy bits per clean byte"}
         for path in plots:
             if path.suffix == ".png":
-                md += [f"### {titles.get(path.stem, path.stem)}", "",
-                       f"![{titles.get(path.stem, path.stem)}](plots/{path.name}) "
-                       f"([SVG](plots/{path.stem}.svg))", ""]
-    length = length_section(run_dirs, out_dir, options.confidence, options.replicates, options.seed, draw)
-    md += length.markdown
+                title = PLOT_TITLES.get(path.stem, path.stem)
+                md += [f"### {title}", "", f"![{title}](plots/{path.name}) ([SVG](plots/{path.stem}.svg))", "",
+                       text, ""]
+    return md
+
+
+def write_report(run_dirs: list[Path | str], out_dir: Path | str, options: ReportOptions = ReportOptions(),
+                 plots: bool = True) -> dict:
+    """Write the report into out_dir; return what was written. BadInput when the runs hold nothing to report."""
     from robustbench_bytes.report_tasks import write_task_report
 
-    md += write_task_report(run_dirs, out_dir, options, plots=(out_dir / "plots").is_dir())
-    md += ["Files: [report.csv](report.csv) (every number with its interval), "
-           "[report.tex](report.tex) (LaTeX tables, needs booktabs).", ""]
+    out_dir = Path(out_dir)
+    table = build_table(run_dirs, options)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots_dir = out_dir / "plots"
+    if plots:
+        plots_dir.mkdir(exist_ok=True)
+    written_plots = report_plots(table, plots_dir, options.confidence, options.replicates) if plots else []
+
+    length = length_section(run_dirs, out_dir, options.confidence, options.replicates, options.seed, plots)
+    tasks_md = write_task_report(run_dirs, out_dir, options, plots=plots)
+    if table.empty and not tasks_md and not length.markdown:
+        raise BadInput(f"{', '.join(map(str, run_dirs))}: no results to report (no perplexity or task cells)")
+
+    files = {}
+    md = ["# Robustness report", "", "How much each character noise hurts each model.", "",
+          "Runs: " + "; ".join(_run_description(Path(d)) for d in run_dirs) + ".", ""]
+    if not table.empty:
+        files["csv"] = out_dir / "report.csv"
+        with atomic_path(files["csv"]) as tmp:
+            table.reindex(columns=CSV_COLUMNS).to_csv(tmp, index=False)  # full precision: repr of each float
+        files["documents"] = write_documents_csv(table, out_dir / "documents.csv")
+        files["latex"] = out_dir / "report.tex"
+        write_text_atomic(files["latex"], latex_tables(table, options.confidence))
+        md += _perplexity_markdown(table, options, written_plots)
+    md += length.markdown + tasks_md
+    listed = {"csv": "every number of the tables with its interval, one row per model and noise",
+              "documents": "one row per cell and document: NLL, bytes, words", "latex": "LaTeX tables, needs booktabs"}
+    md += ["Files: " + ", ".join(f"[{p.name}]({p.name}) ({listed[k]})" for k, p in files.items())
+           + (", " if files else "") + "[report.html](report.html) (this report as one offline page).", ""]
     readme = out_dir / "README.md"
-    write_text_atomic(readme, "\n".join(md))
-    return {"table": table, "readme": readme, "csv": csv_path, "latex": tex_path,
-            "plots": plots + [f for f in length.files if f.parent.name == "plots"]}
+    text = "\n".join(md)
+    write_text_atomic(readme, text)
+    html_path = out_dir / "report.html"
+    write_text_atomic(html_path, markdown_to_html(text, out_dir))
+    return {"table": table, "readme": readme, "html": html_path, **files,
+            "plots": written_plots + [f for f in length.files if f.parent.name == "plots"],
+            "warning": few_documents_warning(table)}
+
+
+def summary_text(run_dir: Path | str, options: ReportOptions = ReportOptions()) -> str:
+    """`robustbench run`'s terminal summary: the report's leaderboard and table for one run directory."""
+    table = build_table([run_dir], options)
+    text = text_summary(table, options.confidence)
+    warning = few_documents_warning(table)
+    return text + (f"\n\n{warning}" if warning else "")
+

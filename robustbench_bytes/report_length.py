@@ -213,7 +213,7 @@ def plot_positions(curves: list[PositionCurve], out_dir: Path, stem: str, title:
     """One panel per run; one colour per model; a noise's curve dashed beside the clean one."""
     from matplotlib.ticker import FixedLocator, FuncFormatter
 
-    from robustbench_bytes.report_plots import _COLORS, _pyplot, _save
+    from robustbench_bytes.report_plots import _caption, _pyplot, _save, model_style
 
     plt = _pyplot()
     runs = list(dict.fromkeys(c.run for c in curves))
@@ -222,12 +222,14 @@ def plot_positions(curves: list[PositionCurve], out_dir: Path, stem: str, title:
     for ax, run in zip(axes.flat, runs):
         top = 0
         for c in (c for c in curves if c.run == run):
-            color = _COLORS[models.index(c.model) % len(_COLORS)]
+            style = model_style(models.index(c.model))
+            color = style["color"]
             keep = c.bytes > 0
             x = _x(c.n_buckets)[keep]
             dashed = c.noise != CLEAN
-            ax.plot(x, c.bits_per_byte[keep], color=color, linestyle="--" if dashed else "-", marker=".",
-                    label=f"{c.label}" + (f" ({c.noise})" if dashed else ""))
+            ax.plot(x, c.bits_per_byte[keep], linestyle="--" if dashed else "-", markersize=4,
+                    markerfacecolor="white" if dashed else color,
+                    label=f"{c.label}" + (f" ({c.noise})" if dashed else ""), **style)
             ax.fill_between(x, c.low[keep], c.high[keep], color=color, alpha=0.15, linewidth=0)
             if c.train_length_bytes and not dashed:
                 ax.axvline(c.train_length_bytes, color=color, linestyle=":", linewidth=1.2)
@@ -243,6 +245,10 @@ def plot_positions(curves: list[PositionCurve], out_dir: Path, stem: str, title:
                          bbox_to_anchor=(1.01, 1.0), fontsize="small", title_fontsize="small")
     if len(runs) > 1:
         fig.suptitle(title)
+    sizes = sorted({(c.documents, int(c.bytes.sum())) for c in curves if c.noise == CLEAN})
+    _caption(axes.flat[0], "Scored text: " + "; ".join(f"{d:,} documents, {b:,} bytes" for d, b in sizes)
+             + f" (clean); bands: {confidence:.0%} bootstrap intervals over documents; dotted lines: training "
+             "lengths; hollow markers, dashed: the noised text.", width=int(100 * len(runs)))
     return _save(fig, out_dir, stem)
 
 

@@ -1,8 +1,11 @@
-"""The report's plots (PNG and SVG, written atomically)."""
+"""The report's plots (PNG and SVG, written atomically): points with interval whiskers, one colour-blind-safe
+colour and one marker per model, and a caption in each figure naming the corpus, documents, bytes, seeds and
+what the whiskers are."""
 
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 from robustbench_bytes.files import atomic_path
@@ -45,8 +48,36 @@ def _pyplot():
     return plt
 
 
-_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-           "#7f7f7f", "#bcbd22"]
+# Okabe & Ito's colour-blind-safe palette (yellow last: faint on white), and a marker per model so that
+# greyscale prints and any colour vision still tell the models apart
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#F0E442")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def model_style(index: int) -> dict:
+    """Colour and marker of the index-th model of a plot (the same order in every plot of a report)."""
+    return {"color": PALETTE[index % len(PALETTE)], "marker": MARKERS[index % len(MARKERS)]}
+
+
+def caption(table, confidence: float, replicates: int) -> str:
+    """What every plot's caption says about the data: corpus, documents, bytes, seeds, and the whiskers."""
+    corpora = []
+    for (corpus, documents, clean_bytes), _ in table.groupby(["corpus", "documents", "clean_bytes"], sort=False):
+        corpora.append(f"{corpus} ({int(documents):,} documents, {int(clean_bytes):,} clean bytes)")
+    seeds = sorted({s for text in table["seeds"] if isinstance(text, str) for s in text.split(",") if s})
+    few = min((int(d) for d in table["documents"]), default=0)
+    whiskers = (f"whiskers: {confidence:.0%} bootstrap intervals over documents ({replicates} replicates), "
+                "paired with the clean text for changes" if few >= 2 else
+                "no whiskers: a single document has no interval")
+    return (f"Corpus {'; '.join(corpora)}; noise seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds) or '0'}; "
+            f"{whiskers}.")
+
+
+def _caption(ax, text: str, width: int = 110) -> None:
+    """The caption under an axes' x label (offset in points, so it never overlaps whatever the figure's size)."""
+    ax.annotate(textwrap.fill(text, width), xy=(0, 0), xycoords="axes fraction", xytext=(-40, -42),
+                textcoords="offset points", ha="left", va="top", fontsize="small", color="#333333",
+                annotation_clip=False)
 
 
 def _save(fig, out_dir: Path, stem: str) -> list[Path]:
@@ -73,70 +104,82 @@ def _errors(values, lows, highs):
     return np.clip(np.vstack([below, above]), 0.0, None)
 
 
-def _thin_symlog_labels(ax, linthresh: float) -> None:
-    """Label 0 and the decades clear of the linear band; the ticks next to 0 would overlap."""
-    from matplotlib.ticker import FuncFormatter
-
-    decade_fmt = ax.xaxis.get_major_formatter()
-
-    def label(x, pos):
-        if x == 0:
-            return "0"
-        return decade_fmt(x, pos) if abs(x) >= 10 * linthresh * 0.999 else ""
-
-    ax.xaxis.set_major_formatter(FuncFormatter(label))
+def _legend(ax, title: str = "model") -> None:
+    if not ax.get_legend_handles_labels()[0]:
+        return
+    ax.legend(title=title, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small",
+              title_fontsize="small")
 
 
-def plot_increase(table, out_dir: Path, confidence: float = 0.95) -> list[Path]:
-    """Horizontal grouped bars: word-PPL increase over clean per noise, one colour per model."""
+def _noise_rows_plot(table, metric: str, out_dir: Path, stem: str, xlabel: str, title: str, text: str,
+                     log: bool = False) -> list[Path]:
+    """Noises down, one point per model (dodged) with its interval whiskers along x."""
     import numpy as np
 
     plt = _pyplot()
-    noisy = table[(table["noise"] != CLEAN) & table["ppl_increase"].notna()]
+    noisy = table[(table["noise"] != CLEAN) & table[metric].notna()]
+    if log:
+        noisy = noisy[noisy[metric] > 0]
     if noisy.empty:
         return []
-    labels = list(dict.fromkeys(noisy["label"]))
+    labels = list(dict.fromkeys(table["label"]))
     noises = list(dict.fromkeys(noisy["noise"]))
-    height = 0.8 / len(labels)
-    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.32 * len(noises) * max(1, len(labels)) ** 0.8))
-    values = noisy["ppl_increase"].to_numpy(dtype=float)
-    positive = values[values > 0]
-    log = bool(values.min() > 0 and positive.max() / positive.min() > 30)
-    symlog = bool(not log and values.min() < 0 and np.abs(values).max() > 100)
-    lo, hi = 0.0, 0.0
+    step = 0.7 / max(1, len(labels))
+    fig, ax = plt.subplots(figsize=(8, 1.3 + 0.3 * len(noises) * max(1, len(labels)) ** 0.6))
     for i, label in enumerate(labels):
         rows = noisy[noisy["label"] == label].set_index("noise").reindex(noises)
-        y = np.arange(len(noises)) + (i - (len(labels) - 1) / 2) * height
-        v = rows["ppl_increase"].to_numpy(dtype=float)
-        err = _errors(v, rows["ppl_increase_low"], rows["ppl_increase_high"])
-        lo, hi = min(lo, np.nanmin(v - err[0])), max(hi, np.nanmax(v + err[1]))
-        if log:  # a log axis cannot show whiskers below zero
-            err[0] = np.minimum(err[0], v * 0.999)
-        ax.barh(y, v, height=height * 0.92, xerr=err, color=_COLORS[i % len(_COLORS)], label=label,
-                error_kw={"elinewidth": 0.9, "capsize": 2, "ecolor": "#333333"})
+        if rows[metric].isna().all():
+            continue
+        y = np.arange(len(noises)) + (i - (len(labels) - 1) / 2) * step
+        v = rows[metric].to_numpy(dtype=float)
+        low = rows[f"{metric}_low"].to_numpy(dtype=float)
+        if log:  # a log axis has no zero: a lower end at or below it is drawn to the point's tenth
+            low = np.where(np.isfinite(low) & (low <= 0), v / 10, low)
+        err = _errors(v, low, rows[f"{metric}_high"])
+        ax.errorbar(v, y, xerr=err, linestyle="none", markersize=5.5, capsize=3, elinewidth=1.2,
+                    label=label, **model_style(i))
     ax.set_yticks(np.arange(len(noises)), noises)
-    ax.invert_yaxis()
+    ax.set_ylim(len(noises) - 0.5, -0.5)
     if log:
         ax.set_xscale("log")
-    elif symlog:
-        nonzero = np.abs(values[values != 0])
-        linthresh = max(1.0, float(nonzero.min()) / 10 if nonzero.size else 1.0)
-        ax.set_xscale("symlog", linthresh=linthresh)
-        ax.set_xlim(lo * 3, max(hi * 3, 1.0))  # autoscaling drops the negative side of a symlog axis
-        _thin_symlog_labels(ax, linthresh)
-    ax.axvline(0, color="black", linewidth=0.8)
-    scale = " (log scale)" if log else (" (symmetric log scale)" if symlog else "")
-    ax.set_xlabel(f"word-perplexity increase over clean text (perplexity points){scale}")
+    else:
+        ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("noise")
-    ax.set_title("How much each noise raises word-level perplexity")
-    ax.grid(axis="x", which="both", alpha=0.3)
-    ax.legend(title=f"model\n(whiskers: {confidence:.0%} interval)", loc="upper left", bbox_to_anchor=(1.01, 1.0),
-              fontsize="small", title_fontsize="small")
-    return _save(fig, out_dir, "ppl_increase")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    for k in range(1, len(noises)):
+        ax.axhline(k - 0.5, color="#dddddd", linewidth=0.6)
+    _legend(ax)
+    _caption(ax, text)
+    return _save(fig, out_dir, stem)
 
 
-def plot_bits_vs_p(table, out_dir: Path, confidence: float = 0.95) -> list[Path]:
-    """Bits per clean byte against the noise probability p, one panel per noise family."""
+def plot_bits_rise(table, out_dir: Path, text: str) -> list[Path]:
+    """The main plot: rise in bits per clean byte over clean per noise and model, with paired intervals (the
+    quantity `robustbench compare` gates on)."""
+    return _noise_rows_plot(table, "bits_rise", out_dir, "bits_rise",
+                            "rise in bits per clean byte over clean text (0 = unaffected; lower is more robust)",
+                            "How much each noise raises bits per clean byte", text)
+
+
+def plot_increase(table, out_dir: Path, text: str) -> list[Path]:
+    """Word-PPL increase over clean (the paper's measure) on a log axis; increases at or below 0 cannot be
+    drawn there and are named in the caption."""
+    noisy = table[(table["noise"] != CLEAN) & table["ppl_increase"].notna()]
+    hidden = [f"{r['label']} / {r['noise']}" for _, r in noisy.iterrows() if r["ppl_increase"] <= 0]
+    if hidden:
+        text += f" Not drawn (increase ≤ 0, see the tables): {', '.join(hidden)}."
+    return _noise_rows_plot(table, "ppl_increase", out_dir, "ppl_increase",
+                            "word-perplexity increase over clean text (log scale)",
+                            "How much each noise raises word-level perplexity", text, log=True)
+
+
+def plot_bits_vs_p(table, out_dir: Path, text: str) -> list[Path]:
+    """Rise in bits per clean byte against the noise probability p, one panel per noise family (p = 0 is the
+    clean text: no rise); points dodged along p so that whiskers do not hide each other."""
+    import numpy as np
+
     plt = _pyplot()
     families = p_families(list(dict.fromkeys(table["noise"])))
     if not families:
@@ -144,50 +187,43 @@ def plot_bits_vs_p(table, out_dir: Path, confidence: float = 0.95) -> list[Path]
     labels = list(dict.fromkeys(table["label"]))
     columns = min(4, len(families))
     rows_n = math.ceil(len(families) / columns)
-    fig, axes = plt.subplots(rows_n, columns, figsize=(3.4 * columns + 0.6, 3.1 * rows_n + 0.5),
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(rows_n, columns, figsize=(3.5 * columns + 0.8, 3.1 * rows_n + 0.4), squeeze=False)
     for ax, (family, points) in zip(axes.flat, families.items()):
+        top = max(p for p, _ in points)
         for i, label in enumerate(labels):
             rows = table[table["label"] == label].set_index("noise")
-            xs, ys, lows, highs = [], [], [], []
-            if CLEAN in rows.index:
-                clean = rows.loc[CLEAN]
-                xs.append(0.0)
-                ys.append(clean["bits_per_clean_byte"])
-                lows.append(clean["bits_per_clean_byte_low"])
-                highs.append(clean["bits_per_clean_byte_high"])
-            for p, spec in points:
-                if spec in rows.index:
-                    xs.append(p)
-                    ys.append(rows.loc[spec, "bits_per_clean_byte"])
-                    lows.append(rows.loc[spec, "bits_per_clean_byte_low"])
-                    highs.append(rows.loc[spec, "bits_per_clean_byte_high"])
-            if not xs:
+            found = [(p, spec) for p, spec in points if spec in rows.index and math.isfinite(rows.loc[spec, "bits_rise"])]
+            if not found:
                 continue
-            color = _COLORS[i % len(_COLORS)]
-            ax.errorbar(xs, ys, yerr=_errors(ys, lows, highs), color=color, marker="o", markersize=4,
-                        capsize=2, linewidth=1.4, label=label)
-        ax.set_title(family)
+            shift = (i - (len(labels) - 1) / 2) * top * 0.025
+            xs = np.array([0.0] + [p for p, _ in found]) + shift
+            ys = np.array([0.0] + [rows.loc[s, "bits_rise"] for _, s in found])
+            lows = [0.0] + [rows.loc[s, "bits_rise_low"] for _, s in found]
+            highs = [0.0] + [rows.loc[s, "bits_rise_high"] for _, s in found]
+            ax.errorbar(xs, ys, yerr=_errors(ys, lows, highs), markersize=5, capsize=3, elinewidth=1.2,
+                        linewidth=1.2, label=label, **model_style(i))
+        ax.set_title(family, fontsize="medium")
         ax.set_xlabel("noise probability p (0 = clean)")
         ticks = sorted({0.0} | {p for p, _ in points})
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks], fontsize="small")
+        ax.axhline(0, color="black", linewidth=0.8)
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(families):]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
-        ax.set_ylabel("bits per clean byte")
+        ax.set_ylabel("rise in bits per clean byte")
     handles, legend_labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, legend_labels, title=f"model (whiskers: {confidence:.0%} interval)", loc="upper center",
-               ncols=min(4, len(labels)),
-               bbox_to_anchor=(0.5, 0.0), fontsize="small")
-    fig.suptitle("Bits per clean byte as the noise probability grows")
+    fig.suptitle("Rise in bits per clean byte as the noise probability grows (each panel its own scale)")
     fig.tight_layout()
+    fig.legend(handles, legend_labels, title="model", loc="upper left", bbox_to_anchor=(1.0, 0.95),
+               fontsize="small", title_fontsize="small")
+    _caption(axes[-1, 0], text, width=int(35 * columns))
     return _save(fig, out_dir, "bits_vs_p")
 
 
-def plot_clean_vs_noisy(table, out_dir: Path, confidence: float = 0.95) -> list[Path]:
-    """Per noise and model: a segment from the clean text's bits per byte to the noisy text's bits
-    per clean byte (the same unit: nats of the whole text over the clean text's bytes)."""
+def plot_clean_vs_noisy(table, out_dir: Path, text: str) -> list[Path]:
+    """Per noise and model: a segment from the clean text's bits per byte (hollow marker) to the noisy text's
+    bits per clean byte (filled; the same unit: nats of the whole text over the clean text's bytes)."""
     import numpy as np
 
     plt = _pyplot()
@@ -195,33 +231,43 @@ def plot_clean_vs_noisy(table, out_dir: Path, confidence: float = 0.95) -> list[
     noises = [n for n in dict.fromkeys(table["noise"]) if n != CLEAN]
     if not noises:
         return []
-    height = 0.8 / len(labels)
-    fig, ax = plt.subplots(figsize=(8, 1.4 + 0.32 * len(noises) * max(1, len(labels)) ** 0.8))
+    step = 0.7 / max(1, len(labels))
+    fig, ax = plt.subplots(figsize=(8, 1.4 + 0.3 * len(noises) * max(1, len(labels)) ** 0.6))
     for i, label in enumerate(labels):
         rows = table[table["label"] == label].set_index("noise")
-        if CLEAN not in rows.index:
+        if CLEAN not in rows.index or not math.isfinite(rows.loc[CLEAN, "bits_per_clean_byte"]):
             continue
-        color = _COLORS[i % len(_COLORS)]
+        style = model_style(i)
         clean = float(rows.loc[CLEAN, "bits_per_clean_byte"])
-        y = np.arange(len(noises)) + (i - (len(labels) - 1) / 2) * height
+        y = np.arange(len(noises)) + (i - (len(labels) - 1) / 2) * step
         noisy = rows.reindex(noises)
         v = noisy["bits_per_clean_byte"].to_numpy(dtype=float)
-        ax.hlines(y, clean, v, color=color, linewidth=1.2, alpha=0.6)
-        ax.scatter(np.full_like(y, clean), y, facecolors="white", edgecolors=color, s=22, zorder=3)
+        ax.hlines(y, clean, v, color=style["color"], linewidth=1.0, alpha=0.5)
+        ax.scatter(np.full_like(y, clean), y, facecolors="white", edgecolors=style["color"], marker=style["marker"],
+                   s=24, zorder=3)
         ax.errorbar(v, y, xerr=_errors(v, noisy["bits_per_clean_byte_low"], noisy["bits_per_clean_byte_high"]),
-                    fmt="o", color=color, markersize=4.5, capsize=2, zorder=4, label=label)
-        ax.axvline(clean, color=color, linestyle=":", linewidth=0.9)
+                    linestyle="none", markersize=5, capsize=3, zorder=4, label=label, **style)
     ax.set_yticks(np.arange(len(noises)), noises)
-    ax.invert_yaxis()
+    ax.set_ylim(len(noises) - 0.5, -0.5)
     ax.set_xlabel("bits per clean byte (hollow: clean text, filled: noised text)")
     ax.set_ylabel("noise")
     ax.set_title("Clean against noisy text, per noise")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(title=f"model\n(whiskers: {confidence:.0%} interval)", loc="upper left", bbox_to_anchor=(1.01, 1.0),
-              fontsize="small", title_fontsize="small")
+    _legend(ax)
+    _caption(ax, text)
     return _save(fig, out_dir, "clean_vs_noisy")
 
 
-# ---------------------------------------------------------------------------------------------
-# Writing a report
-# ---------------------------------------------------------------------------------------------
+PLOT_TITLES = {"bits_rise": "Rise in bits per clean byte over clean text (the main plot)",
+               "ppl_increase": "Word-perplexity increase per noise and model",
+               "bits_vs_p": "Rise in bits per clean byte against the noise probability p",
+               "clean_vs_noisy": "Clean against noisy bits per clean byte"}
+
+
+def report_plots(table, out_dir: Path, confidence: float, replicates: int) -> list[Path]:
+    """Every perplexity plot of a report, main plot first; [] for an empty table."""
+    if table.empty:
+        return []
+    text = caption(table, confidence, replicates)
+    return (plot_bits_rise(table, out_dir, text) + plot_increase(table, out_dir, text)
+            + plot_bits_vs_p(table, out_dir, text) + plot_clean_vs_noisy(table, out_dir, text))

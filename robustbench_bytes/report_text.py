@@ -1,72 +1,149 @@
-"""The report's tables as Markdown and LaTeX."""
+"""The report's tables as Markdown, LaTeX and plain text (the terminal summary of `run`), one column layout for all."""
 
 from __future__ import annotations
 
 import math
 
-from robustbench_bytes.formatting import format_bits, format_ppl, format_value
+from robustbench_bytes.formatting import NA, format_value
+from robustbench_bytes.report_table import METRIC_LABELS
 from robustbench_bytes.result_schema import CLEAN
+
+# (metric, signed): the per-model table's columns after the noise, in the report's and the terminal's order
+CELL_COLUMNS = (("bits_per_clean_byte", False), ("bits_rise", True), ("bits_per_byte", False),
+                ("word_perplexity", False), ("ppl_increase", True))
+CHANGES = {"bits_rise", "ppl_increase"}  # no value on the clean row
+LEADERBOARD_HEADER = ("rank", "model", "level", "mean rise in bits/clean byte", "clean bits/byte", "noises",
+                      "documents")
 
 
 def _md_escape(text: str) -> str:
     return str(text).replace("|", "\\|")
 
 
-def markdown_model_table(rows) -> str:
-    lines = ["| noise | word-PPL | increase over clean | bits/byte | bits/clean byte |",
-             "|---|---:|---:|---:|---:|"]
-    for _, row in rows.iterrows():
-        if row["status"] == "failed":
-            cells = [f"failed: {_md_escape(row['error'])}", "", "", ""]
-        else:
-            cells = [format_value(row, "word_perplexity"),
-                     "–" if row["noise"] == CLEAN else format_value(row, "ppl_increase", signed=True),
-                     format_value(row, "bits_per_byte"), format_value(row, "bits_per_clean_byte")]
-        noise = f"`{row['noise']}`" + ("" if row["status"] in ("ok", "failed") else f" ({row['status']})")
-        lines.append("| " + " | ".join([noise] + cells) + " |")
+def cell_texts(row, intervals=None) -> list[str]:
+    """One report row's numbers in CELL_COLUMNS order ("–" for a change on the clean row); intervals: the
+    metrics shown with their interval (default: all)."""
+    if row["status"] == "failed":
+        return [f"failed: {row['error']}"] + [""] * (len(CELL_COLUMNS) - 1)
+    return ["–" if metric in CHANGES and row["noise"] == CLEAN else
+            format_value(row, metric, intervals is None or metric in intervals, signed)
+            for metric, signed in CELL_COLUMNS]
+
+
+def column_labels() -> list[str]:
+    return [METRIC_LABELS[m] for m, _ in CELL_COLUMNS]
+
+
+def status_suffix(row) -> str:
+    """" (1 seed(s) failed)" when some seeds of a row failed, else ""."""
+    return "" if row["status"] in ("ok", "failed") else f" ({row['status']})"
+
+
+def noise_label(row) -> str:
+    return str(row["noise"]) + status_suffix(row)
+
+
+def leaderboard_texts(entry) -> list[str]:
+    """One leaderboard row in LEADERBOARD_HEADER order."""
+    rise = ("n/a (" + entry["missing"] + ")") if isinstance(entry["missing"], str) else \
+        format_value(entry, "mean_rise", signed=True)
+    rank = "–" if entry["rank"] is None or (isinstance(entry["rank"], float) and math.isnan(entry["rank"])) \
+        else str(int(entry["rank"]))
+    level = "/".join(str(x) for x in (entry["level"], entry["architecture"]) if isinstance(x, str))
+    return [rank, str(entry["label"]), level, rise, format_value(entry, "clean_bits_per_byte"),
+            str(entry["noises"]), str(entry["documents"])]
+
+
+def markdown_leaderboard(board) -> str:
+    lines = ["| " + " | ".join(LEADERBOARD_HEADER) + " |", "|---:|---|---|---:|---:|---:|---:|"]
+    for _, entry in board.iterrows():
+        lines.append("| " + " | ".join(_md_escape(t) for t in leaderboard_texts(entry)) + " |")
     return "\n".join(lines)
 
 
-def _noise_by_model_table(table, cell) -> str:
-    """Noises down, models across; cell(row, clean_row) formats one model's row for one noise."""
+def markdown_model_table(rows) -> str:
+    lines = ["| noise | " + " | ".join(column_labels()) + " |", "|---|" + "---:|" * len(CELL_COLUMNS)]
+    for _, row in rows.iterrows():
+        lines.append("| " + " | ".join([f"`{row['noise']}`{status_suffix(row)}"]
+                                       + [_md_escape(c) for c in cell_texts(row)]) + " |")
+    return "\n".join(lines)
+
+
+def noise_by_model_cells(table, cell) -> tuple[list[str], list[str], list[list[str]]]:
+    """Noises down, models across: (model labels, noises, cell texts); cell(row) formats one model's row."""
     labels = list(dict.fromkeys(table["label"]))
     noises = list(dict.fromkeys(table["noise"]))
     index = {(r["label"], r["noise"]): r for _, r in table.iterrows()}
+    body = [["" if index.get((label, noise)) is None else cell(index[(label, noise)]) for label in labels]
+            for noise in noises]
+    return labels, noises, body
+
+
+def _noise_by_model_table(table, cell) -> str:
+    labels, noises, body = noise_by_model_cells(table, cell)
     lines = ["| noise | " + " | ".join(_md_escape(label) for label in labels) + " |",
              "|---|" + "---:|" * len(labels)]
-    for noise in noises:
-        cells = []
-        for label in labels:
-            row = index.get((label, noise))
-            cells.append("" if row is None else cell(row, index.get((label, CLEAN))))
-        lines.append(f"| `{noise}` | " + " | ".join(cells) + " |")
+    lines += [f"| `{noise}` | " + " | ".join(_md_escape(c) for c in cells) + " |" for noise, cells in zip(noises, body)]
     return "\n".join(lines)
+
+
+def increase_cell(row) -> str:
+    """The paper's measure: word-PPL increase over clean with its paired interval (word-PPL on the clean row)."""
+    if row["status"] == "failed":
+        return "failed"
+    if row["noise"] == CLEAN:
+        return f"word-PPL {format_value(row, 'word_perplexity', interval=False)}"
+    return format_value(row, "ppl_increase", signed=True)
+
+
+def rise_cell(row) -> str:
+    """Bits per clean byte with its rise over clean and the rise's paired interval."""
+    if row["status"] == "failed" or not math.isfinite(row["bits_per_clean_byte"]):
+        return "failed"
+    bits = format_value(row, "bits_per_clean_byte", interval=False)
+    if row["noise"] == CLEAN or not math.isfinite(row["bits_rise"]):
+        return bits
+    return f"{bits} ({format_value(row, 'bits_rise', signed=True)})"
 
 
 def markdown_increase_table(table) -> str:
     """The paper's layout: noises down, models across, word-PPL increase over clean in each cell."""
-    def cell(row, clean):
-        if row["status"] == "failed":
-            return "failed"
-        if row["noise"] == CLEAN:
-            return f"word-PPL {format_value(row, 'word_perplexity', interval=False)}"
-        return format_value(row, "ppl_increase", interval=False, signed=True)
-
-    return _noise_by_model_table(table, cell)
+    return _noise_by_model_table(table, increase_cell)
 
 
 def markdown_bits_table(table) -> str:
     """Noises down, models across: bits per clean byte and its rise over clean (readable even when
     word-PPL explodes, since it is linear in the NLL)."""
-    def cell(row, clean):
-        if row["status"] == "failed" or not math.isfinite(row["bits_per_clean_byte"]):
-            return "failed"
-        if row["noise"] == CLEAN or clean is None or not math.isfinite(clean["bits_per_clean_byte"]):
-            return format_bits(row["bits_per_clean_byte"])
-        rise = row["bits_per_clean_byte"] - clean["bits_per_clean_byte"]
-        return f"{format_bits(row['bits_per_clean_byte'])} ({rise:+.2f})"
+    return _noise_by_model_table(table, rise_cell)
 
-    return _noise_by_model_table(table, cell)
+
+def text_table(header: list[str], body: list[list[str]], numeric: set[int]) -> str:
+    """A plain-text table: numeric columns right-aligned."""
+    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
+
+    def line(row):
+        return "  ".join(cell.rjust(w) if i in numeric else cell.ljust(w)
+                         for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(row) for row in body])
+
+
+def text_summary(table, confidence: float) -> str:
+    """The terminal summary of `run`: the report's leaderboard and its per-model table, in the same columns and
+    units (seeds pooled by their mean; brackets: the report's bootstrap intervals, shown for the changes only
+    to keep lines short)."""
+    if table.empty:
+        return "no perplexity cells"
+    board = table.attrs.get("leaderboard")
+    parts = []
+    if board is not None and not board.empty:
+        body = [leaderboard_texts(e) for _, e in board.iterrows()]
+        parts += ["Leaderboard (most robust first; brackets: "
+                  f"{confidence:.0%} paired bootstrap intervals over documents):",
+                  text_table(list(LEADERBOARD_HEADER), body, {0, 3, 4, 5, 6}), ""]
+    body = [[str(r["label"]), noise_label(r), r["seeds"] or "–"] + cell_texts(r, CHANGES) for _, r in table.iterrows()]
+    parts.append(text_table(["model", "noise", "seeds"] + column_labels(), body, set(range(3, 3 + len(CELL_COLUMNS)))))
+    return "\n".join(parts)
 
 
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -78,32 +155,39 @@ def latex_escape(text: str) -> str:
 
 
 def latex_tables(table, confidence: float) -> str:
-    parts = [f"% robustbench report: word-PPL, its increase over clean and bits per byte, with "
-             f"{confidence:.0%} bootstrap intervals over documents. Needs \\usepackage{{booktabs}}."]
+    parts = [f"% robustbench report: bits per clean byte and its rise over clean, bits per byte, word-PPL and "
+             f"its increase, with {confidence:.0%} bootstrap intervals over documents. Needs \\usepackage{{booktabs}}."]
+    n = len(CELL_COLUMNS)
     for label, rows in table.groupby("label", sort=False):
         parts.append("\\begin{table}[t]\n\\centering\n\\small")
-        caption = (f"{label} on {rows['corpus'].iloc[0]}: word perplexity and its increase over clean text; "
-                   f"bits per byte of the noised and of the clean text ({confidence:.0%} bootstrap intervals "
-                   f"over documents).")
+        caption = (f"{label} on {rows['corpus'].iloc[0]}: bits per clean byte and its rise over clean text, bits "
+                   f"per byte of the noised text, word perplexity and its increase over clean text "
+                   f"({confidence:.0%} bootstrap intervals over documents; paired for the changes).")
         parts.append(f"\\caption{{{latex_escape(caption)}}}")
-        parts.append("\\begin{tabular}{lrrrr}\n\\toprule")
-        parts.append("Noise & Word PPL & Increase & Bits/byte & Bits/clean byte \\\\\n\\midrule")
+        parts.append("\\begin{tabular}{l" + "r" * n + "}\n\\toprule")
+        parts.append("Noise & " + " & ".join(latex_escape(c[:1].upper() + c[1:]) for c in column_labels())
+                     + " \\\\\n\\midrule")
         for _, row in rows.iterrows():
             if row["status"] == "failed":
-                cells = ["\\multicolumn{4}{l}{failed}"]
+                cells = [f"\\multicolumn{{{n}}}{{l}}{{failed}}"]
             else:
-                cells = [format_value(row, "word_perplexity"),
-                         "--" if row["noise"] == CLEAN else format_value(row, "ppl_increase", signed=True),
-                         format_value(row, "bits_per_byte"), format_value(row, "bits_per_clean_byte")]
-                cells = [latex_escape(c).replace("–", "--") for c in cells]
+                cells = [latex_escape(c).replace("–", "--") for c in cell_texts(row)]
             parts.append(f"\\texttt{{{latex_escape(row['noise'])}}} & " + " & ".join(cells) + " \\\\")
         parts.append("\\bottomrule\n\\end{tabular}\n\\end{table}\n")
     return "\n".join(parts)
 
 
-def markdown_undefined_notes(table) -> str:
+def undefined_notes(table) -> list[str]:
     """Why a table says n/a: each (model, noise) whose metrics are undefined, with the reason."""
-    lines = [f"- {_md_escape(row['label'])}, `{row['noise']}`: {_md_escape(row['undefined'])}"
-             for _, row in table.iterrows() if isinstance(row.get("undefined"), str)]
+    return [f"{row['label']}, {row['noise']}: {row['undefined']}" for _, row in table.iterrows()
+            if isinstance(row.get("undefined"), str)]
+
+
+def markdown_undefined_notes(table) -> str:
+    lines = [f"- {_md_escape(n)}" for n in undefined_notes(table)]
     return "\n".join(["n/a: undefined metrics (the cell is valid; its NLL and bits per byte are finite):", *lines]) \
         if lines else ""
+
+
+__all__ = ["NA", "cell_texts", "latex_tables", "markdown_bits_table", "markdown_increase_table",
+           "markdown_leaderboard", "markdown_model_table", "text_summary"]

@@ -36,16 +36,17 @@ def test_report_writes_markdown_csv_latex_and_plots(run_dir, tmp_path, runner):
     out = tmp_path / "report"
     result = runner.invoke(cli, ["report", str(run_dir), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    for name in ("README.md", "report.csv", "report.tex"):
+    for name in ("README.md", "report.csv", "report.tex", "report.html", "documents.csv"):
         assert (out / name).stat().st_size > 0
-    for stem in ("ppl_increase", "bits_vs_p", "clean_vs_noisy"):
+    for stem in ("bits_rise", "ppl_increase", "bits_vs_p", "clean_vs_noisy"):
         assert (out / "plots" / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert b"<svg" in (out / "plots" / f"{stem}.svg").read_bytes()[:2000]
     readme = (out / "README.md").read_text()
     assert "## mamba-a" in readme and "## gpt-b" in readme
-    assert "plots/ppl_increase.png" in readme
+    assert "plots/ppl_increase.png" in readme and readme.index("plots/bits_rise.png") < readme.index("plots/ppl")
+    assert readme.index("## Leaderboard") < readme.index("## mamba-a")
     tex = (out / "report.tex").read_text()
-    assert tex.count("\\begin{tabular}") == 2
+    assert tex.count("\\begin{tabular}") == 2 and "Rise over clean" in tex
     assert "\\texttt{repeat:p=0.3,max=3}" in tex
 
 
@@ -78,7 +79,9 @@ def test_markdown_shows_the_numbers_of_the_table(run_dir, tmp_path):
     assert formatting.format_bits(row["bits_per_clean_byte"]) in readme
     clean = table[(table["model"] == "gpt-b") & (table["noise"] == "clean")].iloc[0]
     rise = row["bits_per_clean_byte"] - clean["bits_per_clean_byte"]
-    assert f"{formatting.format_bits(row['bits_per_clean_byte'])} ({rise:+.2f})" in readme
+    assert row["bits_rise"] == pytest.approx(rise, rel=1e-12)
+    assert row["bits_rise_low"] < rise < row["bits_rise_high"]
+    assert f"{formatting.format_bits(row['bits_per_clean_byte'])} ({formatting.format_value(row, 'bits_rise', signed=True)})" in readme
     # a noisier model has a larger increase; the table must say so
     mamba = table[(table["model"] == "mamba-a") & (table["noise"] == "antspeak")].iloc[0]
     assert row["ppl_increase"] > mamba["ppl_increase"] > 0

@@ -1,4 +1,5 @@
-"""`robustbench report`: paper-style tables (Markdown, CSV, LaTeX) and plots from run directories."""
+"""`robustbench report`: a leaderboard and paper-style tables (Markdown, HTML, CSV, LaTeX) and plots from run
+directories."""
 
 from __future__ import annotations
 
@@ -10,16 +11,17 @@ import click
 @click.command("report")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="RUN_DIR...")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="report",
-              show_default=True, help="Folder for README.md, report.csv, report.tex and plots/.")
+              show_default=True, help="Folder for README.md, report.html, report.csv, documents.csv, report.tex and plots/.")
 @click.option("--confidence", type=float, default=0.95,
               show_default=True, help="Level of the bootstrap intervals over documents.")
 @click.option("--replicates", type=click.IntRange(min=10), default=1000, show_default=True,
               help="Bootstrap replicates.")
 @click.option("--no-plots", is_flag=True, help="Write the tables only.")
 def report(run_dirs, out_dir, confidence, replicates, no_plots):
-    """Write the robustness report of one or more runs: per model, word-PPL per noise and its
-    increase over clean, bits per byte and bits per clean byte, with bootstrap intervals; plots
-    as PNG and SVG."""
+    """Write the robustness report of one or more runs: a leaderboard (each model's mean rise in bits
+    per clean byte over the noises, next to its clean bits per byte), per model and noise bits per
+    clean byte and its rise over clean, bits per byte, word-PPL and its increase, with bootstrap
+    intervals over documents; plots as PNG and SVG; the same as one offline page, report.html."""
     from robustbench_bytes.report import ReportOptions, write_report
 
     if not out_dir.strip():
@@ -27,6 +29,10 @@ def report(run_dirs, out_dir, confidence, replicates, no_plots):
     out_dir = Path(out_dir)
     written = write_report(list(run_dirs), out_dir, ReportOptions(confidence=confidence, replicates=replicates),
                            plots=not no_plots)
-    click.echo(f"wrote {written['readme']}, {written['csv']}, {written['latex']}")
+    for key in ("readme", "html", "csv", "documents", "latex"):
+        if key in written:
+            click.echo(f"wrote {written[key]}")
     for path in written["plots"]:
         click.echo(f"wrote {path}")
+    if written.get("warning"):
+        click.echo(written["warning"], err=True)

@@ -1,0 +1,138 @@
+"""The report's leaderboard, intervals with too few documents, documents.csv, task-only folders and the plots'
+conventions (colour-blind-safe palette, a marker per model, a caption naming the data), on synthetic runs."""
+
+import csv
+import math
+
+import pytest
+
+from test_run_fakes import write_fake_run
+from test_tasks_report import write_task_cells
+
+from robustbench_bytes import report, report_plots, report_text
+from robustbench_bytes.cli import cli
+from robustbench_bytes.errors import BadInput
+from robustbench_bytes.report_table import FEW_DOCUMENTS, ReportOptions
+
+# the byte model degrades less under every noise: it must rank first
+BPCB = {
+    "clean": {"byte-m": 2.0, "bpe-m": 1.8},
+    "drop:p=0.1": {"byte-m": 2.3, "bpe-m": 2.6},
+    "antspeak": {"byte-m": 3.0, "bpe-m": 6.0},
+}
+FAST = ReportOptions(replicates=200)
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_leaderboard_ranks_by_mean_rise_with_a_paired_interval(tmp_path):
+    write_fake_run(tmp_path / "run", BPCB)
+    table = report.build_table([tmp_path / "run"], FAST)
+    board = table.attrs["leaderboard"]
+    assert list(board["model"]) == ["byte-m", "bpe-m"] and list(board["rank"]) == [1, 2]
+    for _, entry in board.iterrows():
+        rows = table[(table["model"] == entry["model"]) & (table["noise"] != "clean")]
+        assert entry["mean_rise"] == pytest.approx(rows["bits_rise"].mean(), rel=1e-12)
+        assert entry["mean_rise_low"] < entry["mean_rise"] < entry["mean_rise_high"]
+        clean = table[(table["model"] == entry["model"]) & (table["noise"] == "clean")].iloc[0]
+        assert entry["clean_bits_per_byte"] == clean["bits_per_clean_byte"]
+    # paired: the rise's interval is narrower than the noisy cell's own interval (documents' difficulty cancels)
+    row = table[(table["model"] == "bpe-m") & (table["noise"] == "antspeak")].iloc[0]
+    assert row["bits_rise_high"] - row["bits_rise_low"] < row["bits_per_clean_byte_high"] - row["bits_per_clean_byte_low"]
+
+
+def test_a_failed_noise_leaves_the_model_unranked_and_says_why(tmp_path):
+    write_fake_run(tmp_path / "run", BPCB, failed={("byte-m", "antspeak")})
+    board = report.build_table([tmp_path / "run"], FAST).attrs["leaderboard"]
+    last = board.iloc[-1]
+    assert last["model"] == "byte-m" and math.isnan(last["rank"]) and math.isnan(last["mean_rise"])
+    assert "antspeak" in last["missing"]
+    assert "n/a (antspeak)" in report_text.markdown_leaderboard(board)
+
+
+def test_one_document_prints_na_and_warns(tmp_path, runner):
+    write_fake_run(tmp_path / "one", BPCB, n_docs=1)
+    result = runner.invoke(cli, ["report", str(tmp_path / "one"), "-o", str(tmp_path / "rep"), "--replicates", "50"])
+    assert result.exit_code == 0, result.output
+    readme = (tmp_path / "rep" / "README.md").read_text()
+    assert "[n/a]" in readme and "only 1 document(s)" in readme
+    assert "only 1 document(s)" in result.stderr
+    rows = read_csv(tmp_path / "rep" / "report.csv")
+    assert all(r["bits_per_clean_byte_low"] == "" and r["interval"].startswith("no interval") for r in rows)
+
+
+def test_three_documents_give_real_intervals_and_a_warning(tmp_path):
+    write_fake_run(tmp_path / "three", BPCB, n_docs=3)
+    table = report.build_table([tmp_path / "three"], FAST)
+    assert (table["bits_per_clean_byte_low"] < table["bits_per_clean_byte_high"]).all()
+    assert "[n/a]" not in report_text.text_summary(table, 0.95)
+    assert f"below {FEW_DOCUMENTS} documents" in report.summary_text(tmp_path / "three", FAST)
+
+
+def test_documents_csv_has_one_row_per_cell_and_document(tmp_path):
+    results = write_fake_run(tmp_path / "run", BPCB, n_docs=5, seeds=(0, 1))
+    written = report.write_report([tmp_path / "run"], tmp_path / "rep", FAST, plots=False)
+    rows = read_csv(written["documents"])
+    assert len(rows) == len(results) * 5
+    assert len(read_csv(written["csv"])) == len(written["table"])  # report.csv: one row per model and noise
+    for result in results:
+        mine = [r for r in rows if r["model"] == result["model"] and r["noise"] == result["noise"]
+                and int(r["seed"]) == result["seed"]]
+        assert math.fsum(float(r["nll"]) for r in mine) == pytest.approx(result["nll"], rel=1e-12)
+        assert sum(int(r["clean_bytes"]) for r in mine) == sum(int(r["clean_bytes"]) for r in rows[:5])
+
+
+def test_terminal_summary_has_the_report_columns_in_order(tmp_path):
+    write_fake_run(tmp_path / "run", BPCB)
+    text = report.summary_text(tmp_path / "run", FAST)
+    header = next(line for line in text.splitlines() if line.startswith("model "))
+    labels = report_text.column_labels()
+    positions = [header.index(label) for label in labels]
+    assert positions == sorted(positions)
+    assert labels[0] == "bits/clean byte"
+    readme_table = report_text.markdown_model_table(report.build_table([tmp_path / "run"], FAST).iloc[:3])
+    assert readme_table.splitlines()[0] == "| noise | " + " | ".join(labels) + " |"
+
+
+def test_task_only_folder_reports_its_tasks(tmp_path, runner):
+    out = tmp_path / "tasks-only"
+    from robustbench_bytes import results as results_io
+
+    results_io.write_results(out, [])
+    write_task_cells(out, {"clean": 0.8, "antspeak": 0.5})
+    result = runner.invoke(cli, ["report", str(out), "-o", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    readme = (tmp_path / "rep" / "README.md").read_text()
+    assert "Multiple-choice accuracy" in readme and "## Leaderboard" not in readme
+    assert (tmp_path / "rep" / "report.html").is_file() and not (tmp_path / "rep" / "report.csv").exists()
+
+
+def test_an_empty_folder_still_fails(tmp_path):
+    from robustbench_bytes import results as results_io
+
+    results_io.write_results(tmp_path / "empty", [])
+    with pytest.raises(BadInput, match="no results to report"):
+        report.write_report([tmp_path / "empty"], tmp_path / "rep", FAST)
+
+
+def test_palette_and_markers_tell_models_apart():
+    styles = [report_plots.model_style(i) for i in range(len(report_plots.PALETTE))]
+    assert len({s["color"] for s in styles}) == len(styles) and len({s["marker"] for s in styles}) == len(styles)
+    # Okabe-Ito: no pure red next to pure green (the two Mamba models of the old plot)
+    assert "#d62728" not in report_plots.PALETTE and "#2ca02c" not in report_plots.PALETTE
+
+
+def test_every_plot_carries_the_caption(tmp_path):
+    write_fake_run(tmp_path / "run", {**BPCB, "drop:p=0.3": {"byte-m": 2.9, "bpe-m": 3.5}}, seeds=(0, 3))
+    written = report.write_report([tmp_path / "run"], tmp_path / "rep", FAST)
+    table = written["table"]
+    text = report_plots.caption(table, 0.95, FAST.replicates)
+    assert "12 documents" in text and f"{int(table['clean_bytes'].iloc[0]):,} clean bytes" in text
+    assert "seeds 0, 3" in text and "95% bootstrap intervals" in text
+    svgs = sorted(p for p in written["plots"] if p.suffix == ".svg")
+    assert [p.stem for p in svgs] == sorted(["bits_rise", "ppl_increase", "bits_vs_p", "clean_vs_noisy"])
+    for svg in svgs:  # matplotlib writes text as glyph paths; the SVG keeps the string in a comment
+        assert "12 documents" in svg.read_text(), svg.name
