@@ -110,13 +110,14 @@ class Drafter:
         self.fed += self._covered
         self.pending = b""
 
-    def resync(self, committed: bytes) -> None:
-        """The text is now `committed` (prompt + continuation, UTF-8): back to the context saved before the draft,
-        then feed the new text up to its new split point."""
+    def resync(self, committed) -> None:
+        """The text is now `committed` (prompt + continuation, UTF-8 bytes; only its part after `fed` is read):
+        back to the context saved before the draft, then feed the new text up to its new split point."""
         state, self.logits = self.saved
         self.decoder.restore(state)
-        cut = max(self.fed, split_point(committed))
-        ids = self._encode(committed[self.fed:cut])
+        tail = bytes(committed[self.fed:])
+        cut = split_point(tail)
+        ids = self._encode(tail[:cut])
         if ids:
             self.logits = self.decoder.prefill(ids)
-        self.fed, self.pending = cut, committed[cut:]
+        self.fed, self.pending = self.fed + cut, tail[cut:]

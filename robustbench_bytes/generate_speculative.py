@@ -48,7 +48,8 @@ def speculative(verifier, drafter, context: list[int], prompt_text: bytes, max_b
                 to_verifier=lambda b: b, to_text=lambda b: b, stats: DraftStats | None = None) -> bytearray:
     """Generates up to max_bytes verifier bytes after `context` (the verifier's prefix + prompt ids); `emit(bytes)`
     receives each committed piece as it is decided. `prompt_text` is the prompt as the drafter reads it (UTF-8);
-    to_verifier / to_text map drafter bytes to verifier bytes and back (CR LF verifiers). Returns the bytes."""
+    to_verifier / to_text map drafter bytes to verifier bytes and back (CR LF verifiers; a CR LF split across two
+    committed pieces reaches the drafter as CR LF, which only costs proposals). Returns the bytes."""
     stats = stats if stats is not None else DraftStats()
 
     def pick(row):
@@ -61,9 +62,13 @@ def speculative(verifier, drafter, context: list[int], prompt_text: bytes, max_b
     drafter.start(prompt_text)
     clock = _Clock(stats.seconds)
 
+    text = bytearray(prompt_text)  # the drafter's view of the whole text (grows by appending: constant time)
+
     def commit(piece: bytes):
-        out.extend(piece)
-        emit(piece)
+        if piece:
+            out.extend(piece)
+            text.extend(to_text(piece))
+            emit(piece)
 
     while len(out) < max_bytes:
         saved = verifier.save()
@@ -107,7 +112,7 @@ def speculative(verifier, drafter, context: list[int], prompt_text: bytes, max_b
         clock.lap("correct")
         if len(out) >= max_bytes:
             break
-        drafter.resync(prompt_text + to_text(bytes(out)))
+        drafter.resync(text)
         clock.lap("resync")
     stats.calls = {"verifier": dict(verifier.calls)}
     if hasattr(drafter, "decoder"):
