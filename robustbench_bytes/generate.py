@@ -4,7 +4,8 @@ verifier (generate_speculative.py).
 
     from robustbench_bytes.models import load_model
     from robustbench_bytes.generate import generate
-    g = generate(load_model("mambabyte-kjv"), "In the beginning", max_bytes=200)
+    g = generate(load_model("mambabyte-kjv-shakespeare"), "In the beginning", max_bytes=200,
+                 draft=load_model("mamba-bpe-kjv-shakespeare"))  # draft: optional
     print(g.text, g.bytes_per_second)
 
 Ctrl-C during generate() raises GenerationInterrupted (a KeyboardInterrupt) holding what was generated so far.
