@@ -18,7 +18,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width:
 table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.9rem; }
 th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; }
 th { background: #f2f2f2; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 code { background: #f4f4f4; padding: 0 0.2rem; }
 pre { background: #f4f4f4; padding: 0.6rem; overflow-x: auto; }
 figure { margin: 1rem 0; }
