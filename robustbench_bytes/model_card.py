@@ -1,4 +1,11 @@
-"""A trained model's directory: config.json with its training record, weights, tokenizer, log and model card."""
+"""A trained model's directory: config.json with its training record, weights, tokenizer, log and model card.
+
+The card follows Hugging Face's layout: README.md, YAML metadata between `---` lines (license, datasets,
+metrics, tags and a model-index with the test bits per byte) above the Markdown card. MODEL_CARD.md holds the
+same text for readers of older releases. config.json carries Hugging Face's `model_type` where a convention
+exists ("mamba" for Mamba; our GPT has none: it is not transformers' GPT-2), next to our `architecture` key,
+which is what our loader reads.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,9 @@ from robustbench_bytes.train_config import TrainConfig, config_record
 from robustbench_bytes.train_data import EOT
 
 LOG = "train_log.jsonl"
+CARD_FILES = ("README.md", "MODEL_CARD.md")
+LICENSE = "mit"  # the weights are ours (the package's license); the training text is public domain
+MODEL_TYPES = {"mamba": "mamba"}  # our architecture -> Hugging Face's model_type, where one exists
 
 
 def training_record(cfg: TrainConfig, result, tokenizer_kind: str, prefix_ids: list[int]) -> dict:
@@ -45,9 +55,13 @@ def write_model_dir(out: Path, cfg: TrainConfig, model, model_config: dict, toke
                   provenance=f"robustbench-bytes zoo: {meta['level']}-level {meta['architecture']}, "
                              f"{result.parameters:,} parameters, trained on {meta['train_bytes']:,} bytes of "
                              f"{', '.join(cfg.data['train'])} with `robustbench train` (seed {cfg.seed})")
+    if meta["architecture"] in MODEL_TYPES:
+        config["model_type"] = MODEL_TYPES[meta["architecture"]]
     save_pretrained(model, str(out), config, tokenizer_json=tokenizer.json)
     write_bytes_atomic(out / LOG, "".join(json.dumps(e) + "\n" for e in result.log).encode())
-    write_bytes_atomic(out / "MODEL_CARD.md", model_card(cfg, meta).encode())
+    card = card_metadata(cfg, meta) + model_card(cfg, meta)
+    for name in CARD_FILES:
+        write_bytes_atomic(out / name, card.encode())
 
 
 def _round(x: float | None) -> float | None:
@@ -56,6 +70,41 @@ def _round(x: float | None) -> float | None:
 
 def _machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}, {torch.get_num_threads()} torch thread(s)"
+
+
+def _yaml(value, indent: int = 0) -> list[str]:
+    """YAML lines of nested dicts/lists of scalars (scalars as JSON, which YAML reads as the same values)."""
+    pad = " " * indent
+    lines = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, (dict, list)) and item:
+                lines += [f"{pad}{key}:"] + _yaml(item, indent + 2)
+            else:
+                lines.append(f"{pad}{key}: {json.dumps(item)}")
+    else:
+        for item in value:
+            if isinstance(item, (dict, list)) and item:
+                inner = _yaml(item, indent + 2)
+                lines += [f"{pad}- {inner[0].lstrip()}"] + inner[1:]
+            else:
+                lines.append(f"{pad}- {json.dumps(item)}")
+    return lines
+
+
+def card_metadata(cfg: TrainConfig, meta: dict) -> str:
+    """The card's YAML front matter, as the Hugging Face Hub reads it (license, datasets, metrics, model-index)."""
+    datasets = list(dict.fromkeys(name.split(":")[0] for name in cfg.data["train"]))
+    results = [{"task": {"type": "text-generation", "name": "Language modeling"},
+                "dataset": {"name": name, "type": name.split(":")[0], "split": name.partition(":")[2] or "test"},
+                "metrics": [{"type": "bits_per_byte", "value": value, "name": "test bits per byte"}]}
+               for name, value in meta["test_bits_per_byte"].items() if value is not None]
+    fields = {"license": LICENSE, "language": ["en"], "library_name": "robustbench-bytes",
+              "tags": [meta["architecture"], f"{meta['level']}-level", "robustbench-bytes"],
+              "datasets": datasets, "metrics": ["bits_per_byte"], "pipeline_tag": "text-generation"}
+    if results:
+        fields["model-index"] = [{"name": cfg.name, "results": results}]
+    return "\n".join(["---", *_yaml(fields), "---", ""]) + "\n"
 
 
 def model_card(cfg: TrainConfig, meta: dict) -> str:
@@ -70,10 +119,13 @@ def model_card(cfg: TrainConfig, meta: dict) -> str:
     budget = (f"{meta['train_bytes']:,} bytes of training targets ({meta['tokens_seen']:,} tokens) in "
               f"{meta['trained_steps']} steps of {cfg.batch_size} sequences of {meta['train_length_tokens']} tokens "
               f"(about {meta['train_length_bytes']:,} bytes each)")
+    data = ", ".join(cfg.data["train"])
     lines = [
         f"# {cfg.name}",
         "",
         cfg.description or f"A small {meta['level']}-level {arch} language model of the robustbench-bytes zoo.",
+        "",
+        "## Model details",
         "",
         "| | |",
         "|---|---|",
@@ -81,20 +133,31 @@ def model_card(cfg: TrainConfig, meta: dict) -> str:
         f"| parameters | {meta['parameters']:,} |",
         f"| model config | `{json.dumps(cfg.model.get('config', {}), sort_keys=True)}` |",
         f"| tokenizer | {tok} |",
-        f"| training data | {', '.join(cfg.data['train'])} (split by document, see `robustbench corpora`) |",
+        f"| license | {LICENSE.upper()} (weights); the training text is public domain |",
+        "",
+        "## Uses",
+        "",
+        "A small reference model for measuring robustness to character noise with robustbench-bytes (not for "
+        f"generating text anyone relies on): `robustbench score --model {cfg.name}`, `robustbench run --model "
+        f"{cfg.name} --suite paper`. The folder is in mamba_ssm's checkpoint format (config.json, "
+        "model.safetensors" + (", tokenizer.json" if meta["tokenizer"] != "bytes" else "") + ").",
+        "",
+        "## Training data",
+        "",
+        f"{data}: the train splits of the built-in corpora, split by document (see `robustbench corpora`); "
+        f"validation: {', '.join(cfg.data.get('validation', [])) or 'none'}; test: "
+        f"{', '.join(cfg.data.get('test', [])) or 'none'}.",
+        "",
+        "## Training procedure",
+        "",
+        "| | |",
+        "|---|---|",
         f"| trained on | {budget} |",
         f"| optimiser | AdamW lr {cfg.lr} -> {cfg.min_lr} (warm-up {cfg.warmup_steps}, cosine), "
         f"betas {list(cfg.betas)}, weight decay {cfg.weight_decay}, clip {cfg.grad_clip} |",
         f"| seed | {cfg.seed} |",
         f"| training time | {meta['train_seconds'] / 60:.1f} min wall, {meta['train_cpu_seconds'] / 60:.1f} min of "
         f"CPU time ({meta['machine']}) |",
-        f"| validation bits per byte | {fmt(meta['validation_bits_per_byte'])} "
-        f"({', '.join(cfg.data.get('validation', [])) or 'none'}) |",
-        *test_rows,
-        "",
-        "Bits per byte here are the trainer's: every byte of every document, scored from the model's prefix "
-        "(Mamba carries its state through the document; the Transformer sees disjoint windows of "
-        f"{meta['train_length_tokens']} tokens). `robustbench score` gives the official numbers.",
         "",
         "Reproduce:",
         "",
@@ -103,6 +166,23 @@ def model_card(cfg: TrainConfig, meta: dict) -> str:
         "```",
         "",
         "Training log (loss, bytes seen and validation bits per byte by step): `train_log.jsonl`.",
+        "",
+        "## Evaluation",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| validation bits per byte | {fmt(meta['validation_bits_per_byte'])} "
+        f"({', '.join(cfg.data.get('validation', [])) or 'none'}) |",
+        *test_rows,
+        "",
+        "Bits per byte here are the trainer's: every byte of every document, scored from the model's prefix "
+        "(Mamba carries its state through the document; the Transformer sees disjoint windows of "
+        f"{meta['train_length_tokens']} tokens). `robustbench score` gives the official numbers.",
+        "",
+        "## Limitations",
+        "",
+        f"Trained on {meta['train_bytes']:,} bytes of early-modern English (the KJV and Shakespeare): far from a "
+        "general language model; its numbers compare models of this zoo under noise, not with published models.",
         "",
     ]
     return "\n".join(lines)

@@ -54,7 +54,13 @@ def test_models_command_table_and_json(zoo, runner):
     table = runner.invoke(cli, ["models"])
     assert table.exit_code == 0, table.output
     assert table.stdout.splitlines()[0].split()[:4] == ["name", "level", "architecture", "parameters"]
-    assert any(line.startswith("tiny-gpt") and "trained in a test" in line for line in table.stdout.splitlines())
+    assert any(line.startswith("tiny-gpt") for line in table.stdout.splitlines())
+    assert "trained in a test" not in table.stdout and max(map(len, table.stdout.splitlines())) <= 100
+    long = runner.invoke(cli, ["models", "--long"])
+    assert long.exit_code == 0, long.output
+    lines = long.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("tiny-gpt"))
+    assert lines[at + 1].strip() == "trained in a test"
     listed = json.loads(runner.invoke(cli, ["models", "--json"]).stdout)
     assert "tiny-gpt" in [e["name"] for e in listed]
 
@@ -75,3 +81,17 @@ def test_smollm2_is_listed_when_installed():
 
     names = [e["name"] for e in registry.list_models()]
     assert (hf.SMOLLM2_NAME in names) == (hf.smollm2_gguf() is not None)
+
+
+def test_model_type_alone_does_not_claim_a_hugging_face_folder(tmp_path):
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    (ours / "config.json").write_text(json.dumps({"model_type": "mamba", "d_model": 8, "vocab_size": 256}))
+    with pytest.raises(BadInput, match="missing required field 'n_layer'") as caught:
+        checkpoint.load_mamba(ours)
+    assert "Hugging Face" not in str(caught.value)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "config.json").write_text(json.dumps({"model_type": "mamba", "hidden_size": 8, "vocab_size": 256}))
+    with pytest.raises(BadInput, match="use hf:PATH"):
+        checkpoint.load_mamba(theirs)

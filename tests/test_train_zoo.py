@@ -35,6 +35,39 @@ def test_zoo_model_was_trained_from_its_config(path):
     assert meta["trained_steps"] == cfg.steps
     assert 1_000_000 <= meta["parameters"] <= 5_000_000
     assert (directory / "tokenizer.json").is_file() == (cfg.tokenizer["type"] == "bpe")
-    card = (directory / "MODEL_CARD.md").read_text()
+    card = (directory / "README.md").read_text()
+    assert card == (directory / "MODEL_CARD.md").read_text()
     assert f"robustbench train --config configs/zoo/{cfg.name}.json --out robustbench_bytes/zoo/{cfg.name}" in card
     assert f"{meta['parameters']:,}" in card
+    front = front_matter(card)
+    assert front["license"] == "mit" and front["datasets"] == ["kjv", "shakespeare"]
+    assert config.get("model_type") == ("mamba" if meta["architecture"] == "mamba" else None)
+
+
+def front_matter(card: str) -> dict:
+    """The YAML metadata block of a Hugging Face model card."""
+    yaml = pytest.importorskip("yaml", reason="PyYAML (installed with transformers in [dev]) reads the card")
+    assert card.startswith("---\n")
+    return yaml.safe_load(card.split("---\n", 2)[1])
+
+
+def test_a_trained_directory_has_a_hugging_face_card_and_still_loads(tmp_path):
+    from test_train import ESTHER, tiny
+
+    from robustbench_bytes.models import load_model
+    from robustbench_bytes.train import train
+
+    cfg = tiny("mamba", "bytes", steps=2, eval_every=2, checkpoint_every=2, eval_bytes=300,
+               data={**ESTHER, "test": ["kjv:validation"]})
+    train(cfg, tmp_path / "m", quiet=True)
+    card = (tmp_path / "m" / "README.md").read_text()
+    front = front_matter(card)
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert front["license"] == "mit" and front["datasets"] == ["kjv"] and "bits_per_byte" in front["metrics"]
+    (result,) = front["model-index"][0]["results"]
+    assert result["dataset"]["name"] == "kjv:validation"
+    assert result["metrics"][0]["value"] == config["robustbench"]["test_bits_per_byte"]["kjv:validation"]
+    assert config["model_type"] == "mamba" and "## Training data" in card and "## Evaluation" in card
+    assert (tmp_path / "m" / "MODEL_CARD.md").read_text() == card
+    model = load_model(str(tmp_path / "m"))  # model_type does not make it look like a Hugging Face folder
+    assert model.architecture == "mamba" and model.level == "byte"

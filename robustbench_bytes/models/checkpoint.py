@@ -137,7 +137,9 @@ def load_mamba(directory, config: dict | None = None, device="cpu"):
     try:
         cfg = MambaConfig.from_dict(config)
     except KeyError as e:
-        hint = "; it looks like a Hugging Face config: use hf:PATH" if "model_type" in config else ""
+        # Hugging Face's MambaConfig says hidden_size where mamba_ssm says d_model; our zoo writes model_type too
+        looks_hf = "model_type" in config and "d_model" not in config
+        hint = "; it looks like a Hugging Face config: use hf:PATH" if looks_hf else ""
         raise BadInput(f"{directory / CONFIG_FILE}: missing required field {e.args[0]!r} "
                        f"(a mamba_ssm config needs {', '.join(MambaConfig.REQUIRED)}){hint}") from None
     except (TypeError, ValueError) as e:
