@@ -14,6 +14,7 @@ import numpy as np
 
 from robustbench_bytes import stats, tasks_io
 from robustbench_bytes.files import atomic_path
+from robustbench_bytes.report_table import FEW_DOCUMENTS, MIN_DOCUMENTS
 from robustbench_bytes.result_schema import CLEAN
 from robustbench_bytes.task_scoring import accuracy_metric
 
@@ -57,8 +58,12 @@ def build_task_table(run_dirs, options):
     return pd.DataFrame(rows)
 
 
-def _interval(row, name) -> str:
-    return f"{row[name]:.3f} [{row[name + '_low']:.3f}, {row[name + '_high']:.3f}]"
+def _interval(row, name, signed: bool = False) -> str:
+    """acc (or a drop) with its interval; n/a for the interval below MIN_DOCUMENTS items (a point, not a range)."""
+    sign = "+" if signed else ""
+    if row["items"] < MIN_DOCUMENTS:
+        return f"{row[name]:{sign}.3f} [n/a]"
+    return f"{row[name]:{sign}.3f} [{row[name + '_low']:{sign}.3f}, {row[name + '_high']:{sign}.3f}]"
 
 
 def markdown_task_tables(table) -> str:
@@ -79,7 +84,7 @@ def markdown_task_tables(table) -> str:
                 r = hit.iloc[0]
                 text = _interval(r, "acc")
                 if noise != CLEAN:
-                    text += f"; drop {r['acc_drop']:+.3f} [{r['acc_drop_low']:+.3f}, {r['acc_drop_high']:+.3f}]"
+                    text += f"; drop {_interval(r, 'acc_drop', signed=True)}"
                 cells.append(text)
             lines.append(f"| `{noise}` | " + " | ".join(cells) + " |")
         lines.append("")
@@ -127,7 +132,12 @@ def write_task_report(run_dirs, out_dir: Path, options, plots: bool) -> list[str
           "items whose true choice has the largest log-likelihood; **drop** = clean acc − noisy acc. Brackets: "
           f"{pct} bootstrap intervals over items ({options.replicates} replicates; the drop resamples the same "
           "items clean and noisy). Chance is 1 / number of choices. acc_norm (per byte) is in "
-          f"[{CSV_NAME}]({CSV_NAME}).", "", markdown_task_tables(table)]
+          f"[{CSV_NAME}]({CSV_NAME}).", ""]
+    few = sorted({int(n) for n in table["items"] if n < FEW_DOCUMENTS})
+    if few:
+        md += [f"**Warning: only {', '.join(map(str, few))} item(s) in a task; intervals over items are rough below "
+               f"{FEW_DOCUMENTS} and absent (n/a) below {MIN_DOCUMENTS}.**", ""]
+    md += [markdown_task_tables(table)]
     if plots:
         plot_task_accuracy(table, out_dir / "plots")
         md += ["### Accuracy per noise", "", "![Accuracy per noise](plots/task_accuracy.png) "

@@ -136,3 +136,15 @@ def test_every_plot_carries_the_caption(tmp_path):
     assert [p.stem for p in svgs] == sorted(["bits_rise", "ppl_increase", "bits_vs_p", "clean_vs_noisy"])
     for svg in svgs:  # matplotlib writes text as glyph paths; the SVG keeps the string in a comment
         assert "12 documents" in svg.read_text(), svg.name
+
+
+def test_one_task_item_prints_na_and_warns(tmp_path, runner):
+    from robustbench_bytes import results as results_io
+
+    out = tmp_path / "one-item"
+    results_io.write_results(out, [])
+    write_task_cells(out, {"clean": 0.8, "antspeak": 0.5}, n=1)
+    result = runner.invoke(cli, ["report", str(out), "-o", str(tmp_path / "rep"), "--no-plots"])
+    assert result.exit_code == 0, result.output
+    readme = (tmp_path / "rep" / "README.md").read_text()
+    assert "[n/a]" in readme and "drop" in readme and "only 1 item(s)" in readme
