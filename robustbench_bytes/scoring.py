@@ -20,6 +20,7 @@ the bucket of the token's last byte in the noised text), giving the cell's and e
 
 from __future__ import annotations
 
+import contextvars
 import math
 import time
 from dataclasses import dataclass, field
@@ -150,10 +151,16 @@ class _BucketSums:
         return self.sums[i, :n_buckets].cpu().numpy()
 
 
+DTYPES = ("float32", "bfloat16", "float16")
+# The dtype score_corpus scores in (set for the duration of one call, so the scoring loops need no argument).
+_SCORING_DTYPE: contextvars.ContextVar[str | None] = contextvars.ContextVar("scoring_dtype", default=None)
+
+
 def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
+    name = dtype_name(device, _SCORING_DTYPE.get())
+    if name == "float32":
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast(device.type, dtype=getattr(torch, name.removesuffix("-autocast")))
 
 
 def _token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -264,13 +271,14 @@ def _score_windowed(model, sequences: list[list[int]], prefix_len: int, batch_si
     return nlls
 
 
-def _apply_noise(documents: list[str], noise: str, seed: int) -> tuple[str, list[str]]:
+def _apply_noise(documents: list[str], noise: str, seed: int, indices: list[int]) -> tuple[str, list[str]]:
     if noise in (None, "", "clean"):
         return "clean", list(documents)
     from robustbench_bytes import noise as noise_lib
 
     spec = noise_lib.canonical(noise)
-    return spec, (list(documents) if spec == "clean" else noise_lib.apply_corpus(documents, spec, seed=seed))
+    return spec, (list(documents) if spec == "clean"
+                  else noise_lib.apply_corpus(documents, spec, seed=seed, indices=indices))
 
 
 def scoring_options(model, chunk_size: int = DEFAULT_CHUNK_SIZE, context: int | None = None,
@@ -288,15 +296,25 @@ def scoring_options(model, chunk_size: int = DEFAULT_CHUNK_SIZE, context: int | 
     return {"method": "rolling_windows", "max_length": max_length, "context": context, "stride": stride}
 
 
-def dtype_name(device: torch.device) -> str:
-    return "bfloat16-autocast" if device.type == "cuda" else "float32"
+def dtype_name(device: torch.device, dtype: str | None = None) -> str:
+    """What a cell records as its dtype: float32 (weights and arithmetic), or bfloat16-autocast /
+    float16-autocast (float32 weights, matrix products in the lower precision). dtype None: float32 on the
+    CPU, bfloat16 autocast on CUDA."""
+    dtype = dtype or ("bfloat16" if device.type == "cuda" else "float32")
+    if dtype not in DTYPES:
+        raise BadInput(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    return dtype if dtype == "float32" else f"{dtype}-autocast"
 
 
 def score_corpus(model, corpus, noise: str = "clean", seed: int = 0, *, batch_size: int = 8,
                  progress: bool = True, desc: str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
                  context: int | None = None, stride: int | None = None,
-                 max_length: int | None = None, record_positions: bool = True) -> CellScore:
+                 max_length: int | None = None, record_positions: bool = True,
+                 indices: list[int] | None = None, dtype: str | None = None) -> CellScore:
     """Scores `corpus` (a corpora.Corpus) under `noise` with `model` (a models.LoadedModel).
+
+    indices: the documents' numbers in a larger corpus this one is a share of (its noise streams and the
+    records' `index`; default 0..n-1); a share may hold only empty documents. dtype: see dtype_name.
 
     Raises BadInput for an empty corpus, NonFiniteScore naming the first document whose NLL is NaN or
     infinite. A derived metric that is undefined (word perplexity past the largest float) is None, with
@@ -304,13 +322,17 @@ def score_corpus(model, corpus, noise: str = "clean", seed: int = 0, *, batch_si
     out when the tokenizer cannot say which bytes each token stands for)."""
     if batch_size < 1:
         raise BadInput(f"batch_size={batch_size}: expected at least 1")
-    if not corpus.documents or corpus.bytes == 0:
+    is_share, indices = indices is not None, list(range(len(corpus.documents))) if indices is None else list(indices)
+    if len(indices) != len(corpus.documents):
+        raise BadInput(f"indices: {len(indices)} numbers for {len(corpus.documents)} documents")
+    if not corpus.documents or (corpus.bytes == 0 and not is_share):
         raise BadInput(f"corpus {corpus.name}: {'holds no documents' if not corpus.documents else 'every document is empty'}"
                        f"; nothing to score")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise BadInput(f"seed={seed!r}: expected an integer >= 0")
     method = scoring_options(model, chunk_size, context, stride, max_length)
-    spec, texts = _apply_noise(corpus.documents, noise, seed)
+    dtype_label = dtype_name(model.device, dtype)
+    spec, texts = _apply_noise(corpus.documents, noise, seed, indices)
     clean_bytes = [len(d.encode("utf-8")) for d in corpus.documents]
     clean_words = [len(d.split()) for d in corpus.documents]
     noisy_bytes = [len(t.encode("utf-8")) for t in texts]
@@ -319,6 +341,7 @@ def score_corpus(model, corpus, noise: str = "clean", seed: int = 0, *, batch_si
     was_training = module.training
     module.eval()
     bar = _Progress(sum(noisy_bytes), len(texts), progress, desc)
+    dtype_token = _SCORING_DTYPE.set(dtype)
     started = time.perf_counter()
     try:
         prefix = list(model.tokenizer.prefix_ids)
@@ -340,21 +363,22 @@ def score_corpus(model, corpus, noise: str = "clean", seed: int = 0, *, batch_si
             torch.cuda.synchronize(model.device)
     finally:
         seconds = time.perf_counter() - started
+        _SCORING_DTYPE.reset(dtype_token)
         bar.close()
         module.train(was_training)
 
-    doc_ids = list(corpus.doc_ids) or [str(i) for i in range(len(texts))]
+    doc_ids = list(corpus.doc_ids) or [str(i) for i in indices]
     documents, doc_positions = [], []
     for i, nll in enumerate(nlls):
         if not math.isfinite(nll):
-            raise NonFiniteScore(f"model {model.name}: document {i} ({doc_ids[i]}) of corpus {corpus.name} "
+            raise NonFiniteScore(f"model {model.name}: document {indices[i]} ({doc_ids[i]}) of corpus {corpus.name} "
                                  f"under noise {spec} has a non-finite NLL ({nll})")
         if by_position:
             n_buckets = positions_lib.buckets_for_length(noisy_bytes[i])
             doc_positions.append(positions_lib.Positions.from_sums(
                 by_position.document(i, n_buckets),
                 positions_lib.bucket_bytes(token_buckets[i], byte_lengths[i], n_buckets)))
-        documents.append(DocumentRecord(index=i, id=str(doc_ids[i]), nll=nll, tokens=len(sequences[i]) - len(prefix),
+        documents.append(DocumentRecord(index=indices[i], id=str(doc_ids[i]), nll=nll, tokens=len(sequences[i]) - len(prefix),
                                         bytes=noisy_bytes[i], clean_bytes=clean_bytes[i],
                                         clean_words=clean_words[i],
                                         positions=doc_positions[-1].to_json() if by_position else None))
@@ -369,7 +393,7 @@ def score_corpus(model, corpus, noise: str = "clean", seed: int = 0, *, batch_si
         tokens=sum(d.tokens for d in documents), **values, undefined=undefined,
         seconds=seconds, bytes_per_second=n_bytes / seconds if seconds > 0 else None,
         prefix=model.prefix, scoring=method, batch_size=batch_size, scoring_version=SCORING_VERSION,
-        device=str(model.device), dtype=dtype_name(model.device), parameters=model.parameters,
+        device=str(model.device), dtype=dtype_label, parameters=model.parameters,
         model_fingerprint=model.fingerprint, checkpoint_sha256=model.checkpoint_sha256,
         corpus_sha256=corpus.sha256,
         positions=positions_lib.total(doc_positions).to_json() if by_position else None,
