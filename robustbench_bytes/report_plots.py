@@ -104,6 +104,23 @@ def _errors(values, lows, highs):
     return np.clip(np.vstack([below, above]), 0.0, None)
 
 
+def _thin_symlog_labels(ax, linthresh: float, largest: float) -> None:
+    """On a symmetric-log x axis, label 0 and about five decades a side (neighbouring labels would overlap)."""
+    from matplotlib.ticker import FuncFormatter
+
+    step = max(1, math.ceil(math.log10(max(largest, linthresh * 10) / linthresh) / 5))
+
+    def label(x, _pos):
+        if x == 0:
+            return "0"
+        exponent = round(math.log10(abs(x)))
+        if abs(x) < linthresh * 9.99 or exponent % step:
+            return ""
+        return ("−" if x < 0 else "") + f"$10^{{{exponent}}}$"
+
+    ax.xaxis.set_major_formatter(FuncFormatter(label))
+
+
 def _legend(ax, title: str = "model") -> None:
     if not ax.get_legend_handles_labels()[0]:
         return
@@ -118,30 +135,44 @@ def _noise_rows_plot(table, metric: str, out_dir: Path, stem: str, xlabel: str, 
 
     plt = _pyplot()
     noisy = table[(table["noise"] != CLEAN) & table[metric].notna()]
-    if log:
-        noisy = noisy[noisy[metric] > 0]
     if noisy.empty:
         return []
+    values = noisy[metric].to_numpy(dtype=float)
+    lows = noisy[f"{metric}_low"].to_numpy(dtype=float)
+    # a log axis has no zero: with a change at or below 0 (a point or a whisker) the axis is symmetric-log
+    symlog = log and bool((values <= 0).any() or (np.isfinite(lows) & (lows <= 0)).any())
+    smallest = float(np.abs(values[values != 0]).min()) if (values != 0).any() else 10.0
+    linthresh = 10.0 ** math.floor(math.log10(max(10.0, smallest) / 10))  # a power of ten below every point
     labels = list(dict.fromkeys(table["label"]))
     noises = list(dict.fromkeys(noisy["noise"]))
     step = 0.7 / max(1, len(labels))
     fig, ax = plt.subplots(figsize=(8, 1.3 + 0.3 * len(noises) * max(1, len(labels)) ** 0.6))
+    ends = []
     for i, label in enumerate(labels):
         rows = noisy[noisy["label"] == label].set_index("noise").reindex(noises)
         if rows[metric].isna().all():
             continue
         y = np.arange(len(noises)) + (i - (len(labels) - 1) / 2) * step
         v = rows[metric].to_numpy(dtype=float)
-        low = rows[f"{metric}_low"].to_numpy(dtype=float)
-        if log:  # a log axis has no zero: a lower end at or below it is drawn to the point's tenth
-            low = np.where(np.isfinite(low) & (low <= 0), v / 10, low)
-        err = _errors(v, low, rows[f"{metric}_high"])
+        err = _errors(v, rows[f"{metric}_low"], rows[f"{metric}_high"])
         ax.errorbar(v, y, xerr=err, linestyle="none", markersize=5.5, capsize=3, elinewidth=1.2,
                     label=label, **model_style(i))
+        ends += [float(np.nanmin(v - err[0])), float(np.nanmax(v + err[1]))]
     ax.set_yticks(np.arange(len(noises)), noises)
     ax.set_ylim(len(noises) - 0.5, -0.5)
-    if log:
+    lo, hi = min(ends), max(ends)  # whiskers included: autoscaling a (sym)log axis may cut them
+    if symlog:
+        ax.set_xlim(lo * 3 if lo < 0 else -linthresh, hi * 3 if hi > 0 else linthresh)
+    elif log:
+        ax.set_xlim(lo / 2, hi * 2)
+    if symlog:
+        ax.set_xscale("symlog", linthresh=linthresh)
+        ax.axvline(0, color="black", linewidth=0.8)
+        _thin_symlog_labels(ax, linthresh, float(np.nanmax(np.abs(values))))
+        xlabel += f" (symmetric log scale, linear within ±{linthresh:g})"
+    elif log:
         ax.set_xscale("log")
+        xlabel += " (log scale)"
     else:
         ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel(xlabel)
@@ -164,14 +195,10 @@ def plot_bits_rise(table, out_dir: Path, text: str) -> list[Path]:
 
 
 def plot_increase(table, out_dir: Path, text: str) -> list[Path]:
-    """Word-PPL increase over clean (the paper's measure) on a log axis; increases at or below 0 cannot be
-    drawn there and are named in the caption."""
-    noisy = table[(table["noise"] != CLEAN) & table["ppl_increase"].notna()]
-    hidden = [f"{r['label']} / {r['noise']}" for _, r in noisy.iterrows() if r["ppl_increase"] <= 0]
-    if hidden:
-        text += f" Not drawn (increase ≤ 0, see the tables): {', '.join(hidden)}."
+    """Word-PPL increase over clean (the paper's measure) on a log axis (symmetric-log when an increase or a
+    whisker reaches 0 or below)."""
     return _noise_rows_plot(table, "ppl_increase", out_dir, "ppl_increase",
-                            "word-perplexity increase over clean text (log scale)",
+                            "word-perplexity increase over clean text",
                             "How much each noise raises word-level perplexity", text, log=True)
 
 

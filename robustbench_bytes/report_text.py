@@ -141,7 +141,9 @@ def text_summary(table, confidence: float) -> str:
         parts += ["Leaderboard (most robust first; brackets: "
                   f"{confidence:.0%} paired bootstrap intervals over documents):",
                   text_table(list(LEADERBOARD_HEADER), body, {0, 3, 4, 5, 6}), ""]
-    body = [[str(r["label"]), noise_label(r), r["seeds"] or "–"] + cell_texts(r, CHANGES) for _, r in table.iterrows()]
+    body = [[str(r["label"]), noise_label(r), r["seeds"] or "–"]
+            + ([f"FAILED: {r['error']}"] + [""] * (len(CELL_COLUMNS) - 1) if r["status"] == "failed"
+               else cell_texts(r, CHANGES)) for _, r in table.iterrows()]
     parts.append(text_table(["model", "noise", "seeds"] + column_labels(), body, set(range(3, 3 + len(CELL_COLUMNS)))))
     return "\n".join(parts)
 
