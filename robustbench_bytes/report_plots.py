@@ -73,9 +73,10 @@ def caption(table, confidence: float, replicates: int) -> str:
             f"{whiskers}.")
 
 
-def _caption(ax, text: str, width: int = 110) -> None:
-    """The caption under an axes' x label (offset in points, so it never overlaps whatever the figure's size)."""
-    ax.annotate(textwrap.fill(text, width), xy=(0, 0), xycoords="axes fraction", xytext=(-40, -42),
+def _caption(ax, text: str, width: int = 110, below: float = 42) -> None:
+    """The caption `below` points under an axes' bottom edge, past its x label (in points, so that it never
+    overlaps whatever the figure's size)."""
+    ax.annotate(textwrap.fill(text, width), xy=(0, 0), xycoords="axes fraction", xytext=(-40, -below),
                 textcoords="offset points", ha="left", va="top", fontsize="small", color="#333333",
                 annotation_clip=False)
 

@@ -91,31 +91,43 @@ def markdown_task_tables(table) -> str:
     return "\n".join(lines)
 
 
-def plot_task_accuracy(table, plots_dir: Path) -> list[Path]:
-    """Accuracy per noise (bars per model, interval whiskers), one panel per task."""
-    from robustbench_bytes.report_plots import _pyplot, _save
+def plot_task_accuracy(table, plots_dir: Path, confidence: float = 0.95,
+                       replicates: int = stats.DEFAULT_REPLICATES) -> list[Path]:
+    """Accuracy per noise (a point per model, dodged, with interval whiskers), one panel per task; the report's
+    palette, markers and caption conventions."""
+    from robustbench_bytes.report_plots import _caption, _legend, _pyplot, _save, model_style
 
     plt = _pyplot()
     task_names = list(dict.fromkeys(table["task"]))
+    models = list(dict.fromkeys(table["model"]))
     fig, axes = plt.subplots(len(task_names), 1, figsize=(11, 3.6 * len(task_names)), squeeze=False)
     for ax, task in zip(axes[:, 0], task_names):
         rows = table[table["task"] == task]
         noises = list(dict.fromkeys(rows["noise"]))
-        models = list(dict.fromkeys(rows["model"]))
-        width = 0.8 / max(1, len(models))
+        step = 0.6 / max(1, len(models))
         for k, model in enumerate(models):
             sub = rows[rows["model"] == model].set_index("noise").reindex(noises)
-            x = np.arange(len(noises)) + (k - (len(models) - 1) / 2) * width
+            if sub["acc"].isna().all():
+                continue
+            x = np.arange(len(noises)) + (k - (len(models) - 1) / 2) * step
             acc = sub["acc"].to_numpy(dtype=float)
             err = np.vstack([acc - sub["acc_low"].to_numpy(dtype=float), sub["acc_high"].to_numpy(dtype=float) - acc])
-            ax.bar(x, acc, width, yerr=np.nan_to_num(err), capsize=2, label=model)
+            ax.errorbar(x, acc, yerr=np.clip(np.nan_to_num(err), 0, None), linestyle="none", markersize=5,
+                        capsize=3, elinewidth=1.2, label=model, **model_style(k))
         ax.set_xticks(np.arange(len(noises)))
         ax.set_xticklabels(noises, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel("accuracy")
         ax.set_ylim(0, 1)
+        ax.grid(axis="y", alpha=0.3)
         ax.set_title(f"{task}: accuracy under noise ({int(rows['items'].iloc[0])} items)")
-        ax.legend(fontsize=8)
+        _legend(ax)
+    items = sorted({int(n) for n in table["items"]})
+    seeds = sorted({int(n) for n in table["seeds"]})
+    whiskers = (f"whiskers: {confidence:.0%} bootstrap intervals over items ({replicates} replicates)"
+                if min(items) >= MIN_DOCUMENTS else "no whiskers: a single item has no interval")
     fig.tight_layout()
+    _caption(axes[-1, 0], f"{', '.join(map(str, items))} items per task; {', '.join(map(str, seeds))} noise "
+             f"seed(s) per cell (their mean); {whiskers}.", width=130, below=70)
     return _save(fig, plots_dir, "task_accuracy")
 
 
@@ -139,7 +151,7 @@ def write_task_report(run_dirs, out_dir: Path, options, plots: bool) -> list[str
                f"{FEW_DOCUMENTS} and absent (n/a) below {MIN_DOCUMENTS}.**", ""]
     md += [markdown_task_tables(table)]
     if plots:
-        plot_task_accuracy(table, out_dir / "plots")
+        plot_task_accuracy(table, out_dir / "plots", options.confidence, options.replicates)
         md += ["### Accuracy per noise", "", "![Accuracy per noise](plots/task_accuracy.png) "
                "([SVG](plots/task_accuracy.svg))", ""]
     return md
