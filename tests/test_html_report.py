@@ -108,7 +108,7 @@ def rendered(chromium, html_report, tmp_path_factory):
     proc = subprocess.run([chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                            f"--user-data-dir={profile}", "--allow-file-access-from-files",
                            "--host-resolver-rules=MAP * ~NOTFOUND", "--enable-logging=stderr", "--v=0",
-                           "--virtual-time-budget=3000", f"--screenshot={shot}", "--window-size=1200,2400",
+                           f"--screenshot={shot}", "--window-size=1200,2400",
                            wrapper.as_uri()], capture_output=True, text=True, timeout=180)
     return proc, shot
 
@@ -123,7 +123,9 @@ def test_chromium_renders_a_non_blank_page_without_console_errors(rendered):
     assert pixels.shape[0] >= 1000 and pixels.shape[1] >= 1000
     ink = (pixels.mean(axis=-1) < 0.9).mean()  # share of pixels that are not (near) white
     assert ink > 0.02, f"screenshot looks blank ({ink:.4f} of pixels inked)"
-    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50  # text, tables and coloured plots, not one fill
+    sample = np.round(pixels[::3, ::3].reshape(-1, 3) * 255).astype(np.int64)
+    colours = np.unique(sample @ np.array([1 << 16, 1 << 8, 1]))
+    assert len(colours) > 50  # text, tables and coloured plots, not one fill
     console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line]
     assert any(PROBE in line for line in console), "console capture saw nothing: " + proc.stderr[-2000:]
     errors = [line for line in console if PROBE not in line]
