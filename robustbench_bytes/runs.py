@@ -16,6 +16,7 @@ Clean cells carry no randomness: they are scored once, with seed 0, whatever --s
 from __future__ import annotations
 
 import fcntl
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -261,7 +262,13 @@ def execute(grid: list[Cell], corpus, options: RunOptions) -> RunOutcome:
         results_io.write_json_atomic(out / results_io.MANIFEST_FILE, provenance.build_manifest(
             grid, corpus, options, scoring.SCORING_VERSION, described, started, done))
 
-    with run_lock(out):
+    from robustbench_bytes.progress import progress_bar
+
+    # the whole grid: cells done and an ETA, the per-cell bar of scoring.py drawn under it
+    cells_bar = progress_bar(options.progress, total=len(grid), desc="cells", unit="cell")
+    if not cells_bar.disable:
+        log = lambda message: cells_bar.write(message, file=sys.stderr)  # noqa: E731 (lines above the bars)
+    with run_lock(out), cells_bar:
         _remove_stale_temporaries(out)
         write_manifest(None)
         for number, cell in enumerate(grid, start=1):
@@ -275,6 +282,7 @@ def execute(grid: list[Cell], corpus, options: RunOptions) -> RunOutcome:
             if reusable(stored, inputs):
                 finished[cell.key] = stored.result
                 outcome.skipped += 1
+                cells_bar.update()
                 log(f"{label}: done before, skipped")
                 continue
             t0 = time.perf_counter()
@@ -293,11 +301,12 @@ def execute(grid: list[Cell], corpus, options: RunOptions) -> RunOutcome:
             write_results()
             if result.ok:
                 outcome.scored += 1
-                log(f"{label}: {result.bits_per_byte:.4f} bits/byte, word-PPL "
-                    f"{format_ppl(result.word_perplexity)} ({time.perf_counter() - t0:.1f} s)")
+                log(f"{label}: {result.bits_per_clean_byte:.4f} bits/clean byte ({result.bits_per_byte:.4f} "
+                    f"bits/byte), word-PPL {format_ppl(result.word_perplexity)} ({time.perf_counter() - t0:.1f} s)")
             else:
                 outcome.failed += 1
                 log(f"{label}: FAILED: {result.error}")
+            cells_bar.update()
         write_results()
         write_manifest(_now())
     return outcome

@@ -11,6 +11,14 @@ from robustbench_bytes.commands.common import NOISE_SPEC, InputError
 from robustbench_bytes.errors import BadInput
 
 
+def quick_look_options(command):
+    """--limit-documents and --max-document-bytes: a quick look that keeps many documents (intervals need them)."""
+    command = click.option("--max-document-bytes", type=click.IntRange(min=1), default=None, metavar="N",
+                           help="Cut every document to its first N UTF-8 bytes (at a character boundary).")(command)
+    return click.option("--limit-documents", type=click.IntRange(min=1), default=None, metavar="N",
+                        help="Score only the first N documents (like lm-evaluation-harness's --limit).")(command)
+
+
 @click.command("run")
 @click.option("--model", "models", multiple=True, metavar="MODEL",
               help="Model to score (repeatable): a zoo name, a checkpoint directory or hf:PATH. "
@@ -29,7 +37,8 @@ from robustbench_bytes.errors import BadInput
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run directory (created if missing; a rerun resumes it). Default: runs/NAME.")
 @click.option("--limit-bytes", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Score only the first N bytes of the corpus, for a quick look.")
+              help="Score only the first N bytes of the corpus (few documents: see --limit-documents).")
+@quick_look_options
 @click.option("--device", default="auto", show_default=True,
               help="Torch device: cpu, cuda, cuda:1, ... or auto (cuda when available).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
@@ -45,7 +54,7 @@ from robustbench_bytes.errors import BadInput
 @click.option("--limit-items", type=click.IntRange(min=1), default=None, metavar="N",
               help="With --task: score only the first N items of each task.")
 def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, batch_size, max_length, quiet,
-        task_specs, noise_choices, limit_items):
+        task_specs, noise_choices, limit_items, limit_documents, max_document_bytes):
     """Score models x (clean + each noise) x seeds; write results.json, per-document NLLs and
     manifest.json into the run directory. A rerun skips finished cells and recomputes cells whose
     inputs (checkpoint, corpus, noise, seed, scoring version) changed; results.json lists the cells
@@ -84,7 +93,7 @@ def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, ba
         from robustbench_bytes.builtin_corpora import DEFAULT_CORPUS
 
         corpus = DEFAULT_CORPUS
-    loaded = load_corpus(corpus).limit_bytes(limit_bytes)
+    loaded = load_corpus(corpus).quick_look(limit_documents, max_document_bytes, limit_bytes)
     if not loaded.documents or loaded.bytes == 0:
         raise InputError(f"--corpus {corpus!r}: {'holds no documents' if not loaded.documents else 'every document is empty'}")
 
@@ -107,7 +116,9 @@ def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, ba
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted; finished cells are kept in {out}: rerun the same command to resume", err=True)
         sys.exit(130)
-    click.echo(runs.format_summary(outcome.results))
+    from robustbench_bytes.report import summary_text
+
+    click.echo(summary_text(out))
     click.echo(f"\n{outcome.scored} scored, {outcome.skipped} reused, {outcome.failed} failed; "
                f"results in {out / 'results.json'}")
     if outcome.failed:

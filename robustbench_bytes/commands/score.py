@@ -7,6 +7,7 @@ import sys
 import click
 
 from robustbench_bytes.commands.common import ONE_NOISE_SPEC, InputError
+from robustbench_bytes.commands.run import quick_look_options
 from robustbench_bytes.results import json_text
 
 
@@ -57,9 +58,10 @@ def _summary(result) -> str:
               help="Transformers: tokens scored per later window (default: max length - context + 1).")
 @click.option("--limit-bytes", default=None, type=click.IntRange(min=1),
               help="Score only the first documents up to this many clean UTF-8 bytes.")
+@quick_look_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def score(model_spec, corpus_spec, noise_spec, seed, as_json, device, batch_size, chunk_size, max_length,
-          context, stride, limit_bytes, quiet):
+          context, stride, limit_bytes, quiet, limit_documents, max_document_bytes):
     """Score one cell: the negative log-likelihood MODEL gives CORPUS under one noise, with bits per byte
     and word perplexity (every byte of every document is scored)."""
     from robustbench_bytes import scoring
@@ -71,7 +73,7 @@ def score(model_spec, corpus_spec, noise_spec, seed, as_json, device, batch_size
         from robustbench_bytes.builtin_corpora import DEFAULT_CORPUS
 
         corpus_spec = DEFAULT_CORPUS
-    corpus = load_corpus(corpus_spec).limit_bytes(limit_bytes)
+    corpus = load_corpus(corpus_spec).quick_look(limit_documents, max_document_bytes, limit_bytes)
     model = load_model(model_spec, device)
     options = {"max_length": max_length, "context": context, "stride": stride}
     if model.streaming:
