@@ -36,9 +36,12 @@ from robustbench_bytes.result_schema import CellResult, DocumentRecord, derived_
 
 SCORING_VERSION = "3"  # 3: results carry positions
 DEFAULT_CHUNK_SIZE = 1024  # 512-2048 measured fastest on the CPU (bench/results/model.md); larger only costs memory
-# Cap on logits held at once (batch x tokens x vocab floats, about 1 GB): with a large vocabulary the logits,
-# not the network, dominate memory, so chunks / window batches shrink; scores do not depend on either.
-LOGITS_BUDGET = 1 << 28
+# Cap on logits held at once (batch x tokens x vocab floats, 64 MiB in float32): with a large vocabulary the
+# logits, not the network, dominate memory (mamba-130m: 50280 floats a token), so chunks / window batches shrink;
+# scores do not depend on either. The NLL of those logits is then taken NLL_SLICE floats at a time, so its
+# float32 log-softmax temporaries stay a fraction of them.
+LOGITS_BUDGET = 1 << 24
+NLL_SLICE = 1 << 22
 LN2 = math.log(2.0)
 
 
@@ -164,10 +167,15 @@ def _autocast(device: torch.device):
 
 
 def _token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-position NLL (fp32) with targets == -100 giving 0."""
+    """Per-position NLL (fp32) with targets == -100 giving 0, computed a slice of positions at a time (each
+    position's NLL depends on its own row of logits only, so slicing changes no number)."""
     b, L, V = logits.shape
-    nll = F.cross_entropy(logits.float().reshape(b * L, V), targets.reshape(b * L), ignore_index=-100,
-                          reduction="none")
+    flat_logits, flat_targets = logits.reshape(b * L, V), targets.reshape(b * L)
+    step = max(1, NLL_SLICE // V)
+    nll = torch.empty(b * L, dtype=torch.float32, device=logits.device)
+    for lo in range(0, b * L, step):
+        nll[lo:lo + step] = F.cross_entropy(flat_logits[lo:lo + step].float(), flat_targets[lo:lo + step],
+                                            ignore_index=-100, reduction="none")
     return nll.view(b, L)
 
 

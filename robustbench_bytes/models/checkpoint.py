@@ -66,19 +66,15 @@ def weight_file(directory) -> Path:
 
 
 def load_state_dict(directory) -> dict[str, torch.Tensor]:
-    """The state dict of a checkpoint directory, on the CPU, tensors in their stored dtype."""
+    """The state dict of a checkpoint directory, on the CPU, tensors in their stored dtype.
+
+    The tensors map the weight file (copy-on-write) rather than holding a copy of it: pages are read on
+    first use and shared with the page cache, so ranks on one node do not each keep the weights twice."""
     path = weight_file(directory)
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return _real_floats(path, load_file(str(path), device="cpu"))
-        except BadInput:
-            raise
-        except Exception as e:  # safetensors raises its own error types for corrupt headers/data
-            raise BadInput(f"{path}: unreadable or truncated safetensors file ({_first_line(e)})") from None
+        return _real_floats(path, _map_safetensors(path))
     try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        state = _torch_load_mapped(path)
     except pickle.UnpicklingError as e:
         if "weights only" in str(e).lower() or "weights_only" in str(e).lower():
             raise BadInput(f"{path}: refused: not a plain tensor state dict "
@@ -90,6 +86,26 @@ def load_state_dict(directory) -> dict[str, torch.Tensor]:
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise BadInput(f"{path}: refused: not a plain tensor state dict (expected a dict of name -> tensor)")
     return _real_floats(path, state)
+
+
+def _map_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """safe_open's tensors are views of one private mapping of the file (no read of the whole file)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return {key: f.get_tensor(key) for key in f.keys()}
+    except Exception as e:  # safetensors raises its own error types for corrupt headers/data
+        raise BadInput(f"{path}: unreadable or truncated safetensors file ({_first_line(e)})") from None
+
+
+def _torch_load_mapped(path: Path):
+    """torch.load(weights_only=True), memory-mapped; files in torch's legacy (pre-1.6, non-zip) format cannot
+    be mapped and are read whole."""
+    import zipfile
+
+    mmap = zipfile.is_zipfile(path)
+    return torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
 
 
 def _real_floats(path: Path, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -200,8 +200,9 @@ class GPT(nn.Module):
         cache.length = start + L
         return self.lm_head(self.norm_f(x)).float(), cache
 
-    def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+    def load_weights(self, state_dict: dict[str, torch.Tensor], assign: bool = False) -> None:
         """Loads a saved state dict strictly; a tied head may be absent from the file.
+        assign: the parameters become the given tensors (no copy; for a model built on the meta device).
         Raises ValueError naming the first missing/unexpected key or wrong shape."""
         own = self.state_dict()
         state_dict = dict(state_dict)
@@ -216,6 +217,6 @@ class GPT(nn.Module):
             if tuple(tensor.shape) != tuple(own[key].shape):
                 raise ValueError(f"key {key!r}: shape {tuple(tensor.shape)} in the file, "
                                  f"model expects {tuple(own[key].shape)}")
-        self.load_state_dict(state_dict, strict=True)
+        self.load_state_dict(state_dict, strict=True, assign=assign)
         if self.config.tie_embeddings:
             self.lm_head.weight = self.embedding.weight
