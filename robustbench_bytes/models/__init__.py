@@ -124,9 +124,11 @@ def _load_gpt(directory: Path, config: dict):
     except (TypeError, ValueError) as e:
         raise BadInput(f"{directory / 'config.json'}: {e}") from None
     state = checkpoint.load_state_dict(directory)
-    module = GPT(gpt_config)
+    with torch.device("meta"):  # no random initialisation for the checkpoint to overwrite
+        module = GPT(gpt_config)
     try:
-        module.load_weights({k: (v.float() if v.is_floating_point() else v) for k, v in state.items()})
+        module.load_weights({k: (v.float() if v.is_floating_point() else v) for k, v in state.items()},
+                            assign=True)
     except ValueError as e:
         raise BadInput(f"{checkpoint.weight_file(directory)}: {e}") from None
     return module
