@@ -145,6 +145,11 @@ def text_summary(table, confidence: float) -> str:
             + ([f"FAILED: {r['error']}"] + [""] * (len(CELL_COLUMNS) - 1) if r["status"] == "failed"
                else cell_texts(r, CHANGES)) for _, r in table.iterrows()]
     parts.append(text_table(["model", "noise", "seeds"] + column_labels(), body, set(range(3, 3 + len(CELL_COLUMNS)))))
+    undefined = [f"  {r['label']} / {r['noise']}: {metric} n/a ({why})" for _, r in table.iterrows()
+                 if isinstance(r.get("undefined"), str)
+                 for metric, _, why in (part.partition(": ") for part in r["undefined"].split("; "))]
+    if undefined:
+        parts += ["", "undefined metrics (the cells are valid):", *undefined]
     return "\n".join(parts)
 
 
