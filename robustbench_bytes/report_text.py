@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from robustbench_bytes.formatting import NA, format_value
+from robustbench_bytes.formatting import format_value
 from robustbench_bytes.report_table import METRIC_LABELS
 from robustbench_bytes.result_schema import CLEAN
 
@@ -196,5 +196,5 @@ def markdown_undefined_notes(table) -> str:
         if lines else ""
 
 
-__all__ = ["NA", "cell_texts", "latex_tables", "markdown_bits_table", "markdown_increase_table",
+__all__ = ["cell_texts", "latex_tables", "markdown_bits_table", "markdown_increase_table",
            "markdown_leaderboard", "markdown_model_table", "text_summary"]
