@@ -43,6 +43,7 @@ def _pyplot():
 
     matplotlib.use("Agg")
     matplotlib.rcParams["svg.hashsalt"] = "robustbench"  # stable element ids in SVG files
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: SVGs a third the size, searchable in report.html
     import matplotlib.pyplot as plt
 
     return plt
