@@ -55,7 +55,8 @@ def test_a_failed_noise_leaves_the_model_unranked_and_says_why(tmp_path):
 
 def test_one_document_prints_na_and_warns(tmp_path, runner):
     write_fake_run(tmp_path / "one", BPCB, n_docs=1)
-    result = runner.invoke(cli, ["report", str(tmp_path / "one"), "-o", str(tmp_path / "rep"), "--replicates", "50"])
+    result = runner.invoke(cli, ["report", str(tmp_path / "one"), "-o", str(tmp_path / "rep"), "--replicates", "50",
+                                 "--no-plots"])
     assert result.exit_code == 0, result.output
     readme = (tmp_path / "rep" / "README.md").read_text()
     assert "[n/a]" in readme and "only 1 document(s)" in readme
