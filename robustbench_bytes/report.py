@@ -98,13 +98,12 @@ def _perplexity_markdown(table, options: ReportOptions, plots: list[Path]) -> li
                f"{first['documents']} documents, {int(first['clean_bytes']):,} clean bytes.", "",
                markdown_model_table(rows), ""]
     if plots:
-        text = caption(table, options.confidence, options.replicates)
-        md += ["## Plots", ""]
+        md += ["## Plots", "", "Each plot's caption names its data: "
+               + caption(table, options.confidence, options.replicates), ""]
         for path in plots:
             if path.suffix == ".png":
                 title = PLOT_TITLES.get(path.stem, path.stem)
-                md += [f"### {title}", "", f"![{title}](plots/{path.name}) ([SVG](plots/{path.stem}.svg))", "",
-                       text, ""]
+                md += [f"### {title}", "", f"![{title}](plots/{path.name}) ([SVG](plots/{path.stem}.svg))", ""]
     return md
 
 
