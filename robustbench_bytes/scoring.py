@@ -36,10 +36,11 @@ from robustbench_bytes.result_schema import CellResult, DocumentRecord, derived_
 
 SCORING_VERSION = "3"  # 3: results carry positions
 DEFAULT_CHUNK_SIZE = 1024  # 512-2048 measured fastest on the CPU (bench/results/model.md); larger only costs memory
-# Cap on logits held at once (batch x tokens x vocab floats, 64 MiB in float32): with a large vocabulary the
+# Cap on logits held at once (batch x tokens x vocab floats, 64 MiB in float32;
+# the zoo's 2048-token models keep 1024-token chunks at batch 8): with a large vocabulary the
 # logits, not the network, dominate memory (mamba-130m: 50280 floats a token), so chunks / window batches shrink;
 # scores do not depend on either. The NLL of those logits is then taken NLL_SLICE floats at a time, so its
-# float32 log-softmax temporaries stay a fraction of them.
+# float32 log-softmax temporaries stay a fraction of them (bench/results/memory.md).
 LOGITS_BUDGET = 1 << 24
 NLL_SLICE = 1 << 22
 LN2 = math.log(2.0)
@@ -222,6 +223,7 @@ def _score_streamed(model, sequences: list[list[int]], prefix_len: int, batch_si
             with _autocast(device):
                 logits, state = model.stream(inputs[rows, start:stop], state)
             token_nll = _token_nll(logits, targets[rows, start:stop])
+            del logits  # else it lives on while the next chunk's logits are computed: twice the budget
             totals[rows] += token_nll.double().sum(dim=1)
             if by_position:
                 by_position.add(docs[rows], buckets[rows, start:stop], token_nll)
@@ -266,6 +268,7 @@ def _score_windowed(model, sequences: list[list[int]], prefix_len: int, batch_si
         with _autocast(device):
             logits = model.window(inputs, mask)
         token_nll = _token_nll(logits, targets)
+        del logits  # as in _score_streamed
         totals = token_nll.double().sum(dim=1).tolist()
         if by_position:
             by_position.add(torch.tensor([i for i, _ in batch], device=device), buckets.to(device), token_nll)
