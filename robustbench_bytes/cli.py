@@ -8,18 +8,13 @@ import errno
 import os
 import sys
 
-# torch and numba each bring an OpenMP runtime whose idle threads spin after every parallel region, on the
-# cores the other runtime is about to use; passive waiting made chunked scoring 1.7x faster on a loaded
-# 2-core machine (bench/results/model.md). Set before torch or numba are imported; a user's value wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import click
 
-import click  # noqa: E402
-
-from robustbench_bytes import __version__  # noqa: E402
-from robustbench_bytes.commands import (  # noqa: E402
+from robustbench_bytes import __version__
+from robustbench_bytes.commands import (
     compare, corpora, generate, lm_eval, models, noise, report, run, score, tasks, train)
-from robustbench_bytes.commands.common import INTERRUPTED, InputError  # noqa: E402
-from robustbench_bytes.errors import RobustbenchError  # noqa: E402
+from robustbench_bytes.commands.common import INTERRUPTED, InputError
+from robustbench_bytes.errors import RobustbenchError
 
 
 def describe_os_error(e: OSError) -> str:

@@ -18,7 +18,7 @@ import torch
 
 from robustbench_bytes.files import write_bytes_atomic
 from robustbench_bytes.train_config import TrainConfig, config_record
-from robustbench_bytes.train_data import EOT
+from robustbench_bytes.train_data import EOT, tokenizer_json, tokenizer_kind
 
 LOG = "train_log.jsonl"
 CARD_FILES = ("README.md", "MODEL_CARD.md")
@@ -50,14 +50,14 @@ def training_record(cfg: TrainConfig, result, tokenizer_kind: str, prefix_ids: l
 def write_model_dir(out: Path, cfg: TrainConfig, model, model_config: dict, tokenizer, result) -> None:
     from robustbench_bytes.models.checkpoint import save_pretrained
 
-    meta = training_record(cfg, result, tokenizer.kind, tokenizer.prefix_ids)
+    meta = training_record(cfg, result, tokenizer_kind(tokenizer), list(tokenizer.prefix_ids))
     config = dict(model_config, robustbench=meta,
                   provenance=f"robustbench-bytes zoo: {meta['level']}-level {meta['architecture']}, "
                              f"{result.parameters:,} parameters, trained on {meta['train_bytes']:,} bytes of "
                              f"{', '.join(cfg.data['train'])} with `robustbench train` (seed {cfg.seed})")
     if meta["architecture"] in MODEL_TYPES:
         config["model_type"] = MODEL_TYPES[meta["architecture"]]
-    save_pretrained(model, str(out), config, tokenizer_json=tokenizer.json)
+    save_pretrained(model, str(out), config, tokenizer_json=tokenizer_json(tokenizer))
     write_bytes_atomic(out / LOG, "".join(json.dumps(e) + "\n" for e in result.log).encode())
     card = card_metadata(cfg, meta) + model_card(cfg, meta)
     for name in CARD_FILES:

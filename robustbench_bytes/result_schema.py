@@ -1,4 +1,4 @@
-"""The typed results: a cell's result object and its per-document records, to and from the JSON on disk.
+"""The typed results: cell and task result objects and their per-document / per-item records, and their JSON.
 
 Scoring builds a CellResult once; runs, report and compare read it. On disk the field names are
 CONTRACT.md's (plain JSON, no NaN or infinity: an undefined metric is null and `undefined` says why).
@@ -101,9 +101,62 @@ class DocumentRecord:
         return record
 
 
+class _ResultObject:
+    """What the cell and task result objects share: plain JSON with the stored cell name, fields of other
+    versions kept in `extra`, and a failed copy."""
+
+    KIND = "result"
+    REQUIRED: tuple = ()
+
+    def to_json(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        out["cell"] = self.cell
+        return {**self.extra, **out}
+
+    def as_failed(self, error: str):
+        return replace(self, status="failed", error=error)
+
+    @property
+    def is_clean(self) -> bool:
+        return self.noise == CLEAN
+
+    @classmethod
+    def _defaults(cls, raw: dict) -> dict:
+        return {}
+
+    @classmethod
+    def from_json(cls, raw: object, where: str):
+        if not isinstance(raw, dict):
+            raise BadInput(f"{where}: expected a {cls.KIND} object")
+        for key in cls.REQUIRED:
+            if key not in raw:
+                raise BadInput(f"{where}: has no {key!r} field")
+        names = {f.name for f in fields(cls)} - {"extra"}
+        defaults = cls._defaults(raw)
+        values = {**defaults, **{k: v for k, v in raw.items() if k in names}}
+        values.setdefault("seed", CLEAN_SEED)
+        if values.get("status") not in ("ok", "failed"):
+            values["status"] = defaults["status"]
+        extra = {k: v for k, v in raw.items() if k not in names}  # incl. the stored "cell" name
+        try:
+            result = cls(**values, extra=extra)
+        except TypeError as e:
+            raise BadInput(f"{where}: {e}") from None
+        if not isinstance(result.seed, int) or not isinstance(result.noise, str):
+            raise BadInput(f"{where}: seed must be an integer and noise a string")
+        result._check(where)
+        return result
+
+    def _check(self, where: str) -> None:
+        """More checks of a loaded object (BadInput naming `where`)."""
+
+
 @dataclass(frozen=True)
-class CellResult:
+class CellResult(_ResultObject):
     """One model x corpus x noise x seed cell (CONTRACT.md's result object)."""
+
+    KIND = "result"
+    REQUIRED = ("model", "noise")
 
     model: str
     noise: str
@@ -150,10 +203,6 @@ class CellResult:
     def ok(self) -> bool:
         return self.status == "ok" and self.nll is not None and math.isfinite(self.nll)
 
-    @property
-    def is_clean(self) -> bool:
-        return self.noise == CLEAN
-
     @classmethod
     def failed(cls, *, model_spec: str, model: str | None, noise: str, seed: int, corpus, error: str,
                **known) -> "CellResult":
@@ -162,39 +211,13 @@ class CellResult:
                    documents=len(corpus.documents), clean_bytes=corpus.bytes, corpus_sha256=corpus.sha256,
                    status="failed", error=error, **known)
 
-    def as_failed(self, error: str) -> "CellResult":
-        return replace(self, status="failed", error=error)
-
-    def to_json(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
-        out["cell"] = self.cell
-        return {**self.extra, **out}
-
     @classmethod
-    def from_json(cls, raw: object, where: str) -> "CellResult":
-        if not isinstance(raw, dict):
-            raise BadInput(f"{where}: expected a result object")
-        for key in ("model", "noise"):
-            if key not in raw:
-                raise BadInput(f"{where}: has no {key!r} field")
-        names = {f.name for f in fields(cls)} - {"extra"}
-        values = {k: v for k, v in raw.items() if k in names}
-        values.setdefault("model_spec", raw["model"])
-        values.setdefault("seed", CLEAN_SEED)
-        values.setdefault("corpus", "")
-        values.setdefault("documents", 0)
-        values.setdefault("clean_bytes", 0)
-        if values.get("status") not in ("ok", "failed"):
-            values["status"] = "ok" if raw.get("nll") is not None else "failed"
-        extra = {k: v for k, v in raw.items() if k not in names}  # incl. the stored "cell" name
-        try:
-            result = cls(**values, extra=extra)
-        except TypeError as e:
-            raise BadInput(f"{where}: {e}") from None
-        if not isinstance(result.seed, int) or not isinstance(result.noise, str):
-            raise BadInput(f"{where}: seed must be an integer and noise a string")
-        _check_positions(result.positions, where)
-        return result
+    def _defaults(cls, raw: dict) -> dict:
+        return {"model_spec": raw["model"], "corpus": "", "documents": 0, "clean_bytes": 0,
+                "status": "ok" if raw.get("nll") is not None else "failed"}
+
+    def _check(self, where: str) -> None:
+        _check_positions(self.positions, where)
 
 
 def _check_positions(raw, where: str) -> None:
@@ -240,6 +263,134 @@ def _positions_mismatch(result: CellResult, documents: list[DocumentRecord]) -> 
             why = mismatch(Positions.from_json(doc.positions, f"document {doc.index}"), doc.nll, doc.bytes)
             if why:
                 return f"document {doc.index}: {why}"
+    return None
+
+
+# ---------------------------------------------------------------- multiple-choice task cells
+# A task cell is one model x task x noise x seed (x whether the choices are noised too). Its result object has
+# CONTRACT.md's `task`, `model`, `noise`, `seed`, `items`, `acc`, `acc_norm` and their bootstrap intervals
+# (`acc_low`, `acc_high`, ...); its per-item records hold each choice's log-likelihood and the predictions.
+# In a run directory: tasks.json (a JSON list of task result objects) and tasks/<cell>.json (inputs, result,
+# items). Run directories without them (made before tasks existed) simply have no task results.
+
+TASK_CELL_FORMAT = "robustbench-task-cell/1"
+TASKS_FILE = "tasks.json"
+TASKS_DIR = "tasks"
+TASK_METRICS = ("acc", "acc_norm")
+
+
+def task_cell_key(model_spec: str, task: str, noise: str, seed: int, noise_choices: bool) -> str:
+    """The file name (without .json) of a task cell. Clean cells do not depend on noise_choices."""
+    what = f"{task}|{noise}" + ("|choices" if noise_choices and noise != CLEAN else "")
+    return cell_key(model_spec, what, seed)
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """One item of a task cell: each choice's log-likelihood (nats), UTF-8 bytes and tokens as scored, the
+    label and the two predictions (argmax of loglikelihoods, and of loglikelihoods / bytes)."""
+
+    index: int
+    id: str
+    label: int
+    loglikelihoods: list
+    bytes: list
+    tokens: list
+    prediction: int
+    prediction_norm: int
+
+    @property
+    def correct(self) -> bool:
+        return self.prediction == self.label
+
+    @property
+    def correct_norm(self) -> bool:
+        return self.prediction_norm == self.label
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: object, where: str) -> "ItemRecord":
+        if not isinstance(raw, dict):
+            raise BadInput(f"{where}: expected an item object")
+        try:
+            record = cls(index=int(raw["index"]), id=str(raw.get("id", raw["index"])), label=int(raw["label"]),
+                         loglikelihoods=[float(x) for x in raw["loglikelihoods"]],
+                         bytes=[int(x) for x in raw["bytes"]], tokens=[int(x) for x in raw.get("tokens") or []],
+                         prediction=int(raw["prediction"]), prediction_norm=int(raw["prediction_norm"]))
+        except KeyError as e:
+            raise BadInput(f"{where}: lacks {e.args[0]!r}") from None
+        except (TypeError, ValueError):
+            raise BadInput(f"{where}: a field is not a number") from None
+        if not record.loglikelihoods or len(record.loglikelihoods) != len(record.bytes):
+            raise BadInput(f"{where}: loglikelihoods and bytes must list one number per choice")
+        return record
+
+
+@dataclass(frozen=True)
+class TaskResult(_ResultObject):
+    """One task cell (CONTRACT.md's task result object)."""
+
+    KIND = "task result"
+    REQUIRED = ("task", "model", "noise")
+
+    task: str
+    model: str
+    noise: str
+    seed: int
+    items: int
+    model_spec: str = ""
+    task_spec: str = ""  # the task as the run named it (a name or a file)
+    noise_choices: bool = False
+    acc: float | None = None
+    acc_low: float | None = None
+    acc_high: float | None = None
+    acc_norm: float | None = None
+    acc_norm_low: float | None = None
+    acc_norm_high: float | None = None
+    confidence: float | None = None
+    choices: int | None = None  # (context, choice) pairs scored
+    level: str | None = None
+    architecture: str | None = None
+    prefix: str | None = None
+    seconds: float | None = None
+    device: str | None = None
+    dtype: str | None = None
+    scoring_version: str | None = None
+    model_fingerprint: str | None = None
+    task_sha256: str | None = None
+    status: str = "ok"  # "ok" | "failed"
+    error: str | None = None
+    extra: dict = field(default_factory=dict)  # fields of other versions, kept as they were
+
+    @property
+    def cell(self) -> str:
+        return task_cell_key(self.model_spec or self.model, self.task_spec or self.task, self.noise, self.seed,
+                             self.noise_choices)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and self.acc is not None and math.isfinite(self.acc)
+
+    @classmethod
+    def _defaults(cls, raw: dict) -> dict:
+        return {"model_spec": raw["model"], "task_spec": raw["task"], "items": 0,
+                "status": "ok" if raw.get("acc") is not None else "failed"}
+
+
+def check_task_consistent(result: TaskResult, items: list[ItemRecord]) -> str | None:
+    """Why a stored ok task cell cannot be trusted (None when it can): a count or an accuracy that its item
+    records do not reproduce, or a non-finite log-likelihood."""
+    if len(items) != result.items or not items:
+        return f"{len(items)} item records for {result.items} items"
+    for item in items:
+        if not all(math.isfinite(x) for x in item.loglikelihoods):
+            return f"non-finite log-likelihood in item {item.index}"
+    for name, hits in (("acc", sum(i.correct for i in items)), ("acc_norm", sum(i.correct_norm for i in items))):
+        value = getattr(result, name)
+        if value is None or abs(value - hits / len(items)) > 1e-12:
+            return f"{name} {value} is not what its item records give ({hits}/{len(items)})"
     return None
 
 

@@ -23,7 +23,8 @@ from robustbench_bytes import results as results_io
 from robustbench_bytes import tasks_io
 from robustbench_bytes.result_schema import CLEAN, CLEAN_SEED
 from robustbench_bytes.runs import RunOptions, _Models, _ModelUnavailable, check_out_dir, describe_error, run_lock
-from robustbench_bytes.task_schema import TASKS_DIR, TaskResult, check_consistent, task_cell_key
+from robustbench_bytes.result_schema import TASKS_DIR, TaskResult, task_cell_key
+from robustbench_bytes.result_schema import check_task_consistent as check_consistent
 
 
 @dataclass(frozen=True)

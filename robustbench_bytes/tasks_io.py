@@ -1,4 +1,4 @@
-"""Task cells in run directories: tasks.json and tasks/<cell>.json, read as task_schema types.
+"""Task cells in run directories: tasks.json and tasks/<cell>.json, read as result_schema types.
 
   tasks.json           a JSON list of task result objects, the task grid last asked for, rewritten atomically
                        after each finished task cell;
@@ -17,7 +17,7 @@ from pathlib import Path
 from robustbench_bytes import results as results_io
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.files import read_json
-from robustbench_bytes.task_schema import TASK_CELL_FORMAT, TASKS_DIR, TASKS_FILE, ItemRecord, TaskResult
+from robustbench_bytes.result_schema import TASK_CELL_FORMAT, TASKS_DIR, TASKS_FILE, ItemRecord, TaskResult
 
 MANIFEST = "manifest.json"
 

@@ -31,9 +31,9 @@ from robustbench_bytes.progress import progress_bar
 from robustbench_bytes.train_checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from robustbench_bytes.train_config import (TrainConfig, config_record, lr_at, planned_steps, same_run,
                                             sequence_tokens)
-from robustbench_bytes.train_data import (TokenizerInfo, bpe_tokenizer, byte_tokenizer, bytes_per_token,
-                                          cut_to_budget, limit_documents, load_corpora, sample_batch,
-                                          token_stream, train_bpe)
+from robustbench_bytes.train_data import (bpe_tokenizer, byte_tokenizer, bytes_per_token, cut_to_budget,
+                                          limit_documents, load_corpora, sample_batch, target_byte_sizes,
+                                          token_stream, tokenizer_json, tokenizer_kind, train_bpe)
 
 __all__ = ["TrainConfig", "TrainResult", "lr_at", "threads", "train"]
 
@@ -86,7 +86,7 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
 
 
 @torch.no_grad()
-def bits_per_byte(model: torch.nn.Module, tokenizer: TokenizerInfo, documents: list[str],
+def bits_per_byte(model: torch.nn.Module, tokenizer, documents: list[str],
                   window: int, vocab_size: int) -> float:
     """Each document scored from the model's prefix: nll of all its tokens / (its UTF-8 bytes * ln 2).
     Mamba carries its state across windows; a Transformer sees disjoint windows of `window` tokens,
@@ -95,7 +95,7 @@ def bits_per_byte(model: torch.nn.Module, tokenizer: TokenizerInfo, documents: l
     model.eval()
     nll, nbytes = 0.0, 0
     for doc in documents:
-        ids = torch.tensor(tokenizer.prefix_ids + tokenizer.encode(doc), dtype=torch.long)
+        ids = torch.tensor(list(tokenizer.prefix_ids) + list(tokenizer.encode(doc)), dtype=torch.long)
         nbytes += len(doc.encode("utf-8"))
         state = None
         for start in range(0, len(ids) - 1, window):
@@ -177,8 +177,8 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, quiet: bool, command: s
         tok_json = state["tokenizer_json"] if state else train_bpe(train_docs, cfg.tokenizer["vocab_size"])
         tokenizer = bpe_tokenizer(tok_json)
     stream = token_stream(tokenizer, train_docs)
-    byte_sizes = torch.tensor(tokenizer.token_bytes, dtype=torch.long)
-    per_token = bytes_per_token(tokenizer, stream)
+    byte_sizes = target_byte_sizes(tokenizer)
+    per_token = bytes_per_token(byte_sizes, stream)
     seq_len = sequence_tokens(cfg, per_token)
     total_steps = planned_steps(cfg)
     val_specs = cfg.data.get("validation", [])
@@ -209,7 +209,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, quiet: bool, command: s
     n_params = count_parameters(model)
     length = (f"{cfg.train_bytes:,} bytes in sequences of {seq_len} tokens (~{seq_len * per_token:,.0f} bytes)"
               if cfg.by_bytes else f"{cfg.steps} steps of {cfg.batch_size}x{seq_len}")
-    echo(f"{cfg.name}: {cfg.model['architecture']} {tokenizer.kind}, {n_params:,} parameters, "
+    echo(f"{cfg.name}: {cfg.model['architecture']} {tokenizer_kind(tokenizer)}, {n_params:,} parameters, "
          f"{len(stream):,} training tokens ({per_token:.3f} bytes/token), {length}")
 
     def done() -> bool:
@@ -250,7 +250,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, quiet: bool, command: s
         stopping = bool(stop_after and step >= stop_after)
         if step % cfg.checkpoint_every == 0 or done() or stopping:
             save_checkpoint(ckpt_path, step=step, bytes_seen=seen, model=model, optimizer=optimizer, gen=gen,
-                            log=log, tokenizer_json=tokenizer.json, elapsed=time.perf_counter() - started,
+                            log=log, tokenizer_json=tokenizer_json(tokenizer), elapsed=time.perf_counter() - started,
                             cpu_seconds=time.process_time() - cpu_started, config=record)
         if stopping and not done():
             bar.close()

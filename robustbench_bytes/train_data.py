@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 import torch
 
 from robustbench_bytes.corpora import Corpus, load_corpus
 from robustbench_bytes.errors import BadInput
+from robustbench_bytes.tokenization import ByteTokenizer, SubwordTokenizer, byte_level_lengths
 
 EOT = "<|endoftext|>"
 BYTE_PREFIX = [10]  # a newline byte: the byte models' context before a document
@@ -23,21 +21,8 @@ def load_corpora(specs: list[str]) -> Corpus:
     return Corpus(name="+".join(specs), documents=docs, doc_ids=ids)
 
 
-@dataclass
-class TokenizerInfo:
-    """What training needs from a tokenizer: encode, vocabulary size, the document prefix, and how many UTF-8
-    bytes each token id stands for (0 for special tokens)."""
-
-    kind: str
-    vocab_size: int
-    prefix_ids: list[int]
-    encode: Callable[[str], list[int]]
-    token_bytes: list[int]
-    json: str | None = None  # tokenizer.json text for subword tokenizers
-
-
-def byte_tokenizer() -> TokenizerInfo:
-    return TokenizerInfo("bytes", 256, list(BYTE_PREFIX), lambda text: list(text.encode("utf-8")), [1] * 256)
+def byte_tokenizer() -> ByteTokenizer:
+    return ByteTokenizer(prefix_byte=BYTE_PREFIX[0])
 
 
 def train_bpe(documents: list[str], vocab_size: int) -> str:
@@ -54,23 +39,40 @@ def train_bpe(documents: list[str], vocab_size: int) -> str:
     return tok.to_str()
 
 
-def bpe_tokenizer(tokenizer_json: str) -> TokenizerInfo:
+def bpe_tokenizer(tokenizer_json: str) -> SubwordTokenizer:
+    """The trained BPE behind the same interface as every model's tokenizer; end-of-text is the prefix."""
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_str(tokenizer_json)
     eot = tok.token_to_id(EOT)
     if eot is None:
         raise BadInput(f"tokenizer.json: no {EOT!r} token")
-    # byte-level BPE spells each byte as one character of its alphabet: a token's length is its byte count
-    special = set(tok.get_added_tokens_decoder()) if hasattr(tok, "get_added_tokens_decoder") else {eot}
-    sizes = [0] * tok.get_vocab_size()
-    for piece, i in tok.get_vocab().items():
-        sizes[i] = 0 if i in special else len(piece)
-    return TokenizerInfo("bpe", tok.get_vocab_size(), [eot],
-                         lambda text: tok.encode(text, add_special_tokens=False).ids, sizes, tokenizer_json)
+    return SubwordTokenizer(tok, bos_token_id=None, eos_token_id=eot, source="tokenizer trained by robustbench train")
 
 
-def token_stream(tokenizer: TokenizerInfo, documents: list[str]) -> torch.Tensor:
+def tokenizer_kind(tokenizer) -> str:
+    """How training configs and records name a tokenizer: "bytes" or "bpe"."""
+    return "bytes" if tokenizer.level == "byte" else "bpe"
+
+
+def tokenizer_json(tokenizer) -> str | None:
+    """tokenizer.json text of a subword tokenizer (None for bytes)."""
+    return tokenizer.tokenizer.to_str() if tokenizer.level == "subword" else None
+
+
+def target_byte_sizes(tokenizer) -> torch.Tensor:
+    """UTF-8 bytes of text each token id stands for as a training target; the document prefix stands for none."""
+    if tokenizer.level == "byte":
+        return torch.ones(256, dtype=torch.long)
+    sizes = byte_level_lengths(tokenizer.tokenizer)
+    if sizes is None:
+        raise BadInput(f"{tokenizer.source}: not a byte-level BPE; training counts bytes per token from one")
+    sizes = torch.from_numpy(sizes.copy())
+    sizes[tokenizer.prefix_ids] = 0
+    return sizes
+
+
+def token_stream(tokenizer, documents: list[str]) -> torch.Tensor:
     ids: list[int] = []
     for doc in documents:
         ids += tokenizer.prefix_ids
@@ -78,8 +80,7 @@ def token_stream(tokenizer: TokenizerInfo, documents: list[str]) -> torch.Tensor
     return torch.tensor(ids, dtype=torch.long)
 
 
-def bytes_per_token(tokenizer: TokenizerInfo, stream: torch.Tensor) -> float:
-    sizes = torch.tensor(tokenizer.token_bytes, dtype=torch.long)
+def bytes_per_token(sizes: torch.Tensor, stream: torch.Tensor) -> float:
     return float(sizes[stream].sum()) / max(1, len(stream))
 
 

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from cli_assertions import assert_one_line_error
 from robustbench_bytes.cli import cli
 from robustbench_bytes.models import checkpoint
 from robustbench_bytes.models.mamba import MambaConfig, MambaLM
@@ -58,15 +59,6 @@ def score(runner):
     return score
 
 
-def one_line_error(result, *needles):
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    assert "Traceback" not in result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-
-
 @pytest.mark.parametrize("which", ["mamba_dir", "gpt_dir"])
 def test_json_is_one_result_object(which, request, corpus_file, score):
     folder = request.getfixturevalue(which)
@@ -103,12 +95,12 @@ def test_noise_option_equals_scoring_a_file_noised_beforehand(mamba_dir, corpus_
 
 
 def test_a_preset_or_unknown_noise_is_bad_input(mamba_dir, corpus_file, score):
-    one_line_error(score("--model", mamba_dir, "--corpus", corpus_file, "--noise", "paper"), "preset")
-    one_line_error(score("--model", mamba_dir, "--corpus", corpus_file, "--noise", "dorp:p=0.1"), "dorp")
+    assert_one_line_error(score("--model", mamba_dir, "--corpus", corpus_file, "--noise", "paper"), "preset")
+    assert_one_line_error(score("--model", mamba_dir, "--corpus", corpus_file, "--noise", "dorp:p=0.1"), "dorp")
 
 
 def test_missing_directory(tmp_path, corpus_file, score):
-    one_line_error(score("--model", tmp_path / "missing", "--corpus", corpus_file), "missing")
+    assert_one_line_error(score("--model", tmp_path / "missing", "--corpus", corpus_file), "missing")
 
 
 @pytest.mark.parametrize("field", ["d_model", "vocab_size"])
@@ -117,7 +109,7 @@ def test_config_without_a_required_field(mamba_dir, tmp_path, corpus_file, field
     folder.mkdir()
     (folder / "model.safetensors").write_bytes((mamba_dir / "model.safetensors").read_bytes())
     (folder / "config.json").write_text(json.dumps({k: v for k, v in MAMBA_CONFIG.items() if k != field}))
-    one_line_error(score("--model", folder, "--corpus", corpus_file), field, "config.json")
+    assert_one_line_error(score("--model", folder, "--corpus", corpus_file), field, "config.json")
 
 
 def test_gpt_config_without_block_size(gpt_dir, tmp_path, corpus_file, score):
@@ -127,7 +119,7 @@ def test_gpt_config_without_block_size(gpt_dir, tmp_path, corpus_file, score):
     config = json.loads((gpt_dir / "config.json").read_text())
     del config["block_size"]
     (folder / "config.json").write_text(json.dumps(config))
-    one_line_error(score("--model", folder, "--corpus", corpus_file), "block_size")
+    assert_one_line_error(score("--model", folder, "--corpus", corpus_file), "block_size")
 
 
 @pytest.mark.parametrize("weights", ["model.safetensors", "pytorch_model.bin"])
@@ -142,7 +134,7 @@ def test_truncated_weight_file(mamba_dir, tmp_path, corpus_file, weights, score)
         data = (folder / "full.bin").read_bytes()
         (folder / "full.bin").unlink()
     (folder / weights).write_bytes(data[:len(data) // 2])
-    one_line_error(score("--model", folder, "--corpus", corpus_file), weights)
+    assert_one_line_error(score("--model", folder, "--corpus", corpus_file), weights)
 
 
 class NotATensor:
@@ -154,7 +146,7 @@ def test_a_pickle_that_is_not_plain_tensors_is_refused(tmp_path, corpus_file, sc
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(MAMBA_CONFIG))
     torch.save({"backbone.embedding.weight": NotATensor()}, folder / "pytorch_model.bin")
-    one_line_error(score("--model", folder, "--corpus", corpus_file), "pytorch_model.bin", "refused")
+    assert_one_line_error(score("--model", folder, "--corpus", corpus_file), "pytorch_model.bin", "refused")
 
 
 def test_wrong_shape_names_the_key_and_both_shapes(mamba_dir, tmp_path, corpus_file, score):
@@ -164,7 +156,7 @@ def test_wrong_shape_names_the_key_and_both_shapes(mamba_dir, tmp_path, corpus_f
     state = checkpoint.load_state_dict(mamba_dir)
     state["backbone.layers.1.mixer.conv1d.weight"] = torch.zeros(48, 1, 3)
     torch.save(state, folder / "pytorch_model.bin")
-    one_line_error(score("--model", folder, "--corpus", corpus_file),
+    assert_one_line_error(score("--model", folder, "--corpus", corpus_file),
                    "backbone.layers.1.mixer.conv1d.weight", "(48, 1, 4)", "(48, 1, 3)")
 
 
@@ -175,17 +167,17 @@ def test_gpt_wrong_shape(gpt_dir, tmp_path, corpus_file, score):
     state = checkpoint.load_state_dict(gpt_dir)
     state["position.weight"] = torch.zeros(16, 16)
     torch.save(state, folder / "pytorch_model.bin")
-    one_line_error(score("--model", folder, "--corpus", corpus_file), "position.weight", "(16, 16)", "(32, 16)")
+    assert_one_line_error(score("--model", folder, "--corpus", corpus_file), "position.weight", "(16, 16)", "(32, 16)")
 
 
 def test_corpus_that_is_not_utf8(mamba_dir, tmp_path, score):
     path = tmp_path / "latin1.txt"
     path.write_bytes("caf\u00e9 au lait".encode("latin-1"))
-    one_line_error(score("--model", mamba_dir, "--corpus", path), "latin1.txt", "offset 3")
+    assert_one_line_error(score("--model", mamba_dir, "--corpus", path), "latin1.txt", "offset 3")
 
 
 def test_window_options_are_refused_for_streamed_models(mamba_dir, corpus_file, score):
-    one_line_error(score("--model", mamba_dir, "--corpus", corpus_file, "--stride", 4), "--stride")
+    assert_one_line_error(score("--model", mamba_dir, "--corpus", corpus_file, "--stride", 4), "--stride")
 
 
 def test_window_options_reach_the_gpt(gpt_dir, corpus_file, score):
@@ -193,7 +185,7 @@ def test_window_options_reach_the_gpt(gpt_dir, corpus_file, score):
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["scoring"] == {"method": "rolling_windows", "max_length": 32,
                                                     "context": 8, "stride": 25}
-    one_line_error(score("--model", gpt_dir, "--corpus", corpus_file, "--max-length", 64), "at most 32")
+    assert_one_line_error(score("--model", gpt_dir, "--corpus", corpus_file, "--max-length", 64), "at most 32")
 
 
 def test_nan_score_exits_1(tmp_path, corpus_file, score):

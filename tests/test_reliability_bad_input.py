@@ -8,28 +8,20 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from test_run_fakes import make_mamba_checkpoint, write_fake_run, write_tiny_corpus
+from test_run_fakes import write_fake_run
 
+from cli_assertions import assert_one_line_error
 from robustbench_bytes.cli import cli
 
 
-def one_line_exit_2(result, *needles):
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    assert "Traceback" not in result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+@pytest.fixture
+def model(tiny_mamba):
+    return tiny_mamba
 
 
 @pytest.fixture
-def model(tmp_path):
-    return make_mamba_checkpoint(tmp_path / "model")
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    return write_tiny_corpus(tmp_path / "corpus")
+def corpus(tiny_corpus):
+    return tiny_corpus
 
 
 def score(runner, model, corpus, *extra):
@@ -49,7 +41,7 @@ def test_checkpoint_config_values_of_the_wrong_type_or_range(runner, model, corp
     config = json.loads(path.read_text())
     config[key] = value
     path.write_text(json.dumps(config))
-    one_line_exit_2(score(runner, model, corpus), "config.json", needle)
+    assert_one_line_error(score(runner, model, corpus), "config.json", needle)
 
 
 @pytest.mark.parametrize("dtype", [torch.int64, torch.complex64, torch.bool])
@@ -59,7 +51,7 @@ def test_weights_that_are_not_real_floats_are_refused(runner, model, corpus, dty
     key = sorted(state)[0]
     state[key] = state[key].to(dtype) if dtype != torch.complex64 else torch.complex(state[key], state[key])
     save_file(state, str(weights))
-    one_line_exit_2(score(runner, model, corpus), key, "floating-point")
+    assert_one_line_error(score(runner, model, corpus), key, "floating-point")
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -68,26 +60,26 @@ def test_weights_that_are_not_real_floats_are_refused(runner, model, corpus, dty
     (["--noise", ""], "empty"), (["--noise", "paper"], "preset"),
 ])
 def test_score_options(runner, model, corpus, args, needle):
-    one_line_exit_2(score(runner, model, corpus, *args), needle)
+    assert_one_line_error(score(runner, model, corpus, *args), needle)
 
 
 def test_a_lone_surrogate_in_jsonl_is_named(runner, model, tmp_path):
     path = tmp_path / "docs.jsonl"
     path.write_text('{"text": "fine"}\n{"text": "bad \\ud800 here"}\n', encoding="utf-8")
-    one_line_exit_2(score(runner, model, path), f"{path}:2", "surrogate")
+    assert_one_line_error(score(runner, model, path), f"{path}:2", "surrogate")
 
 
 def test_report_confidence_nan_and_the_same_run_twice(runner, tmp_path):
     write_fake_run(tmp_path / "a" / "run", {"clean": {"m": 2.0}})
     write_fake_run(tmp_path / "b" / "run", {"clean": {"m": 2.0}})
     out = tmp_path / "rep"
-    one_line_exit_2(runner.invoke(cli, ["report", str(tmp_path / "a" / "run"), "--confidence", "nan", "-o", str(out)]),
+    assert_one_line_error(runner.invoke(cli, ["report", str(tmp_path / "a" / "run"), "--confidence", "nan", "-o", str(out)]),
                     "confidence")
-    one_line_exit_2(runner.invoke(cli, ["report", str(tmp_path / "a" / "run"), str(tmp_path / "a" / "run"),
+    assert_one_line_error(runner.invoke(cli, ["report", str(tmp_path / "a" / "run"), str(tmp_path / "a" / "run"),
                                         "-o", str(out)]), "twice")
-    one_line_exit_2(runner.invoke(cli, ["report", str(tmp_path / "a" / "run"), str(tmp_path / "b" / "run"),
+    assert_one_line_error(runner.invoke(cli, ["report", str(tmp_path / "a" / "run"), str(tmp_path / "b" / "run"),
                                         "-o", str(out)]), "named 'run'")
-    one_line_exit_2(runner.invoke(cli, ["report", str(tmp_path / "a" / "run"), "-o", ""]), "-o")
+    assert_one_line_error(runner.invoke(cli, ["report", str(tmp_path / "a" / "run"), "-o", ""]), "-o")
     assert not out.exists()
 
 
@@ -98,7 +90,7 @@ def test_training_configs_with_non_finite_or_wrong_values(runner, tmp_path, key,
            "data": {"train": ["kjv:validation"]}, key: value}
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps(raw))  # json.dumps writes NaN/Infinity, which Python's json reads back
-    one_line_exit_2(runner.invoke(cli, ["train", "--config", str(path), "--out", str(tmp_path / "o"), "--quiet"]),
+    assert_one_line_error(runner.invoke(cli, ["train", "--config", str(path), "--out", str(tmp_path / "o"), "--quiet"]),
                     key if key != "train_bytes" else "seq_bytes")
 
 
@@ -110,7 +102,7 @@ def test_a_resume_checkpoint_missing_keys(runner, tmp_path):
     ckpt = tmp_path / "o" / "checkpoints" / "last.pt"
     ckpt.parent.mkdir(parents=True)
     torch.save({"step": 1, "model": {}}, ckpt)
-    one_line_exit_2(runner.invoke(cli, ["train", "--config", str(path), "--out", str(tmp_path / "o"), "--resume",
+    assert_one_line_error(runner.invoke(cli, ["train", "--config", str(path), "--out", str(tmp_path / "o"), "--resume",
                                         "--quiet"]), "last.pt", "optimizer")
 
 
@@ -119,13 +111,13 @@ def test_run_into_a_folder_that_is_not_a_run_directory(runner, model, corpus, tm
     folder.mkdir()
     (folder / ".notes.tmp").write_text("keep")
     (folder / "thesis.tex").write_text("keep")
-    one_line_exit_2(runner.invoke(cli, ["run", "--quiet", "--model", str(model), "--corpus", str(corpus),
+    assert_one_line_error(runner.invoke(cli, ["run", "--quiet", "--model", str(model), "--corpus", str(corpus),
                                         "--out", str(folder)]), "not a run directory")
     assert sorted(p.name for p in folder.iterdir()) == [".notes.tmp", "thesis.tex"]
 
 
 def test_run_seed_minus_one_scores_nothing(runner, model, corpus, tmp_path):
     out = tmp_path / "run"
-    one_line_exit_2(runner.invoke(cli, ["run", "--quiet", "--model", str(model), "--corpus", str(corpus),
+    assert_one_line_error(runner.invoke(cli, ["run", "--quiet", "--model", str(model), "--corpus", str(corpus),
                                         "--seed", "-1", "--out", str(out)]), "--seed")
     assert not out.exists()

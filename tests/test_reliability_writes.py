@@ -14,20 +14,12 @@ import threading
 import pytest
 
 from robustbench_bytes import files
+from cli_assertions import assert_one_line_error
 from robustbench_bytes.cli import cli
 
 
 def apply(runner, output, text="an owl\n"):
     return runner.invoke(cli, ["noise", "apply", "--noise", "antspeak", "-o", str(output)], input=text)
-
-
-def one_line_exit_2(result, *needles):
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    assert "Traceback" not in result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def test_dev_null_stays_a_device(runner):
@@ -65,13 +57,13 @@ def test_a_symlink_keeps_its_link_and_its_target_gets_the_text(runner, tmp_path)
 def test_an_existing_directory_is_refused(runner, tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "keep.txt").write_text("mine")
-    one_line_exit_2(apply(runner, tmp_path / "d"), "is a directory")
+    assert_one_line_error(apply(runner, tmp_path / "d"), "is a directory")
     assert (tmp_path / "d" / "keep.txt").read_text() == "mine"
 
 
 @pytest.mark.parametrize("path,needle", [("/proc/version", "/proc"), ("/nonexistent-dir/x.txt", "does not exist")])
 def test_impossible_paths_are_one_line(runner, path, needle):
-    one_line_exit_2(apply(runner, path), needle)
+    assert_one_line_error(apply(runner, path), needle)
 
 
 def test_a_failing_write_leaves_the_old_file_and_no_temporary(runner, tmp_path, monkeypatch):
@@ -82,7 +74,7 @@ def test_a_failing_write_leaves_the_old_file_and_no_temporary(runner, tmp_path, 
         raise OSError(errno.ENOSPC, "No space left on device", str(dst))
 
     monkeypatch.setattr(files.os, "replace", full_disk)
-    one_line_exit_2(apply(runner, out), "No space left on device", str(out))
+    assert_one_line_error(apply(runner, out), "No space left on device", str(out))
     assert out.read_text() == "precious"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 
@@ -107,7 +99,7 @@ def test_report_into_a_file_path_is_refused(runner, tmp_path):
     assert (tmp_path / "taken").read_text() == "mine"
 
 
-def test_closed_stdout_is_one_line_exit_2(tmp_path):
+def test_closed_stdout_is_assert_one_line_error(tmp_path):
     text = tmp_path / "in.txt"
     text.write_text("an owl\n" * 1000)
     proc = subprocess.run(f"{sys.executable} -m robustbench_bytes noise apply --noise antspeak {text} >&-",

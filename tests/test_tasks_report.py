@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from robustbench_bytes import tasks_io
 from robustbench_bytes.cli import cli
-from robustbench_bytes.task_schema import ItemRecord, TaskResult
+from robustbench_bytes.result_schema import ItemRecord, TaskResult
 from robustbench_bytes.task_scoring import accuracies
 from test_run_fakes import quiet_env, write_fake_run
 

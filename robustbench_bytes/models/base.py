@@ -16,9 +16,20 @@ import torch
 
 
 class Tokenizer(Protocol):
-    prefix_ids: list[int]
+    """The one tokenizer interface: tokenization.ByteTokenizer and SubwordTokenizer (also what
+    `robustbench train` trains with) and models.hf.HFTokenizer implement it."""
+
+    level: str  # "byte" | "subword"
+    prefix_ids: list[int]  # the context placed before a document's first token
+
+    @property
+    def vocab_size(self) -> int: ...
 
     def encode(self, text: str) -> list[int]: ...
+
+    def encode_with_byte_lengths(self, text: str): ...  # (ids, UTF-8 bytes each token stands for)
+
+    def decode(self, ids) -> str: ...
 
     def describe_prefix(self) -> str: ...
 

@@ -37,7 +37,9 @@ def _import_transformers():
 
 
 class HFTokenizer:
-    """The interface scoring uses, over a transformers tokenizer."""
+    """models.base.Tokenizer over a transformers tokenizer."""
+
+    level = "subword"
 
     def __init__(self, tokenizer, model_config=None):
         self.tokenizer = tokenizer
@@ -66,13 +68,14 @@ class HFTokenizer:
 
         if not getattr(self.tokenizer, "is_fast", False):
             ids = self.encode(text)
-            return ids, byte_lengths_by_decoding(self._decode, ids, text)
+            return ids, byte_lengths_by_decoding(self.decode, ids, text)
         out = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         ids = list(out["input_ids"])
         return ids, token_byte_lengths(text, ids, out["offset_mapping"], self._lengths_by_id)
 
-    def _decode(self, ids) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=False,
+                                     clean_up_tokenization_spaces=False)
 
     @functools.cached_property
     def _lengths_by_id(self):
