@@ -76,6 +76,14 @@ class PairResult:
     increase_ratio: stats.Interval | None = None
     verdict: str = "unchanged"  # regressed | improved | unchanged | not compared
     reasons: list[str] = field(default_factory=list)
+    devices: tuple[str | None, str | None] = (None, None)  # (baseline, candidate) cell's device
+    dtypes: tuple[str | None, str | None] = (None, None)  # and dtype: a difference is reported, not gated
+
+    @property
+    def setup_differences(self) -> list[str]:
+        """'device cpu → cuda:0' / 'dtype ...' where both cells record it and the two differ."""
+        return [f"{what} {a} → {b}" for what, (a, b) in (("device", self.devices), ("dtype", self.dtypes))
+                if a is not None and b is not None and a != b]
 
 
 @dataclass
@@ -197,7 +205,8 @@ def compare_runs(baseline: Path | str, candidate: Path | str, thresholds: Thresh
 def _compare_pair(key, base: CellResult, cand: CellResult, base_clean, cand_clean, baseline, candidate,
                   th: Thresholds) -> PairResult:
     model = base.model if key[0] == base.model and len(key) == 4 else f"{base.model} → {cand.model}"
-    pair = PairResult(model=model, noise=base.noise, seed=base.seed)
+    pair = PairResult(model=model, noise=base.noise, seed=base.seed, devices=(base.device, cand.device),
+                      dtypes=(base.dtype, cand.dtype))
     if not base.ok:
         pair.verdict = "not compared"
         pair.reasons.append(f"baseline cell failed ({base.error})")
@@ -301,6 +310,12 @@ def markdown(comparison: Comparison) -> str:
         lines.append(f"| {p.model.replace('|', '/')} | `{p.noise}` | {p.seed} | {bpcb} | "
                      f"{_fmt_interval(p.delta_bpcb, '+.4f')} | {increase} | "
                      f"{_fmt_interval(p.delta_increase, '+,.2f')} | {verdict.replace('|', '/')} |")
+    mismatched = [p for p in comparison.pairs if p.setup_differences]
+    if mismatched:
+        lines += ["", f"⚠️ Warning: {len(mismatched)} paired cell(s) ran on a different device or dtype, so part of "
+                  "a difference may come from the arithmetic rather than the model: "
+                  + "; ".join(f"{p.model} / `{p.noise}` / seed {p.seed}: {', '.join(p.setup_differences)}"
+                              for p in mismatched) + "."]
     if comparison.only_baseline:
         lines += ["", "Not compared, missing from the candidate run: "
                   + ", ".join(f"`{c}`" for c in comparison.only_baseline) + "."]

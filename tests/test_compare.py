@@ -1,5 +1,6 @@
 """`robustbench compare` on synthetic run directories: the gate's decisions and exit codes."""
 
+import json
 
 import pytest
 
@@ -7,6 +8,7 @@ from test_run_fakes import write_fake_run  # noqa: E402
 
 from robustbench_bytes.cli import cli  # noqa: E402
 from robustbench_bytes.compare import Thresholds, compare_runs  # noqa: E402
+from robustbench_bytes.files import read_json, write_text_atomic  # noqa: E402
 
 
 def grid(clean: float, drop: float, antspeak: float, model="m") -> dict:
@@ -137,3 +139,32 @@ def test_cells_in_one_run_only_are_listed(baseline, tmp_path, invoke):
     allowed = invoke(baseline, cand, "--allow-missing")
     assert allowed.exit_code == 0, allowed.output
     assert "1 not compared (allowed)" in allowed.output
+
+
+def set_setup(run_dir, device: str, dtype: str, noises=None) -> None:
+    """Records `device` and `dtype` in the run's results (only for `noises`, default every cell)."""
+    path = run_dir / "results.json"
+    results = read_json(path)
+    for r in results:
+        if noises is None or r["noise"] in noises:
+            r.update(device=device, dtype=dtype)
+    write_text_atomic(path, json.dumps(results))
+
+
+def test_device_and_dtype_differences_are_reported_not_gated(baseline, tmp_path, invoke):
+    cand = tmp_path / "cand"
+    write_fake_run(cand, grid(2.0, 2.3, 3.0, model="ckpt-new"))
+    set_setup(baseline, "cpu", "float32")
+    set_setup(cand, "cpu", "float32")
+    same = invoke(baseline, cand)
+    assert same.exit_code == 0, same.output
+    assert "different device or dtype" not in same.output
+    set_setup(cand, "cuda:0", "bfloat16-autocast", noises={"antspeak"})
+    set_setup(cand, "cpu", "bfloat16-autocast", noises={"clean"})
+    differs = invoke(baseline, cand)
+    assert differs.exit_code == 0, differs.output  # a warning, not a failure
+    warning = next(line for line in differs.output.splitlines() if "different device or dtype" in line)
+    assert warning.startswith("⚠️ Warning: 2 paired cell(s)")
+    assert "`antspeak` / seed 0: device cpu → cuda:0, dtype float32 → bfloat16-autocast" in warning
+    assert "`clean` / seed 0: dtype float32 → bfloat16-autocast" in warning
+    assert "drop" not in warning
