@@ -11,6 +11,11 @@ results.json lists the cells of the grid just asked for, in grid order. Cells of
 the same directory stay in cells/ and are reused when a later grid asks for them again.
 
 Clean cells carry no randomness: they are scored once, with seed 0, whatever --seed says.
+
+Under torchrun every rank runs the same grid (execute). A cell's documents are split over the ranks by bytes;
+each rank writes its shard (shards.py) and rank 0, which alone holds the lock and writes the shared files,
+merges them into the same cell file a single process writes. A rerun, with any number of ranks, reuses the
+finished cells and the documents of finished shards.
 """
 
 from __future__ import annotations
@@ -18,16 +23,19 @@ from __future__ import annotations
 import fcntl
 import sys
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
 from robustbench_bytes import results as results_io
+from robustbench_bytes import shards as shards_io
+from robustbench_bytes.distributed import World, plan_documents
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.formatting import format_ppl
-from robustbench_bytes.result_schema import CLEAN, CLEAN_SEED, CellResult, cell_key, check_consistent
+from robustbench_bytes.result_schema import (CLEAN, CLEAN_SEED, CellResult, DocumentRecord, cell_key,
+                                             check_consistent)
 
 
 
@@ -86,6 +94,8 @@ class RunOptions:
     progress: bool = False
     log: Callable[[str], None] | None = None
     command_line: list[str] = field(default_factory=list)
+    dtype: str | None = None  # float32 | bfloat16 | float16 (scoring.dtype_name); None: the device's default
+    world: World = field(default_factory=World)  # this process's rank (distributed.py); one process by default
 
 
 @dataclass
@@ -203,26 +213,61 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def score_cell(model, cell: Cell, corpus, options: RunOptions, desc: str):
-    """Score one cell: (CellResult, documents). Errors and non-finite NLLs become a failed result."""
+def score_share(models: "_Models", cell: Cell, corpus, share: list[int], options: RunOptions,
+                desc: str) -> shards_io.Shard:
+    """This rank's share of one cell: the documents numbered `share` of `corpus`, scored with their numbers in
+    the whole corpus (so each gets its own noise stream whatever rank scores it). A model that cannot be loaded,
+    an exception or a non-finite NLL becomes a failed shard carrying the failed cell."""
     from robustbench_bytes import scoring
 
+    world = options.world
+    if not share:
+        return shards_io.Shard(world.rank, world.world_size)
+
+    def failed(error: str, model=None) -> shards_io.Shard:
+        result = CellResult.failed(model_spec=cell.model, model=model.name if model else None, noise=cell.noise,
+                                   seed=cell.seed, corpus=corpus, error=error,
+                                   **({"model_fingerprint": model.fingerprint} if model else {}))
+        return shards_io.Shard(world.rank, world.world_size, result=result, error=error)
+
     try:
-        scored = scoring.score_corpus(model, corpus, noise=cell.noise, seed=cell.seed,
-                                      batch_size=options.batch_size, progress=options.progress, desc=desc,
-                                      max_length=options.max_length)
+        model = models.get(cell.model)
+    except _ModelUnavailable as e:
+        return failed(f"cannot load model: {e}")
+    ids = list(corpus.doc_ids) or [str(i) for i in range(len(corpus.documents))]
+    part = replace(corpus, documents=[corpus.documents[i] for i in share], doc_ids=[ids[i] for i in share])
+    try:
+        scored = scoring.score_corpus(model, part, noise=cell.noise, seed=cell.seed, batch_size=options.batch_size,
+                                      progress=options.progress and world.is_main, desc=desc,
+                                      max_length=options.max_length, indices=share, dtype=options.dtype)
     except KeyboardInterrupt:
         raise
     except Exception as e:
-        return CellResult.failed(model_spec=cell.model, model=model.name, noise=cell.noise, seed=cell.seed,
-                                 corpus=corpus, error=describe_error(e),
-                                 model_fingerprint=model.fingerprint), []
-    return scored.result, scored.documents
+        return failed(describe_error(e), model)
+    return shards_io.Shard(world.rank, world.world_size, tuple(scored.documents), scored.result,
+                           seconds=scored.result.seconds)
+
+
+def merge_cell(cell: Cell, corpus, stored: list[shards_io.Shard], scored: list[shards_io.Shard],
+               world_size: int) -> tuple[CellResult, list[DocumentRecord]]:
+    """The cell from the shards reused from disk and this attempt's (one per rank): failed with the first
+    failing rank's reason (named when there are several ranks), else their documents merged."""
+    failure = shards_io.first_failure(scored)
+    if failure is not None:
+        error = failure.error if world_size == 1 else f"rank {failure.rank}: {failure.error}"
+        return failure.result.as_failed(error), []
+    try:
+        return shards_io.merge(stored + scored, corpus)
+    except ValueError as e:
+        return CellResult.failed(model_spec=cell.model, model=None, noise=cell.noise, seed=cell.seed, corpus=corpus,
+                                 error=f"merging the ranks' shards: {e}"), []
 
 
 def _remove_stale_temporaries(out: Path) -> None:
     """Temporary files a killed writer left behind (we hold the lock, so nobody is writing them)."""
-    for folder in (out, out / results_io.CELLS_DIR):
+    cells = out / results_io.CELLS_DIR
+    folders = [out, cells] + (sorted(cells.glob(f"*{shards_io.SHARDS_SUFFIX}")) if cells.is_dir() else [])
+    for folder in folders:
         if folder.is_dir():
             for path in folder.glob(".*.tmp"):
                 path.unlink(missing_ok=True)
@@ -238,119 +283,141 @@ def reusable(stored, inputs: dict | None) -> bool:
             and check_consistent(stored.result, list(stored.documents)) is None)
 
 
+@contextmanager
+def _lock_on_rank0(out: Path, world: World) -> Iterator[None]:
+    """Rank 0 checks the folder, takes the run lock and clears stale temporaries; every rank learns whether it
+    could (a refusal is the same one-line error on every rank)."""
+    with ExitStack() as stack:
+        def take() -> bool:
+            check_out_dir(out)
+            stack.enter_context(run_lock(out))
+            _remove_stale_temporaries(out)
+            return True
+
+        world.broadcast(take, "taking the run lock")
+        yield
+
+
 def execute(grid: list[Cell], corpus, options: RunOptions) -> RunOutcome:
-    """Score every cell of the grid that is not already stored with the same inputs."""
+    """Score every cell of the grid that is not already stored with the same inputs.
+
+    One process is the world-size-1 case of a torchrun run: for each cell rank 0 decides (reuse the stored
+    cell, or which documents are left after the stored shards, split by distributed.plan_documents), every
+    rank scores its share and writes its shard, and rank 0 merges the shards into the cell file and
+    results.json. Only rank 0 writes shared files."""
+    import torch
+
     from robustbench_bytes import provenance, scoring
 
-    out = Path(options.out)
-    check_out_dir(out)
-    log = options.log or (lambda message: None)
+    out, world = Path(options.out), options.world
+    log = (options.log if world.is_main else None) or (lambda message: None)
     models = _Models(options.device)
     described: dict[str, dict] = {}
     finished: dict[str, CellResult] = {}
+    ranks: dict[str, dict] = {}  # cell -> what each rank did (manifest)
     outcome = RunOutcome(results=[])
     started = _now()
     requested = {"chunk_size": scoring.DEFAULT_CHUNK_SIZE, "context": None, "stride": None,
                  "max_length": options.max_length,
-                 "dtype": scoring.dtype_name(__import__("torch").device(options.device))}
+                 "dtype": scoring.dtype_name(torch.device(options.device), options.dtype)}
+    sizes = [len(d.encode("utf-8")) for d in corpus.documents]
+    kept: dict[str, list[shards_io.Shard]] = {}  # rank 0: stored shards of the cell being scored
 
     def write_results():
         outcome.results = [finished[c.key] for c in grid if c.key in finished]
         results_io.write_results(out, outcome.results)
 
     def write_manifest(done: str | None):
-        results_io.write_json_atomic(out / results_io.MANIFEST_FILE, provenance.build_manifest(
-            grid, corpus, options, scoring.SCORING_VERSION, described, started, done))
+        manifest = provenance.build_manifest(grid, corpus, options, scoring.SCORING_VERSION, described, started,
+                                             done)
+        manifest["distributed"] = {**world.describe(), "cells": ranks}
+        results_io.write_json_atomic(out / results_io.MANIFEST_FILE, manifest)
+
+    def decide(cell: Cell) -> dict:
+        if cell.model not in described:
+            described[cell.model] = models.describe(cell.model)
+            write_manifest(None)
+        fingerprint = described[cell.model].get("model_fingerprint")
+        inputs = cell_inputs(cell, fingerprint, corpus.sha256, requested) if fingerprint else None
+        stored = results_io.read_cell(out, cell.key)
+        if reusable(stored, inputs):
+            finished[cell.key] = stored.result
+            return {"reuse": True}
+        kept[cell.key] = shards_io.read_finished(out, cell.key, inputs)
+        done = shards_io.reused_documents(kept[cell.key])
+        left = [i for i in range(len(sizes)) if i not in done]
+        return {"reuse": False, "inputs": inputs, "reused": len(done),
+                "plan": plan_documents(sizes, world.world_size, left)}
 
     from robustbench_bytes.progress import progress_bar
 
     # the whole grid: cells done and an ETA, the per-cell bar of scoring.py drawn under it
-    cells_bar = progress_bar(options.progress, total=len(grid), desc="cells", unit="cell")
+    cells_bar = progress_bar(options.progress and world.is_main, total=len(grid), desc="cells", unit="cell")
     if not cells_bar.disable:
         log = lambda message: cells_bar.write(message, file=sys.stderr)  # noqa: E731 (lines above the bars)
-    with run_lock(out), cells_bar:
-        _remove_stale_temporaries(out)
-        write_manifest(None)
+    with _lock_on_rank0(out, world), cells_bar:
+        if world.is_main:
+            write_manifest(None)
         for number, cell in enumerate(grid, start=1):
             label = f"[{number}/{len(grid)}] {cell.model} | {cell.noise} | seed {cell.seed}"
-            if cell.model not in described:
-                described[cell.model] = models.describe(cell.model)
-                write_manifest(None)
-            fingerprint = described[cell.model].get("model_fingerprint")
-            inputs = cell_inputs(cell, fingerprint, corpus.sha256, requested) if fingerprint else None
-            stored = results_io.read_cell(out, cell.key)
-            if reusable(stored, inputs):
-                finished[cell.key] = stored.result
+            t0 = time.perf_counter()
+            decision = world.broadcast(lambda: decide(cell), f"planning cell {number} ({cell.key})")
+            if decision["reuse"]:
                 outcome.skipped += 1
                 cells_bar.update()
                 log(f"{label}: done before, skipped")
                 continue
-            t0 = time.perf_counter()
-            try:
-                model = models.get(cell.model)
-            except _ModelUnavailable as e:
-                result, documents = CellResult.failed(model_spec=cell.model, model=None, noise=cell.noise,
-                                                      seed=cell.seed, corpus=corpus,
-                                                      error=f"cannot load model: {e}"), []
+            mine = score_share(models, cell, corpus, decision["plan"][world.rank], options, label)
+            shards_io.write_shard(out, cell.key, decision["inputs"], mine)
+            scored = [shards_io.Shard.from_json(raw, f"rank {k}") for k, raw in
+                      enumerate(world.all_gather(mine.to_json(), f"scoring cell {number} ({cell.key})"))]
+            if world.is_main:
+                result = _write_cell(out, cell, corpus, decision, kept.pop(cell.key), scored, world.world_size,
+                                     lambda fp: cell_inputs(cell, fp, corpus.sha256, requested))
+                finished[cell.key] = result
+                write_results()
+                ranks[cell.key] = _rank_log(decision, scored, time.perf_counter() - t0)
+                write_manifest(None)
+                log(_cell_line(label, result, time.perf_counter() - t0, world.world_size, decision["reused"]))
+                ok = result.ok
             else:
-                result, documents = score_cell(model, cell, corpus, options, desc=label)
-                if result.ok and model.fingerprint != fingerprint:  # a file changed while the run went on
-                    inputs = cell_inputs(cell, model.fingerprint, corpus.sha256, requested)
-            results_io.write_cell(out, results_io.CellRecord(inputs, result, tuple(documents)))
-            finished[cell.key] = result
-            write_results()
-            if result.ok:
-                outcome.scored += 1
-                log(f"{label}: {result.bits_per_clean_byte:.4f} bits/clean byte ({result.bits_per_byte:.4f} "
-                    f"bits/byte), word-PPL {format_ppl(result.word_perplexity)} ({time.perf_counter() - t0:.1f} s)")
-            else:
-                outcome.failed += 1
-                log(f"{label}: FAILED: {result.error}")
+                ok = shards_io.first_failure(scored) is None
+            outcome.scored += ok
+            outcome.failed += not ok
             cells_bar.update()
-        write_results()
-        write_manifest(_now())
+        if world.is_main:
+            write_results()
+            write_manifest(_now())
     return outcome
 
 
-def summary_rows(results: list[CellResult]) -> list[dict]:
-    """Rows of the end-of-run table: model x noise x seed with bits per byte, bits per clean byte and their
-    rise over the clean cell, word-PPL and its increase."""
-    clean = {r.model_spec: r for r in results if r.is_clean and r.ok}
-    rows = []
-    for r in results:
-        base = clean.get(r.model_spec) if not r.is_clean else None
-
-        def rise(name):
-            value, before = getattr(r, name), getattr(base, name) if base else None
-            return value - before if r.ok and value is not None and before is not None else None
-
-        rows.append({
-            "model": r.model, "noise": r.noise, "seed": r.seed,
-            "bits_per_byte": r.bits_per_byte if r.ok else None,
-            "bits_per_clean_byte": r.bits_per_clean_byte if r.ok else None,
-            "rise": rise("bits_per_clean_byte"),
-            "word_perplexity": r.word_perplexity if r.ok else None,
-            "increase": rise("word_perplexity"),
-            "status": ("ok" if not r.undefined else "ok (" + "; ".join(f"{k} n/a" for k in r.undefined) + ")")
-            if r.ok else f"FAILED: {r.error}",
-        })
-    return rows
+def _cell_line(label: str, result: CellResult, seconds: float, world_size: int, reused: int) -> str:
+    if not result.ok:
+        return f"{label}: FAILED: {result.error}"
+    notes = [f"{seconds:.1f} s"] + ([f"{world_size} ranks"] if world_size > 1 else []) + (
+        [f"{reused} documents from stored shards"] if reused else [])
+    return (f"{label}: {result.bits_per_clean_byte:.4f} bits/clean byte ({result.bits_per_byte:.4f} bits/byte), "
+            f"word-PPL {format_ppl(result.word_perplexity)} "
+            f"({', '.join(notes)})")
 
 
-def format_summary(results: list[CellResult]) -> str:
-    """A plain-text table for the terminal, in the report's units."""
-    from robustbench_bytes.formatting import format_bits, format_ppl, format_signed
+def _write_cell(out: Path, cell: Cell, corpus, decision: dict, stored: list[shards_io.Shard],
+                scored: list[shards_io.Shard], world_size: int, inputs_for: Callable[[str], dict]) -> CellResult:
+    """Rank 0: merge, write the cell file, drop its shards once the cell holds them."""
+    result, documents = merge_cell(cell, corpus, stored, scored, world_size)
+    inputs = decision["inputs"]
+    if result.ok and inputs and result.model_fingerprint != inputs["model_fingerprint"]:
+        inputs = inputs_for(result.model_fingerprint)  # a file changed while the run went on
+    results_io.write_cell(out, results_io.CellRecord(inputs, result, tuple(documents)))
+    if result.ok:
+        shards_io.remove_shards(out, cell.key)
+    return result
 
-    header = ["model", "noise", "seed", "bits/clean byte", "rise", "bits/byte", "word-PPL", "increase", "status"]
-    body = [[r["model"], r["noise"], str(r["seed"]), format_bits(r["bits_per_clean_byte"]),
-             format_signed(r["rise"]), format_bits(r["bits_per_byte"]), format_ppl(r["word_perplexity"]),
-             format_signed(r["increase"], format_ppl), r["status"]]
-            for r in summary_rows(results)]
-    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
-    numeric = set(range(2, 8))
 
-    def line(row):
-        return "  ".join(cell.rjust(w) if i in numeric else cell.ljust(w)
-                         for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
-
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(row) for row in body])
+def _rank_log(decision: dict, scored: list[shards_io.Shard], seconds: float) -> dict:
+    """What the manifest records of one scored cell: wall seconds on rank 0, and per rank its documents, bytes
+    and scoring seconds."""
+    return {"seconds": seconds, "reused_documents": decision["reused"],
+            "ranks": [{"rank": s.rank, "documents": len(s.documents), "bytes": sum(d.bytes for d in s.documents),
+                       "seconds": s.seconds, "device": s.result.device if s.result else None,
+                       **({"error": s.error} if s.error else {})} for s in scored]}

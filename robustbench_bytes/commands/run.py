@@ -8,7 +8,21 @@ from pathlib import Path
 import click
 
 from robustbench_bytes.commands.common import NOISE_SPEC, InputError
+from robustbench_bytes.distributed import DEFAULT_TIMEOUT_S
 from robustbench_bytes.errors import BadInput
+
+
+def dtype_option(command):
+    return click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
+                        help="Scoring precision: float32, or bfloat16 / float16 autocast (float32 weights). "
+                             "Default: float32 on the CPU, bfloat16 on CUDA. Part of each cell's fingerprint.")(command)
+
+
+def rank_timeout_option(command):
+    return click.option("--rank-timeout", type=click.FloatRange(min=1), default=DEFAULT_TIMEOUT_S,
+                        show_default=True, metavar="SECONDS",
+                        help="Under torchrun: how long a rank waits for another whose heartbeat has stopped "
+                             "(it died or hangs) before the run stops with that rank's number.")(command)
 
 
 def quick_look_options(command):
@@ -46,6 +60,8 @@ def quick_look_options(command):
 @click.option("--max-length", type=click.IntRange(min=1), default=None, metavar="N",
               help="Windowed (Transformer) models: window length in tokens. Default: the model's context; "
                    "longer only for rotary-position (RoPE) hf: models. Streamed models ignore it.")
+@dtype_option
+@rank_timeout_option
 @click.option("--quiet", is_flag=True, help="No progress bars or per-cell lines on stderr.")
 @click.option("--task", "task_specs", multiple=True, metavar="NAME_OR_FILE",
               help="Score a multiple-choice task instead of the corpus (repeatable): a name from "
@@ -53,22 +69,24 @@ def quick_look_options(command):
 @click.option("--noise-choices", is_flag=True, help="With --task: noise the choices too, not only the context.")
 @click.option("--limit-items", type=click.IntRange(min=1), default=None, metavar="N",
               help="With --task: score only the first N items of each task.")
-def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, batch_size, max_length, quiet,
-        task_specs, noise_choices, limit_items, limit_documents, max_document_bytes):
+def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, batch_size, max_length, dtype,
+        rank_timeout, quiet, task_specs, noise_choices, limit_items, limit_documents, max_document_bytes):
     """Score models x (clean + each noise) x seeds; write results.json, per-document NLLs and
     manifest.json into the run directory. A rerun skips finished cells and recomputes cells whose
     inputs (checkpoint, corpus, noise, seed, scoring version) changed; results.json lists the cells
     of this grid, and cells of earlier grids in the directory are kept for reuse. Exit 1 if any
-    cell failed."""
-    from robustbench_bytes import runs
-    from robustbench_bytes.corpora import load_corpus
+    cell failed. Under `torchrun --nproc-per-node N -m robustbench_bytes run ...` the same grid is split over
+    N ranks by document and gives the same results (docs/scale.md)."""
+    from robustbench_bytes import distributed, runs
+    from robustbench_bytes.corpora import load_corpus, require_text
     from robustbench_bytes.models import resolve_device, zoo_names
 
     if out is None:
         if not name or "/" in name or name in (".", ".."):
             raise InputError(f"--name {name!r}: expected a plain folder name")
         out = Path("runs") / name
-    runs.check_out_dir(out)
+    if distributed.launched_rank() == 0:  # rank 0 alone: the others would see its files appear
+        runs.check_out_dir(out)
 
     model_specs = list(models)
     if not model_specs:
@@ -81,6 +99,8 @@ def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, ba
         raise click.BadParameter(str(e), param_hint="'--model'") from None
 
     if task_specs:
+        if distributed.launched_world_size() > 1:
+            raise InputError("--task: task runs are not split over ranks yet; run them in one process")
         from robustbench_bytes.commands.tasks import run_task_grid
 
         return run_task_grid(model_specs=model_specs, task_specs=list(task_specs),
@@ -93,20 +113,29 @@ def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, ba
         from robustbench_bytes.builtin_corpora import DEFAULT_CORPUS
 
         corpus = DEFAULT_CORPUS
-    loaded = load_corpus(corpus).quick_look(limit_documents, max_document_bytes, limit_bytes)
-    if not loaded.documents or loaded.bytes == 0:
-        raise InputError(f"--corpus {corpus!r}: {'holds no documents' if not loaded.documents else 'every document is empty'}")
+    loaded = require_text(load_corpus(corpus).quick_look(limit_documents, max_document_bytes, limit_bytes), corpus)
 
     noise_specs = runs.expand_noises(list(noises), suite)
     grid = runs.build_grid(model_specs, noise_specs, list(seeds) or [0])
 
-    show = not quiet
-    options = runs.RunOptions(
-        out=out, device=resolve_device(device), batch_size=batch_size, limit_bytes=limit_bytes,
-        max_length=max_length, progress=show,
-        log=(lambda message: click.echo(message, err=True)) if show else None,
-        command_line=["robustbench"] + sys.argv[1:],
-    )
+    world, device = distributed.from_environment(device, timeout=rank_timeout)
+    try:
+        _run_grid(world, grid, loaded, model_specs, noise_specs, quiet, runs.RunOptions(
+            out=out, device=resolve_device(device), batch_size=batch_size, limit_bytes=limit_bytes,
+            max_length=max_length, dtype=dtype, world=world, progress=not quiet,
+            log=(lambda message: click.echo(message, err=True)) if not quiet else None,
+            command_line=["robustbench"] + sys.argv[1:]))
+    finally:
+        world.close()
+
+
+def _run_grid(world, grid, loaded, model_specs, noise_specs, quiet, options):
+    """Execute the grid on this rank; rank 0 prints the summary; every rank exits 1 when a cell failed."""
+    from robustbench_bytes import runs
+    from robustbench_bytes.distributed import DistributedError
+
+    out = options.out
+    show = not quiet and world.is_main
     if show:
         click.echo(f"{len(grid)} cells: {len(dict.fromkeys(model_specs))} model(s) x "
                    f"{1 + len(noise_specs)} noise setting(s) on {loaded.name} "
@@ -116,6 +145,11 @@ def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, ba
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted; finished cells are kept in {out}: rerun the same command to resume", err=True)
         sys.exit(130)
+    except DistributedError as e:  # a rank died or hangs: a failed run (exit 1), not bad input
+        click.echo(f"Error: {e}; finished cells and shards are kept in {out}: rerun to resume", err=True)
+        sys.exit(1)
+    if not world.is_main:
+        sys.exit(1 if outcome.failed else 0)
     from robustbench_bytes.report import summary_text
 
     click.echo(summary_text(out))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 import click
 
 from robustbench_bytes.commands.common import ONE_NOISE_SPEC, InputError
-from robustbench_bytes.commands.run import quick_look_options
+from robustbench_bytes.commands.run import dtype_option, quick_look_options, rank_timeout_option
 from robustbench_bytes.results import json_text
 
 
@@ -59,13 +60,32 @@ def _summary(result) -> str:
 @click.option("--limit-bytes", default=None, type=click.IntRange(min=1),
               help="Score only the first documents up to this many clean UTF-8 bytes.")
 @quick_look_options
+@dtype_option
+@rank_timeout_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def score(model_spec, corpus_spec, noise_spec, seed, as_json, device, batch_size, chunk_size, max_length,
-          context, stride, limit_bytes, quiet, limit_documents, max_document_bytes):
+          context, stride, limit_bytes, dtype, rank_timeout, quiet, limit_documents, max_document_bytes):
     """Score one cell: the negative log-likelihood MODEL gives CORPUS under one noise, with bits per byte
-    and word perplexity (every byte of every document is scored)."""
-    from robustbench_bytes import scoring
-    from robustbench_bytes.corpora import load_corpus
+    and word perplexity (every byte of every document is scored). Under torchrun the documents are split
+    over the ranks and rank 0 prints the one merged result."""
+    from robustbench_bytes import distributed
+
+    world, device = distributed.from_environment(device, timeout=rank_timeout)
+    try:
+        _score(world, model_spec, corpus_spec, noise_spec, seed, as_json, device, batch_size, chunk_size,
+               max_length, context, stride, (limit_documents, max_document_bytes, limit_bytes), dtype, quiet)
+    except distributed.DistributedError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(1)
+    finally:
+        world.close()
+
+
+def _score(world, model_spec, corpus_spec, noise_spec, seed, as_json, device, batch_size, chunk_size, max_length,
+           context, stride, quick_look, dtype, quiet):
+    from robustbench_bytes import scoring, shards
+    from robustbench_bytes.corpora import load_corpus, require_text
+    from robustbench_bytes.distributed import plan_documents
     from robustbench_bytes.models import load_model
 
     spec = noise_spec
@@ -73,7 +93,7 @@ def score(model_spec, corpus_spec, noise_spec, seed, as_json, device, batch_size
         from robustbench_bytes.builtin_corpora import DEFAULT_CORPUS
 
         corpus_spec = DEFAULT_CORPUS
-    corpus = load_corpus(corpus_spec).quick_look(limit_documents, max_document_bytes, limit_bytes)
+    corpus = require_text(load_corpus(corpus_spec).quick_look(*quick_look), corpus_spec)
     model = load_model(model_spec, device)
     options = {"max_length": max_length, "context": context, "stride": stride}
     if model.streaming:
@@ -86,15 +106,32 @@ def score(model_spec, corpus_spec, noise_spec, seed, as_json, device, batch_size
         raise InputError(f"--chunk-size: only for streamed (Mamba) models; {model.name} is scored in windows")
     if chunk_size is not None:
         options["chunk_size"] = chunk_size
-    try:
-        cell = scoring.score_corpus(model, corpus, spec, seed, batch_size=batch_size, progress=not quiet,
-                                    desc=f"{model.name} {spec}", **options)
-    except scoring.NonFiniteScore as e:
-        click.echo(f"Error: {e}", err=True)
+    share = plan_documents([len(d.encode("utf-8")) for d in corpus.documents], world.world_size)[world.rank]
+    mine = shards.Shard(world.rank, world.world_size)
+    if share:
+        ids = list(corpus.doc_ids) or [str(i) for i in range(len(corpus.documents))]
+        part = replace(corpus, documents=[corpus.documents[i] for i in share], doc_ids=[ids[i] for i in share])
+        try:
+            cell = scoring.score_corpus(model, part, spec, seed, batch_size=batch_size,
+                                        progress=not quiet and world.is_main, desc=f"{model.name} {spec}",
+                                        indices=share, dtype=dtype, **options)
+            mine = shards.Shard(world.rank, world.world_size, tuple(cell.documents), cell.result,
+                                seconds=cell.result.seconds)
+        except scoring.NonFiniteScore as e:
+            mine = shards.Shard(world.rank, world.world_size, error=str(e))
+    gathered = [shards.Shard.from_json(raw, f"rank {k}") for k, raw in enumerate(world.all_gather(mine.to_json(),
+                                                                                                 "scoring"))]
+    failure = shards.first_failure(gathered)
+    if failure is not None:
+        if world.is_main:
+            click.echo(f"Error: {'rank %d: ' % failure.rank if world.distributed else ''}{failure.error}", err=True)
         sys.exit(1)
-    for metric, why in cell.result.undefined.items():
+    if not world.is_main:
+        return
+    result, _ = shards.merge(gathered, corpus)
+    for metric, why in result.undefined.items():
         click.echo(f"note: {metric} is undefined: {why}", err=True)
     if as_json:
-        click.echo(json_text(cell.result.to_json(), indent=None))
+        click.echo(json_text(result.to_json(), indent=None))
     else:
-        click.echo(_summary(cell.result))
+        click.echo(_summary(result))
