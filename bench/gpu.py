@@ -13,6 +13,9 @@
 4. Decoding at MambaByte-972M's shape (generation_part): plain byte decoding, a verification chunk of L bytes
    against L steps, a Mamba-110M-shaped subword drafter's step, and speculative decoding end to end; under
    "generation".
+5. The distributed path on N GPUs (distributed_part): `torchrun --nproc-per-node N -m robustbench_bytes run` against
+   the same run on one GPU (speed-up, and each cell's seconds outside scoring as in bench/bench_distributed.py);
+   only with torch.cuda.device_count() >= 2, else recorded as pending with the reason; under "distributed".
 Without CUDA (and without --interpret) it prints "no CUDA device", writes bench/results/gpu.json with
 status "pending" and exits 0.
 """
@@ -283,6 +286,73 @@ def render_generation(gen):
     return lines
 
 
+DISTRIBUTED_RUN = ["--model", "mambabyte-kjv", "--corpus", "kjv:test", "--noise", "drop:p=0.1", "--noise",
+                   "antspeak", "--device", "cuda", "--batch-size", "8", "--quiet"]
+
+
+def distributed_part() -> dict:
+    """The distributed path on every GPU of this node against one GPU: the same grid (the zoo's byte Mamba on
+    kjv:test, clean + 2 noises) run by `torchrun --nproc-per-node N` and by `--nproc-per-node 1`; wall seconds of
+    each launch, the speed-up, and per cell the seconds outside scoring as a fraction (bench/bench_distributed.py's
+    definition). Pending (with the reason) on fewer than 2 GPUs."""
+    import tempfile
+
+    import torch
+
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if n < 2:
+        return {"status": "pending", "reason": f"needs >= 2 CUDA devices; this machine has {n}"}
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_distributed import cell_overheads, free_port
+
+    def launch(ranks: int, out: Path) -> dict:
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(ranks),
+                   "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}",
+                   "-m", "robustbench_bytes", "run", *DISTRIBUTED_RUN, "--out", str(out)]
+        start = time.perf_counter()
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900,
+                              env=dict(os.environ, MPLCONFIGDIR=str(out.parent / "mpl")))
+        seconds = time.perf_counter() - start
+        if done.returncode != 0:
+            return {"ranks": ranks, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else
+                    f"exit {done.returncode}"}
+        manifest = json.loads((out / "manifest.json").read_text())
+        results = json.loads((out / "results.json").read_text())
+        return {"ranks": ranks, "launch_seconds": seconds, "cells": cell_overheads(manifest),
+                "bits_per_clean_byte": {r["cell"]: r["bits_per_clean_byte"] for r in results}}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        one, many = launch(1, Path(tmp) / "one"), launch(n, Path(tmp) / "many")
+    report = {"status": "measured", "gpus": n, "run": " ".join(DISTRIBUTED_RUN), "one": one, "many": many}
+    if "error" not in one and "error" not in many:
+        report["speedup"] = one["launch_seconds"] / many["launch_seconds"]
+        report["max_bpcb_difference"] = max(abs(one["bits_per_clean_byte"][c] - many["bits_per_clean_byte"][c])
+                                            for c in one["bits_per_clean_byte"])
+    return report
+
+
+def render_distributed(dist):
+    if not dist:
+        return []
+    if dist["status"] == "pending":
+        return [f"Distributed path on N GPUs: **pending** ({dist['reason']}).", ""]
+    lines = [f"Distributed path: `torchrun --nproc-per-node {dist['gpus']} -m robustbench_bytes run {dist['run']}` "
+             "against `--nproc-per-node 1`.", ""]
+    for side in ("one", "many"):
+        if "error" in dist[side]:
+            lines.append(f"{dist[side]['ranks']} rank(s): FAILED: {dist[side]['error']}")
+    if "speedup" not in dist:
+        return lines + [""]
+    lines += [f"Launch wall time: {dist['one']['launch_seconds']:.1f} s on 1 GPU, {dist['many']['launch_seconds']:.1f} s "
+              f"on {dist['gpus']} ({dist['speedup']:.2f}x); largest bits/clean byte difference "
+              f"{dist['max_bpcb_difference']:.1e}.", "",
+              "| cell | wall s | scoring s (slowest rank) | overhead | goal (< 2%) |", "|---|---:|---:|---:|---|"]
+    for r in dist["many"]["cells"]:
+        lines.append(f"| `{r['cell']}` | {r['wall_seconds']:.2f} | {r['scoring_seconds']:.2f} | "
+                     f"{r['overhead_fraction']:.1%} | {'met' if r['overhead_fraction'] < 0.02 else 'MISSED'} |")
+    return lines + [""]
+
+
 def run_device(device, shape, repeats, configs, with_model):
     import torch
 
@@ -304,6 +374,7 @@ def run_device(device, shape, repeats, configs, with_model):
         generation = generation_section(device)
         if generation is not None:
             report["generation"] = generation
+        report["distributed"] = distributed_part()
     return report
 
 
@@ -340,7 +411,11 @@ def render(report):
                   "| MambaByte-972M-shaped model, bytes/s and MFU | d_model 1792, 48 layers, 1 MB | – | pending "
                   "| >= 40% MFU |",
                   "| MambaByte-972M-shaped decoding: plain vs speculative bytes/s, chunk vs steps | d_model 1792, "
-                  "48 layers, random weights | pending | – | speculative >= 2.6x plain |", ""]
+                  "48 layers, random weights | pending | – | speculative >= 2.6x plain |",
+                  "| distributed path on N GPUs (torchrun, NCCL): speed-up over 1 GPU, seconds outside scoring "
+                  "per cell | the zoo's byte Mamba on kjv:test, clean + 2 noises | pending (needs >= 2 GPUs) | – "
+                  "| overhead < 2% per cell |", ""]
+        lines += render_distributed(report.get("distributed"))
     else:
         sh = report["shape"]
         best = {}
@@ -364,6 +439,7 @@ def render(report):
         lines.append("")
         lines += render_model(report.get("model"))
         lines += render_generation(report.get("generation"))
+        lines += render_distributed(report.get("distributed"))
     lines.append(f"Machine: {report['machine']}. Command: `{report['command']}`. Date: {report['date']}.")
     return "\n".join(lines) + "\n"
 
@@ -404,7 +480,7 @@ def main(argv):
         smoke, rc = interpreter_smoke()
         report = dict(base, status="pending", reason="no CUDA device on the machine that ran `make bench-gpu` "
                       f"({platform.node()}); run it on an H200 to fill this row",
-                      interpreter_smoke=smoke, interpreter_smoke_rc=rc)
+                      interpreter_smoke=smoke, interpreter_smoke_rc=rc, distributed=distributed_part())
         previous = RESULTS / "gpu.json"
         if previous.exists() and json.loads(previous.read_text()).get("status") == "measured":
             print("bench/gpu.py: keeping the measured bench/results/gpu.json", file=sys.stderr)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-ORDER = ["noise", "kernel", "model", "zoo", "generate", "timings", "positions", "gpu"]
+ORDER = ["noise", "kernel", "model", "zoo", "generate", "timings", "positions", "memory", "distributed", "gpu"]
 
 HEADER = """# Benchmarks
 
