@@ -36,13 +36,17 @@ report: $(STAMP)
 		--limit-items $(TASK_ITEMS) --batch-size 64
 	$(VENV)/bin/robustbench report runs/default -o reports/default
 
-# Length extrapolation (issue 12): the zoo, clean and under antspeak, on the whole long test books and plays;
-# bits per byte by position in reports/length/. All documents in one batch (the byte model scans them together).
+# Length extrapolation (issue 12): the zoo, clean and under antspeak, on the 9 whole long test books and plays
+# (1,025,054 bytes clean, 1,700,087 under antspeak); bits per byte by position in reports/length/. All documents in
+# one batch (the byte model scans them together). Measured on the 2-core machine while training jobs held it
+# (load 6-8): the six cells took 1,065 s of scoring (the byte model's from mambabyte-kjv, the same shape); the
+# quiet-machine throughputs of bench/results/zoo.md give about 5 minutes. To cut the cost: EXTRAPOLATION_OPTIONS="--max-document-bytes 65536" (64x a 1 KB training length).
 EXTRAPOLATION_MODELS ?= mambabyte-kjv-shakespeare mamba-bpe-kjv-shakespeare gpt-bpe-kjv-shakespeare
 EXTRAPOLATION_CORPUS ?= kjv-shakespeare:long
+EXTRAPOLATION_OPTIONS ?=
 extrapolation: $(STAMP)
 	$(VENV)/bin/robustbench run $(foreach m,$(EXTRAPOLATION_MODELS),--model $(m)) --noise antspeak \
-		--corpus $(EXTRAPOLATION_CORPUS) --batch-size 16 --out runs/length
+		--corpus $(EXTRAPOLATION_CORPUS) --batch-size 16 $(EXTRAPOLATION_OPTIONS) --out runs/length
 	$(VENV)/bin/robustbench report runs/length -o reports/length
 
 clean:
