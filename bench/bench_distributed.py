@@ -27,7 +27,7 @@ RESULTS = ROOT / "bench" / "results"
 COMMAND = ".venv/bin/python bench/bench_distributed.py"
 RANKS = 2
 GOAL = 0.02
-MODEL = "mambabyte-kjv"
+MODEL = "mambabyte-kjv-shakespeare"
 RUN_ARGS = ["--model", MODEL, "--corpus", "kjv", "--limit-documents", "16", "--max-document-bytes", "6000", "--noise", "drop:p=0.1",
             "--noise", "uppercase", "--device", "cpu", "--quiet"]
 

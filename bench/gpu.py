@@ -286,7 +286,7 @@ def render_generation(gen):
     return lines
 
 
-DISTRIBUTED_RUN = ["--model", "mambabyte-kjv", "--corpus", "kjv:test", "--noise", "drop:p=0.1", "--noise",
+DISTRIBUTED_RUN = ["--model", "mambabyte-kjv-shakespeare", "--corpus", "kjv:test", "--noise", "drop:p=0.1", "--noise",
                    "antspeak", "--device", "cuda", "--batch-size", "8", "--quiet"]
 
 

@@ -2,7 +2,7 @@
 "robustbench", optionally noising every request's text with our seeded streams.
 
     import robustbench_bytes.lm_eval_bridge   # registers the model "robustbench" with lm_eval
-    lm_eval.simple_evaluate(model="robustbench", model_args="model=mambabyte-kjv,dtype=auto", tasks=[...])
+    lm_eval.simple_evaluate(model="robustbench", model_args="model=mambabyte-kjv-shakespeare,dtype=auto", tasks=[...])
 
 model_args: model (a MODEL as `robustbench run --model` takes it), device (auto), dtype (auto | float32 |
 bfloat16), batch_size, noise (one noise spec; default clean), seed, noise_choices (true/false).
