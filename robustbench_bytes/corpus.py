@@ -83,13 +83,17 @@ def decode_utf8(data: bytes, where: str, errors: str = "strict") -> str:
                        f"(byte 0x{data[e.start]:02x})") from None
 
 
-def read_text(path: Path, errors: str = "strict") -> str:
+def read_bytes(path: Path, what: str = "file") -> bytes:
+    """The file's bytes; BadInput naming it when it is missing, a directory or unreadable."""
     try:
-        data = path.read_bytes()
+        return Path(path).read_bytes()
     except FileNotFoundError:
-        raise BadInput(f"{path}: no such file") from None
+        raise BadInput(f"{path}: no such {what}") from None
     except IsADirectoryError:
-        raise BadInput(f"{path}: is a directory, expected a file") from None
+        raise BadInput(f"{path}: is a directory, expected a {what}") from None
     except OSError as e:
         raise BadInput(f"{path}: cannot read ({e.strerror})") from None
-    return decode_utf8(data, str(path), errors)
+
+
+def read_text(path: Path, errors: str = "strict") -> str:
+    return decode_utf8(read_bytes(path), str(path), errors)

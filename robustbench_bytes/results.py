@@ -59,13 +59,23 @@ def cell_path(run_dir: Path | str, cell: str) -> Path:
     return Path(run_dir) / CELLS_DIR / f"{cell}.json"
 
 
+def read_record(path: Path, formats) -> dict | None:
+    """A stored cell file's JSON object when it is readable and of one of `formats`, else None (then the cell
+    is recomputed)."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return raw if isinstance(raw, dict) and raw.get("format") in formats else None
+
+
 def read_cell(run_dir: Path | str, cell: str) -> CellRecord | None:
     """The stored cell, or None when it is absent or unreadable (then it is recomputed)."""
     path = cell_path(run_dir, cell)
+    raw = read_record(path, CELL_FORMATS)
+    if raw is None:
+        return None
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(raw, dict) or raw.get("format") not in CELL_FORMATS:
-            return None
         docs = raw.get("documents") or []
         return CellRecord(raw.get("inputs"), CellResult.from_json(raw.get("result"), str(path)),
                           tuple(DocumentRecord.from_json(d, f"{path}: document {i}") for i, d in enumerate(docs)))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from robustbench_bytes.corpus import read_bytes
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.plugins import Registry
 
@@ -113,14 +114,7 @@ def parse_item(raw: object, where: str, index: int) -> TaskItem:
 
 def load_task_file(path: Path | str) -> Task:
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except IsADirectoryError:
-        raise BadInput(f"{path}: is a directory; expected a .jsonl task file") from None
-    except FileNotFoundError:
-        raise BadInput(f"{path}: no such task file") from None
-    except OSError as e:
-        raise BadInput(f"{path}: cannot read ({e.strerror})") from None
+    data = read_bytes(path, "task file (.jsonl)")
     items = []
     for lineno, line in enumerate(data.split(b"\n"), start=1):
         if not line.strip():

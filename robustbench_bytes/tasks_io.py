@@ -10,7 +10,6 @@ A run directory without tasks.json has no task results (read_task_results gives 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,10 +35,10 @@ def task_cell_path(run_dir: Path | str, cell: str) -> Path:
 def read_task_cell(run_dir: Path | str, cell: str) -> TaskCellRecord | None:
     """The stored task cell, or None when it is absent or unreadable (then it is recomputed)."""
     path = task_cell_path(run_dir, cell)
+    raw = results_io.read_record(path, (TASK_CELL_FORMAT,))
+    if raw is None:
+        return None
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(raw, dict) or raw.get("format") != TASK_CELL_FORMAT:
-            return None
         items = tuple(ItemRecord.from_json(x, f"{path}: item {i}") for i, x in enumerate(raw.get("items") or []))
         return TaskCellRecord(raw.get("inputs"), TaskResult.from_json(raw.get("result"), str(path)), items)
     except (OSError, ValueError):
