@@ -1,0 +1,1 @@
+"""The click commands, one module each; cli.py registers them."""
