@@ -16,8 +16,8 @@ from robustbench_bytes.report_plots import PLOT_TITLES, caption, report_plots
 from robustbench_bytes.report_table import (CSV_COLUMNS, MIN_DOCUMENTS, ReportOptions, build_table,
                                             few_documents_warning)
 from robustbench_bytes.report_text import (latex_tables, markdown_bits_table, markdown_increase_table,
-                                           markdown_leaderboard, markdown_model_table, markdown_undefined_notes,
-                                           text_summary)
+                                           markdown_leaderboard, markdown_least_loss, markdown_model_table,
+                                           markdown_undefined_notes, text_summary)
 
 __all__ = ["ReportOptions", "build_table", "summary_text", "write_report"]
 
@@ -86,6 +86,10 @@ def _perplexity_markdown(table, options: ReportOptions, plots: list[Path]) -> li
            f"intervals over documents ({options.replicates} replicates; changes resample the same documents for the "
            f"clean and the noisy text); n/a: fewer than {MIN_DOCUMENTS} documents, no interval. Several seeds: "
            "their mean.", "",
+           "## Which model loses least under each noise", "",
+           "By each measure, the model with the smallest change from its own clean score; \"intervals overlap\" "
+           "means its interval does not clear every other model's, so the order is not resolved.", "",
+           markdown_least_loss(table), "",
            "## Rise in bits per clean byte over clean text", "", markdown_bits_table(table), "",
            "## Word-perplexity increase over clean text", "", markdown_increase_table(table), ""]
     notes = markdown_undefined_notes(table)

@@ -198,3 +198,37 @@ def markdown_undefined_notes(table) -> str:
 
 __all__ = ["cell_texts", "latex_tables", "markdown_bits_table", "markdown_increase_table",
            "markdown_leaderboard", "markdown_model_table", "text_summary"]
+
+
+def least_loss_rows(table) -> list[dict]:
+    """Per noise: which model loses least by the rise in bits per clean byte and by the word-PPL increase (the
+    paper's measure), each with its interval, and whether that interval clears every other model's."""
+    rows = []
+    for noise in [n for n in dict.fromkeys(table["noise"]) if n != CLEAN]:
+        group = table[(table["noise"] == noise) & (table["status"] != "failed")]
+        entry = {"noise": noise}
+        for metric in ("bits_rise", "ppl_increase"):
+            ranked = group[group[metric].map(lambda v: isinstance(v, float) and math.isfinite(v))]
+            if ranked.empty:
+                entry[metric] = None
+                continue
+            best = ranked.loc[ranked[metric].idxmin()]
+            others = ranked.drop(index=best.name)
+            clear = bool(len(others)) and all(best[f"{metric}_high"] < o[f"{metric}_low"] for _, o in others.iterrows())
+            entry[metric] = {"label": best["label"], "text": format_value(best, metric, signed=True), "clear": clear}
+        rows.append(entry)
+    return rows
+
+
+def markdown_least_loss(table) -> str:
+    """The table behind "which model loses least under each noise", by both measures."""
+    def cell(e):
+        if e is None:
+            return "n/a"
+        return f"{_md_escape(e['label'])}: {e['text']}" + ("" if e["clear"] else " (intervals overlap)")
+
+    lines = ["| noise | least rise in bits/clean byte | least word-PPL increase (the paper's measure) |",
+             "|---|---|---|"]
+    for e in least_loss_rows(table):
+        lines.append(f"| `{e['noise']}` | {cell(e['bits_rise'])} | {cell(e['ppl_increase'])} |")
+    return "\n".join(lines)

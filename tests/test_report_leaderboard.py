@@ -149,3 +149,20 @@ def test_one_task_item_prints_na_and_warns(tmp_path, runner):
     assert result.exit_code == 0, result.output
     readme = (tmp_path / "rep" / "README.md").read_text()
     assert "[n/a]" in readme and "drop" in readme and "only 1 item(s)" in readme
+
+
+def test_least_loss_names_the_model_with_the_smallest_change_per_noise(tmp_path):
+    close = {"clean": {"byte-m": 2.0, "bpe-m": 2.0}, "drop:p=0.1": {"byte-m": 2.3, "bpe-m": 2.301},
+             "antspeak": {"byte-m": 3.0, "bpe-m": 6.0}}
+    write_fake_run(tmp_path / "run", close)
+    table = report.build_table([tmp_path / "run"], FAST)
+    rows = {r["noise"]: r for r in report_text.least_loss_rows(table)}
+    assert set(rows) == {"drop:p=0.1", "antspeak"}
+    for noise, entry in rows.items():
+        group = table[table["noise"] == noise]
+        for metric in ("bits_rise", "ppl_increase"):
+            assert entry[metric]["label"] == group.loc[group[metric].idxmin(), "label"]
+    assert rows["antspeak"]["bits_rise"]["clear"] is True       # 1.0 against 4.0 bits: resolved
+    assert rows["drop:p=0.1"]["bits_rise"]["clear"] is False    # 0.3 against 0.301: not resolved
+    readme = report.write_report([tmp_path / "run"], tmp_path / "rep", FAST, plots=False)["readme"].read_text()
+    assert "Which model loses least under each noise" in readme and "(intervals overlap)" in readme
