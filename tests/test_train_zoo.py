@@ -24,6 +24,17 @@ def test_zoo_has_byte_and_subword_models_under_30_mb():
     assert not list(ZOO_DIR.rglob("last.pt")), "training checkpoints must not ship in the zoo"
 
 
+def test_the_zoo_is_fair():
+    """Every model saw the same training bytes (within one sequence), in sequences of about the same bytes, on
+    the same data, with parameter counts within 25% of each other."""
+    metas = [json.loads((ZOO_DIR / p.stem / "config.json").read_text())["robustbench"] for p in CONFIGS]
+    seen = [m["train_bytes"] for m in metas]
+    assert max(seen) - min(seen) <= max(m["train_length_bytes"] for m in metas)
+    assert len({tuple(m["train_data"]) for m in metas}) == 1
+    params = [m["parameters"] for m in metas]
+    assert max(params) <= 1.25 * min(params)
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_zoo_model_was_trained_from_its_config(path):
     cfg = TrainConfig.from_file(path)
@@ -32,8 +43,13 @@ def test_zoo_model_was_trained_from_its_config(path):
     config = json.loads((directory / "config.json").read_text())
     meta = config["robustbench"]
     assert meta["train_config"] == json.loads(json.dumps(asdict(cfg)))
-    assert meta["trained_steps"] == cfg.steps
-    assert 1_000_000 <= meta["parameters"] <= 5_000_000
+    if cfg.by_bytes:  # a byte budget: the bytes seen end within one sequence of it
+        assert cfg.train_bytes <= meta["train_bytes"] < cfg.train_bytes + 2 * cfg.seq_bytes
+        assert abs(meta["train_length_bytes"] - cfg.seq_bytes) <= 0.02 * cfg.seq_bytes
+    else:
+        assert meta["trained_steps"] == cfg.steps
+    assert meta["train_data"] == cfg.data["train"]
+    assert 2_000_000 <= meta["parameters"] <= 5_000_000
     assert (directory / "tokenizer.json").is_file() == (cfg.tokenizer["type"] == "bpe")
     card = (directory / "README.md").read_text()
     assert card == (directory / "MODEL_CARD.md").read_text()
