@@ -1,7 +1,6 @@
 """The pieces of a distributed run, in one process: the document plan, shares scored with their global
 numbers and merged back, shard files, the dtype option, and a rank that stops answering."""
 
-import json
 import math
 import os
 import socket
@@ -9,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from test_distributed import DOCS
-from test_run_fakes import make_mamba_checkpoint
 
 pytestmark = pytest.mark.slow  # each launch starts 3-4 Python processes that import torch
 
