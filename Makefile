@@ -41,7 +41,7 @@ report: $(STAMP)
 # one batch (the byte model scans them together). Measured on the 2-core machine while training jobs held it
 # (load 6-8): the six cells took 1,065 s of scoring (the byte model's from mambabyte-kjv, the same shape); the
 # quiet-machine throughputs of bench/results/zoo.md give about 5 minutes. To cut the cost: EXTRAPOLATION_OPTIONS="--max-document-bytes 65536" (64x a 1 KB training length).
-EXTRAPOLATION_MODELS ?= mambabyte-kjv-shakespeare mamba-bpe-kjv-shakespeare gpt-bpe-kjv-shakespeare
+EXTRAPOLATION_MODELS ?= gpt-bpe-kjv-shakespeare mamba-bpe-kjv-shakespeare mambabyte-kjv-shakespeare
 EXTRAPOLATION_CORPUS ?= kjv-shakespeare:long
 EXTRAPOLATION_OPTIONS ?=
 extrapolation: $(STAMP)
