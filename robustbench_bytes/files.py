@@ -1,8 +1,9 @@
 """File I/O shared by every reader and writer: atomic writes (readers never see a half-written file, a kill
-leaves the old file or the new one), JSON read with one-line errors, and sha256 of a file."""
+leaves the old file or the new one), JSON read with one-line errors, sha256 of a file, and a lock between processes."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -22,6 +23,20 @@ def sha256_file(path: Path | str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+@contextmanager
+def waiting_lock(path: Path | str) -> Iterator[None]:
+    """Holds an exclusive lock on the file `path` (made if missing), waiting while another process holds it;
+    the lock dies with the process (kill -9 included)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def read_json(path: Path | str) -> Any:

