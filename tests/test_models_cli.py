@@ -87,11 +87,38 @@ def test_model_type_alone_does_not_claim_a_hugging_face_folder(tmp_path):
     ours = tmp_path / "ours"
     ours.mkdir()
     (ours / "config.json").write_text(json.dumps({"model_type": "mamba", "d_model": 8, "vocab_size": 256}))
+    (ours / "model.safetensors").write_bytes(b"")  # never read: the config is refused first
     with pytest.raises(BadInput, match="missing required field 'n_layer'") as caught:
         checkpoint.load_mamba(ours)
     assert "Hugging Face" not in str(caught.value)
     theirs = tmp_path / "theirs"
     theirs.mkdir()
     (theirs / "config.json").write_text(json.dumps({"model_type": "mamba", "hidden_size": 8, "vocab_size": 256}))
+    (theirs / "model.safetensors").write_bytes(b"")
     with pytest.raises(BadInput, match="use hf:PATH"):
         checkpoint.load_mamba(theirs)
+    sharded = tmp_path / "sharded"  # a Hugging Face folder with its weights in shards: still pointed to hf:PATH
+    sharded.mkdir()
+    (sharded / "config.json").write_text((theirs / "config.json").read_text())
+    (sharded / "model-00001-of-00002.safetensors").write_bytes(b"")
+    with pytest.raises(BadInput, match="no weights; expected model.safetensors or pytorch_model.bin; .*use hf:PATH"):
+        registry.load_model(str(sharded))
+
+
+@pytest.mark.parametrize("architecture", ["mamba", "transformer"])
+def test_loading_a_directory_reads_config_json_once_and_looks_up_the_weights_once(architecture, tiny_mamba, tmp_path,
+                                                                                   monkeypatch):
+    """The directory is resolved once (its files, for the fingerprint) and loaded from that, not looked up again."""
+    if architecture == "transformer":
+        cfg = GPTConfig(vocab_size=256, block_size=32, n_layer=1, n_head=2, d_model=16)
+        directory = checkpoint.save_pretrained(GPT(cfg), tmp_path / "gpt", cfg.to_dict())
+    else:
+        directory = tiny_mamba
+    reads, lookups = [], []
+    read_json, weight_file = checkpoint.read_json, checkpoint.weight_file
+    monkeypatch.setattr(checkpoint, "read_json", lambda path: reads.append(path) or read_json(path))
+    monkeypatch.setattr(checkpoint, "weight_file", lambda d: lookups.append(d) or weight_file(d))
+    model = registry.load_model(str(directory))
+    assert [p.name for p in reads] == ["config.json"] and len(lookups) == 1
+    assert model.resolved.input_files[:2] == (directory / "config.json", weight_file(directory))
+    assert model.architecture == architecture

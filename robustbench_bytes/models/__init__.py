@@ -73,21 +73,21 @@ def known_names() -> list[str]:
 
 def load_directory(directory, device="cpu", name: str | None = None,
                    resolved: ResolvedModel | None = None) -> LoadedModel:
-    """A local checkpoint directory: mamba_ssm format, or ours for the GPT baseline."""
+    """A local checkpoint directory: mamba_ssm format, or ours for the GPT baseline. `resolved`: the directory
+    when already resolved (its config.json and weight file are not looked up again)."""
     from robustbench_bytes.models import checkpoint
 
-    directory = Path(directory)
+    resolved = resolved or _resolve_directory(str(directory))
+    opened = resolved.details.get("checkpoint") or checkpoint.open_directory(resolved.path)  # a plug-in's own
+    directory, config, architecture = opened.path, opened.config, opened.architecture
     dev = _device(device)
-    config = checkpoint.read_config(directory)
-    architecture = checkpoint.architecture_of(directory, config)
     if architecture == "transformer":
-        module = _load_gpt(directory, config)
+        module = _load_gpt(opened)
     else:
-        module, config = checkpoint.load_mamba(directory, config, device="cpu")
+        module, config = checkpoint.load_mamba(directory, checkpoint=opened)
     module = module.to(dev).eval()
     tokenizer = _tokenizer(directory, config)
     level = getattr(tokenizer, "level", "subword")
-    resolved = resolved or _resolve_directory(str(directory))
     loaded = LoadedModel(
         name=name or str(directory),
         level=level,
@@ -112,25 +112,26 @@ def load_directory(directory, device="cpu", name: str | None = None,
     return loaded
 
 
-def _load_gpt(directory: Path, config: dict):
+def _load_gpt(opened):
     from robustbench_bytes.models import checkpoint
     from robustbench_bytes.models.transformer import GPT, GPTConfig
 
+    config_file = opened.path / checkpoint.CONFIG_FILE
     try:
-        gpt_config = GPTConfig.from_dict(config)
+        gpt_config = GPTConfig.from_dict(opened.config)
     except KeyError as e:
-        raise BadInput(f"{directory / 'config.json'}: missing required field {e.args[0]!r} "
+        raise BadInput(f"{config_file}: missing required field {e.args[0]!r} "
                        f"(a transformer config needs {', '.join(GPTConfig.REQUIRED)})") from None
     except (TypeError, ValueError) as e:
-        raise BadInput(f"{directory / 'config.json'}: {e}") from None
-    state = checkpoint.load_state_dict(directory)
+        raise BadInput(f"{config_file}: {e}") from None
+    state = checkpoint.load_weights(opened.weights)
     with torch.device("meta"):  # no random initialisation for the checkpoint to overwrite
         module = GPT(gpt_config)
     try:
         module.load_weights({k: (v.float() if v.is_floating_point() else v) for k, v in state.items()},
                             assign=True)
     except ValueError as e:
-        raise BadInput(f"{checkpoint.weight_file(directory)}: {e}") from None
+        raise BadInput(f"{opened.weights}: {e}") from None
     return module
 
 
@@ -276,8 +277,8 @@ def _load_smollm2(resolved: ResolvedModel, device) -> LoadedModel:
 def _resolve_zoo(spec: str) -> ResolvedModel:
     from robustbench_bytes.models import checkpoint
 
-    directory = ZOO_DIR / spec
-    return ResolvedModel(spec, "zoo", directory, checkpoint.input_files(directory), spec)
+    opened = checkpoint.open_directory(ZOO_DIR / spec)
+    return ResolvedModel(spec, "zoo", opened.path, opened.files, spec, {"checkpoint": opened})
 
 
 def _load_zoo(resolved: ResolvedModel, device) -> LoadedModel:
@@ -289,8 +290,8 @@ def _load_zoo(resolved: ResolvedModel, device) -> LoadedModel:
 def _resolve_directory(spec: str) -> ResolvedModel:
     from robustbench_bytes.models import checkpoint
 
-    directory = Path(spec).expanduser()
-    return ResolvedModel(spec, "directory", directory, checkpoint.input_files(directory), str(directory))
+    opened = checkpoint.open_directory(Path(spec).expanduser())
+    return ResolvedModel(spec, "directory", opened.path, opened.files, str(opened.path), {"checkpoint": opened})
 
 
 def _load_directory(resolved: ResolvedModel, device) -> LoadedModel:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -35,13 +36,36 @@ def architecture_of(directory: Path, config: dict) -> str:
     return architecture
 
 
-def input_files(directory) -> tuple[Path, ...]:
-    """Every file loading this directory reads: config.json, the weight file, the tokenizer files present."""
+@dataclass(frozen=True)
+class CheckpointDirectory:
+    """A checkpoint directory read once: its config.json, architecture, weight file, and every file loading it
+    reads (config.json, the weights, the tokenizer files present), for the fingerprint."""
+
+    path: Path
+    config: dict
+    architecture: str
+    weights: Path
+    files: tuple[Path, ...]
+
+
+def hugging_face_hint(config: dict) -> str:
+    """A pointer to hf:PATH when config.json is a Hugging Face one (its MambaConfig says hidden_size where mamba_ssm
+    says d_model; our zoo writes model_type too, so model_type alone says nothing)."""
+    return "; it looks like a Hugging Face config: use hf:PATH" if "model_type" in config and "d_model" not in config \
+        else ""
+
+
+def open_directory(directory) -> CheckpointDirectory:
+    """Reads config.json and finds the weight file; BadInput for a directory that cannot be loaded."""
     directory = _existing_dir(directory)
-    architecture_of(directory, read_config(directory))
-    files = [directory / CONFIG_FILE, weight_file(directory)]
-    files += [directory / n for n in TOKENIZER_FILES if (directory / n).is_file()]
-    return tuple(files)
+    config = read_config(directory)
+    architecture = architecture_of(directory, config)
+    try:
+        weights = weight_file(directory)
+    except BadInput as e:
+        raise BadInput(f"{e}{hugging_face_hint(config)}") from None
+    files = (directory / CONFIG_FILE, weights, *(directory / n for n in TOKENIZER_FILES if (directory / n).is_file()))
+    return CheckpointDirectory(directory, config, architecture, weights, files)
 
 
 def read_config(directory) -> dict:
@@ -66,11 +90,15 @@ def weight_file(directory) -> Path:
 
 
 def load_state_dict(directory) -> dict[str, torch.Tensor]:
-    """The state dict of a checkpoint directory, on the CPU, tensors in their stored dtype.
+    """The state dict of a checkpoint directory, on the CPU, tensors in their stored dtype."""
+    return load_weights(weight_file(directory))
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The state dict in a weight file (.safetensors, else a torch.load state dict), tensors in their stored dtype.
 
     The tensors map the weight file (copy-on-write) rather than holding a copy of it: pages are read on
     first use and shared with the page cache, so ranks on one node do not each keep the weights twice."""
-    path = weight_file(directory)
     if path.suffix == ".safetensors":
         return _real_floats(path, _map_safetensors(path))
     try:
@@ -143,28 +171,25 @@ def save_pretrained(model: torch.nn.Module, directory, config: dict, tokenizer_j
     return directory
 
 
-def load_mamba(directory, config: dict | None = None, device="cpu"):
+def load_mamba(directory, device="cpu", checkpoint: CheckpointDirectory | None = None):
     """(MambaLM in eval mode with float32 weights on `device`, config dict) from a mamba_ssm-format directory
-    (config: its config.json when already read)."""
+    (checkpoint: the directory when already opened)."""
     from robustbench_bytes.models.mamba import MambaConfig, MambaLM
 
-    directory = _existing_dir(directory)
-    config = read_config(directory) if config is None else config
+    checkpoint = checkpoint or open_directory(directory)
+    directory, config, path = checkpoint.path, checkpoint.config, checkpoint.weights
     try:
         cfg = MambaConfig.from_dict(config)
     except KeyError as e:
-        # Hugging Face's MambaConfig says hidden_size where mamba_ssm says d_model; our zoo writes model_type too
-        looks_hf = "model_type" in config and "d_model" not in config
-        hint = "; it looks like a Hugging Face config: use hf:PATH" if looks_hf else ""
         raise BadInput(f"{directory / CONFIG_FILE}: missing required field {e.args[0]!r} "
-                       f"(a mamba_ssm config needs {', '.join(MambaConfig.REQUIRED)}){hint}") from None
+                       f"(a mamba_ssm config needs {', '.join(MambaConfig.REQUIRED)}){hugging_face_hint(config)}") \
+            from None
     except (TypeError, ValueError) as e:
         raise BadInput(f"{directory / CONFIG_FILE}: {_first_line(e)}") from None
-    state = load_state_dict(directory)
+    state = load_weights(path)
     with torch.device("meta"):
         model = MambaLM(cfg)
     expected = model.state_dict()
-    path = weight_file(directory)
     if cfg.tie_embeddings:
         head = state.pop("lm_head.weight", None)
         emb = state.get("backbone.embedding.weight")
