@@ -18,8 +18,11 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/robustbench run --noise antspeak
 
+# one pytest worker per core (at most 8), a test file per worker at a time (module fixtures are built once);
+# TEST_WORKERS=0 runs it in this process (pytest -n 0), as does a plain `pytest`
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -n $(TEST_WORKERS) --maxprocesses 8 --dist loadfile
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'

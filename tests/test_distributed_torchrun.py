@@ -84,11 +84,17 @@ def grid(world, out, *extra):
             "--model", world["subword"], "--noise", "swap:p=0.2", "--batch-size", "1", *extra]
 
 
-def test_two_ranks_equal_one_process(world, tmp_path):
-    one_process(grid(world, tmp_path / "one"), tmp_path)
+@pytest.fixture(scope="module")
+def one(world):
+    """The grid scored in one process: the reference for the runs over ranks."""
+    one_process(grid(world, world["root"] / "one"), world["root"])
+    return world["root"] / "one"
+
+
+def test_two_ranks_equal_one_process(world, one, tmp_path):
     done = torchrun(2, grid(world, tmp_path / "two"), tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert_same_run(tmp_path / "one", tmp_path / "two")
+    assert_same_run(one, tmp_path / "two")
     manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
     assert manifest["distributed"]["world_size"] == 2
     for cell in manifest["distributed"]["cells"].values():
@@ -112,16 +118,15 @@ def test_three_ranks_two_documents_of_very_different_lengths(world, tmp_path):
     assert all(sorted(r["documents"] for r in c["ranks"]) == [0, 1, 1] for c in ranks.values())
 
 
-def test_a_rank_killed_mid_cell_is_resumed_without_rescoring_finished_shards(world, tmp_path):
+def test_a_rank_killed_mid_cell_is_resumed_without_rescoring_finished_shards(world, one, tmp_path):
     args = grid(world, tmp_path / "killed")
     done = torchrun(2, args, tmp_path, entry=[str(TESTS / "distributed_kill_entry.py")], restarts=1)
     assert done.returncode == 0, done.stderr[-3000:]
-    one_process(grid(world, tmp_path / "one"), tmp_path)
-    assert_same_run(tmp_path / "one", tmp_path / "killed")
+    assert_same_run(one, tmp_path / "killed")
     manifest = json.loads((tmp_path / "killed" / "manifest.json").read_text())["distributed"]["cells"]
-    second = list(cells(tmp_path / "one"))[1]
+    second = list(cells(one))[1]
     assert second in manifest and manifest[second]["reused_documents"] > 0  # rank 0's shard was kept
     scored_again = sum(r["documents"] for r in manifest[second]["ranks"])
     assert scored_again + manifest[second]["reused_documents"] == len(DOCS)
-    first = list(cells(tmp_path / "one"))[0]
+    first = list(cells(one))[0]
     assert first not in manifest  # finished before the kill: reused as a cell
