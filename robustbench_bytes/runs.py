@@ -36,6 +36,7 @@ from robustbench_bytes.errors import BadInput
 from robustbench_bytes.formatting import format_ppl
 from robustbench_bytes.result_schema import (CLEAN, CLEAN_SEED, CellResult, DocumentRecord, cell_key,
                                              check_consistent)
+from robustbench_bytes.run_models import ModelCache, ModelUnavailable, describe_error
 
 
 
@@ -148,53 +149,6 @@ def cell_inputs(cell: Cell, model_fingerprint: str, corpus_sha256: str, method: 
     }
 
 
-class _Models:
-    """Resolves each model spec once (its fingerprint, without loading), and loads each model at most once,
-    when its first cell needs scoring; keeps one in memory at a time (the grid is model-major)."""
-
-    def __init__(self, device: str):
-        self.device = device
-        self._resolved: dict[str, object] = {}
-        self._loaded: dict[str, object] = {}
-        self._errors: dict[str, str] = {}
-
-    def describe(self, spec: str) -> dict:
-        """What the manifest records of a model: fingerprint and file hashes, or why it cannot be used."""
-        resolved = self.resolve(spec)
-        if resolved is None:
-            return {"error": self._errors[spec]}
-        return {"model_fingerprint": resolved.fingerprint(), "checkpoint_sha256": resolved.weights_sha256(),
-                "files": resolved.file_hashes()}
-
-    def resolve(self, spec: str):
-        if spec not in self._resolved and spec not in self._errors:
-            from robustbench_bytes.models import resolve_model
-
-            try:
-                self._resolved[spec] = resolve_model(spec)
-            except Exception as e:  # a broken checkpoint fails its cells, not the whole run
-                self._errors[spec] = describe_error(e)
-        return self._resolved.get(spec)
-
-    def get(self, spec: str):
-        if spec in self._errors:
-            raise _ModelUnavailable(self._errors[spec])
-        if spec not in self._loaded:
-            from robustbench_bytes.models import load_model
-
-            self._loaded.clear()
-            try:
-                self._loaded[spec] = load_model(spec, device=self.device)
-            except Exception as e:  # a corrupt checkpoint fails its cells, not the whole run
-                self._errors[spec] = describe_error(e)
-                raise _ModelUnavailable(self._errors[spec]) from None
-        return self._loaded[spec]
-
-
-class _ModelUnavailable(Exception):
-    pass
-
-
 def check_model_specs(specs: list[str]) -> None:
     """Fail fast (exit 2) on a model that names nothing; corrupt checkpoints fail their cells later."""
     from robustbench_bytes.models import MODEL_SOURCES, known_names
@@ -206,14 +160,7 @@ def check_model_specs(specs: list[str]) -> None:
         raise BadInput(f"{spec!r}: not a zoo model (known: {known}) nor a checkpoint directory")
 
 
-def describe_error(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    if isinstance(error, BadInput):
-        return text[0] if text else type(error).__name__
-    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
-def score_share(models: "_Models", cell: Cell, corpus, share: list[int], options: RunOptions,
+def score_share(models: ModelCache, cell: Cell, corpus, share: list[int], options: RunOptions,
                 desc: str) -> shards_io.Shard:
     """This rank's share of one cell: the documents numbered `share` of `corpus`, scored with their numbers in
     the whole corpus (so each gets its own noise stream whatever rank scores it). A model that cannot be loaded,
@@ -232,7 +179,7 @@ def score_share(models: "_Models", cell: Cell, corpus, share: list[int], options
 
     try:
         model = models.get(cell.model)
-    except _ModelUnavailable as e:
+    except ModelUnavailable as e:
         return failed(f"cannot load model: {e}")
     ids = list(corpus.doc_ids) or [str(i) for i in range(len(corpus.documents))]
     part = replace(corpus, documents=[corpus.documents[i] for i in share], doc_ids=[ids[i] for i in share])
@@ -311,7 +258,7 @@ def execute(grid: list[Cell], corpus, options: RunOptions) -> RunOutcome:
 
     out, world = Path(options.out), options.world
     log = (options.log if world.is_main else None) or (lambda message: None)
-    models = _Models(options.device)
+    models = ModelCache(options.device)
     described: dict[str, dict] = {}
     finished: dict[str, CellResult] = {}
     ranks: dict[str, dict] = {}  # cell -> what each rank did (manifest)

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from robustbench_bytes import results as results_io
 from robustbench_bytes import tasks_io
-from robustbench_bytes.result_schema import CLEAN, CLEAN_SEED
-from robustbench_bytes.runs import RunOptions, _Models, _ModelUnavailable, check_out_dir, describe_error, run_lock
-from robustbench_bytes.result_schema import TASKS_DIR, TaskResult, task_cell_key
+from robustbench_bytes.result_schema import CLEAN, CLEAN_SEED, TASKS_DIR, TaskResult, task_cell_key
 from robustbench_bytes.result_schema import check_task_consistent as check_consistent
+from robustbench_bytes.run_models import ModelCache, ModelUnavailable, describe_error
+from robustbench_bytes.runs import RunOptions, check_out_dir, run_lock
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def execute_tasks(grid: list[TaskCell], tasks: dict, options: TaskRunOptions) ->
     out = Path(options.out)
     check_out_dir(out)
     log = options.log or (lambda message: None)
-    models = _Models(options.device)
+    models = ModelCache(options.device)
     described: dict[str, dict] = {}
     finished: dict[str, TaskResult] = {}
     outcome = TaskRunOutcome()
@@ -161,7 +161,7 @@ def execute_tasks(grid: list[TaskCell], tasks: dict, options: TaskRunOptions) ->
             items = []
             try:
                 model = models.get(cell.model)
-            except _ModelUnavailable as e:
+            except ModelUnavailable as e:
                 result = _failed(cell, task, f"cannot load model: {e}")
             else:
                 try:

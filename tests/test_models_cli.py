@@ -122,3 +122,15 @@ def test_loading_a_directory_reads_config_json_once_and_looks_up_the_weights_onc
     assert [p.name for p in reads] == ["config.json"] and len(lookups) == 1
     assert model.resolved.input_files[:2] == (directory / "config.json", weight_file(directory))
     assert model.architecture == architecture
+
+
+def test_a_run_reads_each_models_config_json_once(runner, tiny_mamba, tiny_corpus, tmp_path, monkeypatch):
+    """Two cells of one model: resolved once for the fingerprint, loaded from that resolution."""
+    reads = []
+    read_json = checkpoint.read_json
+    monkeypatch.setattr(checkpoint, "read_json", lambda path: reads.append(path) or read_json(path))
+    done = runner.invoke(cli, ["run", "--quiet", "--model", str(tiny_mamba), "--corpus", str(tiny_corpus),
+                               "--noise", "drop:p=0.1", "--out", str(tmp_path / "run")])
+    assert done.exit_code == 0, done.output
+    assert len(json.loads((tmp_path / "run" / "results.json").read_text())) == 2
+    assert reads == [tiny_mamba / "config.json"]

@@ -21,8 +21,8 @@ from robustbench_bytes.models.resolve import (MODEL_SOURCES, ModelSource, Resolv
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 PROVENANCE_FILE = "provenance.json"
 
-__all__ = ["LoadedModel", "ModelSource", "ResolvedModel", "load_model", "resolve_model", "register_model_source",
-           "zoo_names", "list_models", "ZOO_DIR"]
+__all__ = ["LoadedModel", "ModelSource", "ResolvedModel", "load_model", "load_resolved", "resolve_model",
+           "register_model_source", "zoo_names", "list_models", "ZOO_DIR"]
 
 
 def zoo_names() -> list[str]:
@@ -56,10 +56,13 @@ def _device(device) -> torch.device:
 def load_model(spec: str, device="cpu") -> LoadedModel:
     """Resolves `spec` (models/resolve.py) and loads the model in eval mode with float32 weights on `device`.
     Raises BadInput (one line) for anything unusable."""
-    dev = _device(device)
-    resolved = resolve_model(spec)
-    model = MODEL_SOURCES[resolved.source].load(resolved, dev)
-    model.resolved, model.spec = resolved, spec
+    return load_resolved(resolve_model(spec), device)
+
+
+def load_resolved(resolved: ResolvedModel, device="cpu") -> LoadedModel:
+    """Loads a model resolved earlier (a run resolves each model once, for its fingerprint, then loads it)."""
+    model = MODEL_SOURCES[resolved.source].load(resolved, _device(device))
+    model.resolved, model.spec = resolved, resolved.spec
     model.checkpoint_sha256 = model.checkpoint_sha256 or resolved.weights_sha256()
     return model
 
