@@ -37,7 +37,20 @@ from robustbench_bytes import stats
 from robustbench_bytes.errors import NotComparable
 from robustbench_bytes.result_schema import CLEAN, CellResult
 
-NOT_COMPARABLE = 2
+REGRESSED, NOT_COMPARABLE = 1, 2  # the gate's exit codes (0: passed)
+
+
+def gate_exit_code(regressed: bool, gaps: bool, allow_missing: bool) -> int:
+    """1 when anything regressed; else 2 when something the baseline measured went unchecked (unless that is
+    allowed); else 0."""
+    if regressed:
+        return REGRESSED
+    return NOT_COMPARABLE if gaps and not allow_missing else 0
+
+
+def combined_exit_code(*codes: int) -> int:
+    """Several gates as one: a regression anywhere is 1; else a gap anywhere is 2; else 0."""
+    return REGRESSED if REGRESSED in codes else (NOT_COMPARABLE if NOT_COMPARABLE in codes else 0)
 
 
 @dataclass(frozen=True)
@@ -109,11 +122,7 @@ class Comparison:
 
     @property
     def exit_code(self) -> int:
-        if self.regressions:
-            return 1
-        if self.gaps and not self.thresholds.allow_missing:
-            return NOT_COMPARABLE
-        return 0
+        return gate_exit_code(bool(self.regressions), bool(self.gaps), self.thresholds.allow_missing)
 
 
 Incomparable = NotComparable

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from robustbench_bytes import stats, tasks_io
+from robustbench_bytes.compare import gate_exit_code
 from robustbench_bytes.errors import BadInput, NotComparable
 from robustbench_bytes.task_scoring import accuracy_metric
 
@@ -55,9 +56,7 @@ class TaskComparison:
 
     @property
     def exit_code(self) -> int:
-        if self.regressions:
-            return 1
-        return 2 if self.gaps and not self.allow_missing else 0
+        return gate_exit_code(bool(self.regressions), bool(self.gaps), self.allow_missing)
 
 
 def _index(results, by_model: bool) -> dict:
@@ -129,8 +128,3 @@ def markdown(comparison: TaskComparison) -> str:
     if comparison.only_baseline:
         lines += ["", "Not compared, missing from the candidate run: " + ", ".join(comparison.only_baseline) + "."]
     return "\n".join(lines) + "\n"
-
-
-def combined_exit_code(*codes: int) -> int:
-    """A regression anywhere is 1; else a gap anywhere is 2; else 0."""
-    return 1 if 1 in codes else (2 if 2 in codes else 0)

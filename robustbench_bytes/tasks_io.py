@@ -18,7 +18,6 @@ from robustbench_bytes.errors import BadInput
 from robustbench_bytes.files import read_json
 from robustbench_bytes.result_schema import TASK_CELL_FORMAT, TASKS_DIR, TASKS_FILE, ItemRecord, TaskResult
 
-MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -86,10 +85,10 @@ def read_task_items(run_dir: Path | str, result: TaskResult) -> list[ItemRecord]
 
 
 def write_task_manifest(run_dir: Path | str, manifest: dict) -> None:
-    results_io.write_json_atomic(Path(run_dir) / TASKS_DIR / MANIFEST, manifest)
+    results_io.write_json_atomic(Path(run_dir) / TASKS_DIR / results_io.MANIFEST_FILE, manifest)
 
 
 def read_task_manifest(run_dir: Path | str) -> dict:
-    path = Path(run_dir) / TASKS_DIR / MANIFEST
+    path = Path(run_dir) / TASKS_DIR / results_io.MANIFEST_FILE
     data = read_json(path) if path.is_file() else {}
     return data if isinstance(data, dict) else {}

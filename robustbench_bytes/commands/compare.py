@@ -33,7 +33,7 @@ def compare(baseline, candidate, max_bpb_increase, max_ppl_increase_ratio, confi
     and none regressed, 1 on a regression, 2 when the runs cannot be compared or a baseline cell could not
     be checked. A Markdown summary goes to stdout and, when $GITHUB_STEP_SUMMARY is set, is appended to
     that file."""
-    from robustbench_bytes.compare import Thresholds, compare_runs, markdown
+    from robustbench_bytes.compare import Thresholds, combined_exit_code, compare_runs, markdown
     from robustbench_bytes.errors import NotComparable
 
     thresholds = Thresholds(max_bpb_increase=max_bpb_increase, max_ppl_increase_ratio=max_ppl_increase_ratio,
@@ -50,7 +50,7 @@ def compare(baseline, candidate, max_bpb_increase, max_ppl_increase_ratio, confi
     text = markdown(comparison) + compare_tasks.markdown(tasks)
     click.echo(text, nl=False)
     _step_summary(text)
-    sys.exit(compare_tasks.combined_exit_code(comparison.exit_code, tasks.exit_code))
+    sys.exit(combined_exit_code(comparison.exit_code, tasks.exit_code))
 
 
 def _step_summary(text: str) -> None:
