@@ -151,13 +151,10 @@ def cell_inputs(cell: Cell, model_fingerprint: str, corpus_sha256: str, method: 
 
 def check_model_specs(specs: list[str]) -> None:
     """Fail fast (exit 2) on a model that names nothing; corrupt checkpoints fail their cells later."""
-    from robustbench_bytes.models import MODEL_SOURCES, known_names
+    from robustbench_bytes.models import source_for
 
     for spec in specs:
-        if any(MODEL_SOURCES[name].matches(spec) for name in MODEL_SOURCES):
-            continue
-        known = ", ".join(known_names()) or "none"
-        raise BadInput(f"{spec!r}: not a zoo model (known: {known}) nor a checkpoint directory")
+        source_for(spec)
 
 
 def score_share(models: ModelCache, cell: Cell, corpus, share: list[int], options: RunOptions,

@@ -1,59 +1,23 @@
-"""Multiple-choice tasks: the item format, reading a task file, and the registry of named tasks.
-
-A task file is a `.jsonl`, one item a line: {"context": str, "choices": [str, ...], "label": int} (optional
-"id"). HellaSwag's own fields are read too: {"ctx": str, "endings": [str, ...], "label": int or "3"} (optional
-"ind"); each ending is then scored as " " + ending, the separator lm-evaluation-harness puts between a
-HellaSwag context and its endings. Otherwise a choice is appended to the context exactly as written.
+"""The registry of named multiple-choice tasks, and resolve_task(NAME_OR_FILE) -> Task (task.py: the format).
 
 Named tasks live in TASKS, a plugins.Registry: the built-ins (tasks_builtin.py) and installed packages through
 the entry-point group `robustbench_bytes.tasks` (an entry point gives a Task, or a function of no arguments
-returning one). resolve_task(NAME_OR_FILE) gives a Task.
+returning one).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from robustbench_bytes.corpus import read_bytes
+from robustbench_bytes import tasks_builtin
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.plugins import Registry
+from robustbench_bytes.task import Task, TaskItem, load_task_file, parse_item, write_task_file
 
-
-@dataclass(frozen=True)
-class TaskItem:
-    """One question: the context, its candidate continuations and the index of the right one."""
-
-    context: str
-    choices: tuple[str, ...]
-    label: int
-    id: str = ""
-
-
-@dataclass(frozen=True)
-class Task:
-    name: str
-    items: tuple[TaskItem, ...]
-    description: str = ""  # how the task was made (shown by `robustbench tasks`)
-    provenance: str = ""
-    license: str = ""
-
-    @property
-    def sha256(self) -> str:
-        """sha256 of the items as canonical JSON lines: what decides the numbers (a file's whitespace does not)."""
-        h = hashlib.sha256()
-        for item in self.items:
-            h.update(json.dumps([item.context, list(item.choices), item.label], ensure_ascii=False).encode("utf-8"))
-            h.update(b"\n")
-        return h.hexdigest()
-
-    @property
-    def choices(self) -> int:
-        """Total number of (context, choice) pairs."""
-        return sum(len(item.choices) for item in self.items)
+__all__ = ["Task", "TaskItem", "TaskSource", "TASKS", "register_task", "task_names", "resolve_task", "load_task_file",
+           "parse_item", "write_task_file"]
 
 
 @dataclass(frozen=True)
@@ -82,75 +46,16 @@ def register_task(source: TaskSource) -> TaskSource:
     return TASKS.register(source.name, source)
 
 
-def _label(raw, n_choices: int, where: str) -> int:
-    if isinstance(raw, str) and raw.strip().isdigit():
-        raw = int(raw.strip())
-    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw < n_choices:
-        raise BadInput(f"{where}: 'label' = {raw!r}; expected an integer index into the {n_choices} choices")
-    return raw
-
-
-def parse_item(raw: object, where: str, index: int) -> TaskItem:
-    """One line of a task file as a TaskItem; BadInput naming the line and key at fault."""
-    if not isinstance(raw, dict):
-        raise BadInput(f"{where}: expected a JSON object with context, choices and label")
-    if "context" in raw or "choices" in raw:
-        context_key, choices_key, separator = "context", "choices", ""
-    elif "ctx" in raw or "endings" in raw:
-        context_key, choices_key, separator = "ctx", "endings", " "
-    else:
-        raise BadInput(f"{where}: has neither 'context'/'choices' nor HellaSwag's 'ctx'/'endings'")
-    context, choices = raw.get(context_key), raw.get(choices_key)
-    if not isinstance(context, str):
-        raise BadInput(f"{where}: '{context_key}' must be a string")
-    if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) and c for c in choices):
-        raise BadInput(f"{where}: '{choices_key}' must be a list of at least 2 non-empty strings")
-    if "label" not in raw:
-        raise BadInput(f"{where}: has no 'label'")
-    label = _label(raw["label"], len(choices), where)
-    item_id = raw.get("id", raw.get("ind", index))
-    return TaskItem(context, tuple(separator + c for c in choices), label, str(item_id))
-
-
-def load_task_file(path: Path | str) -> Task:
-    path = Path(path)
-    data = read_bytes(path, "task file (.jsonl)")
-    items = []
-    for lineno, line in enumerate(data.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            raw = json.loads(line.decode("utf-8"))
-        except UnicodeDecodeError as e:
-            raise BadInput(f"{where}: not valid UTF-8 at byte offset {e.start} of the line") from None
-        except json.JSONDecodeError as e:
-            raise BadInput(f"{where}: not valid JSON at column {e.colno} ({e.msg})") from None
-        items.append(parse_item(raw, where, len(items)))
-    if not items:
-        raise BadInput(f"{path}: holds no items; expected one JSON object a line")
-    return Task(name=path.stem, items=tuple(items), description=f"task file {path}", provenance=str(path))
-
-
-def write_task_file(task: Task, path: Path | str) -> None:
-    """The task in our own format (the inverse of load_task_file), written atomically."""
-    from robustbench_bytes.files import write_text_atomic
-
-    lines = [json.dumps({"id": it.id, "context": it.context, "choices": list(it.choices), "label": it.label},
-                        ensure_ascii=False) for it in task.items]
-    write_text_atomic(path, "\n".join(lines) + "\n")
+for _name, (_summary, _load) in tasks_builtin.loaders().items():
+    register_task(TaskSource(_name, _summary, _load))
 
 
 def task_names() -> list[str]:
-    import robustbench_bytes.tasks_builtin  # noqa: F401  (registers the built-ins)
-
     return list(TASKS)
 
 
 def resolve_task(spec: str) -> Task:
     """A registered task name, or a path to a .jsonl task file."""
-    import robustbench_bytes.tasks_builtin  # noqa: F401
-
     if not isinstance(spec, str) or not spec:
         raise BadInput(f"task {spec!r}: expected a task name or a .jsonl file")
     if spec in TASKS:

@@ -20,7 +20,8 @@ import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 
-from robustbench_bytes.tasks import Task, TaskItem, TaskSource, register_task
+from robustbench_bytes.corpora import load_corpus
+from robustbench_bytes.task import Task, TaskItem
 
 ITEMS = 500
 N_CHOICES = 4
@@ -115,15 +116,10 @@ def make_task(name: str, documents: list[str], doc_ids: list[str], items: int = 
 
 @lru_cache(maxsize=None)
 def load_builtin(name: str) -> Task:
-    from robustbench_bytes.corpora import load_corpus
-
     corpus = load_corpus(RULES[name].corpus)
     return make_task(name, corpus.documents, list(corpus.doc_ids))
 
 
-def _register() -> None:
-    for name in RULES:
-        register_task(TaskSource(name, SUMMARIES[name], lambda name=name: load_builtin(name)))
-
-
-_register()
+def loaders() -> dict:
+    """name -> (one-line summary, loader) of each built-in task, for tasks.py to register."""
+    return {name: (SUMMARIES[name], lambda name=name: load_builtin(name)) for name in RULES}

@@ -15,14 +15,14 @@ import torch
 
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.models.base import LoadedModel, count_parameters
-from robustbench_bytes.models.resolve import (MODEL_SOURCES, ModelSource, ResolvedModel, register_model_source,
-                                              resolve_model)
+from robustbench_bytes.models.resolve import (MODEL_SOURCES, ModelSource, ResolvedModel, known_names,
+                                              register_model_source, resolve_model, source_for)
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 PROVENANCE_FILE = "provenance.json"
 
-__all__ = ["LoadedModel", "ModelSource", "ResolvedModel", "load_model", "load_resolved", "resolve_model",
-           "register_model_source", "zoo_names", "list_models", "ZOO_DIR"]
+__all__ = ["LoadedModel", "ModelSource", "ResolvedModel", "known_names", "load_model", "load_resolved",
+           "resolve_model", "source_for", "register_model_source", "zoo_names", "list_models", "ZOO_DIR"]
 
 
 def zoo_names() -> list[str]:
@@ -65,13 +65,6 @@ def load_resolved(resolved: ResolvedModel, device="cpu") -> LoadedModel:
     model.resolved, model.spec = resolved, resolved.spec
     model.checkpoint_sha256 = model.checkpoint_sha256 or resolved.weights_sha256()
     return model
-
-
-def known_names() -> list[str]:
-    """Model names that need no path: the zoo, and smollm2-135m when installed."""
-    from robustbench_bytes.models import hf
-
-    return zoo_names() + ([hf.SMOLLM2_NAME] if hf.smollm2_gguf() else [])
 
 
 def load_directory(directory, device="cpu", name: str | None = None,
@@ -301,6 +294,12 @@ def _load_directory(resolved: ResolvedModel, device) -> LoadedModel:
     return load_directory(resolved.path, device, resolved=resolved)
 
 
+def _smollm2_names() -> list[str]:
+    from robustbench_bytes.models import hf
+
+    return [hf.SMOLLM2_NAME] if hf.smollm2_gguf() else []
+
+
 def _is_smollm2(spec: str) -> bool:
     from robustbench_bytes.models import hf
 
@@ -309,9 +308,9 @@ def _is_smollm2(spec: str) -> bool:
 
 for _source in (
     ModelSource("hf", lambda spec: spec.startswith("hf:"), _resolve_hf, _load_hf),
-    ModelSource("smollm2", _is_smollm2, _resolve_smollm2, _load_smollm2, _smollm2_listing),
+    ModelSource("smollm2", _is_smollm2, _resolve_smollm2, _load_smollm2, _smollm2_listing, _smollm2_names),
     ModelSource("zoo", lambda spec: spec in zoo_names(), _resolve_zoo, _load_zoo,
-                lambda: [_zoo_entry(name) for name in zoo_names()]),
+                lambda: [_zoo_entry(name) for name in zoo_names()], zoo_names),
     ModelSource("directory", lambda spec: Path(spec).expanduser().is_dir(), _resolve_directory, _load_directory),
 ):
     register_model_source(_source)

@@ -78,6 +78,10 @@ class ModelSource:
     resolve: Callable[[str], ResolvedModel]
     load: Callable
     listing: Callable[[], list[dict]] = lambda: []
+    names: Callable[[], list[str]] | None = None  # the names it takes without a path (default: its listing's)
+
+    def known_names(self) -> list[str]:
+        return self.names() if self.names else [entry["name"] for entry in self.listing()]
 
 
 MODEL_SOURCES: Registry[ModelSource] = Registry("model source", "robustbench_bytes.models",
@@ -88,15 +92,22 @@ def register_model_source(source: ModelSource) -> ModelSource:
     return MODEL_SOURCES.register(source.name, source)
 
 
+def known_names() -> list[str]:
+    """Model names that need no path: the zoo, smollm2-135m when installed, and what plug-in sources take."""
+    return [n for name in MODEL_SOURCES for n in MODEL_SOURCES[name].known_names()]
+
+
 def resolve_model(spec: str) -> ResolvedModel:
+    return source_for(spec).resolve(spec)
+
+
+def source_for(spec: str) -> ModelSource:
+    """The source that takes `spec`; BadInput naming the known models when none does."""
     if not isinstance(spec, str) or not spec:
         raise BadInput(f"model {spec!r}: expected a zoo name, a checkpoint directory or hf:PATH")
     for name in MODEL_SOURCES:
-        source = MODEL_SOURCES[name]
-        if source.matches(spec):
-            return source.resolve(spec)
-    from robustbench_bytes.models import known_names
-
+        if MODEL_SOURCES[name].matches(spec):
+            return MODEL_SOURCES[name]
     known = ", ".join(known_names()) or "none"
     if Path(spec).expanduser().exists():
         raise BadInput(f"model {spec!r}: is a file; expected a checkpoint directory, a zoo name or hf:PATH")
