@@ -76,6 +76,7 @@ def build_manifest(grid, corpus, options, scoring_version: str, models: dict[str
         "noises": list(dict.fromkeys(c.noise for c in grid)),
         "corpus": {"name": corpus.name, "sha256": corpus.sha256, "documents": len(corpus.documents),
                    "bytes": corpus.bytes, "limit_bytes": options.limit_bytes,
+                   "limit_documents": options.limit_documents, "max_document_bytes": options.max_document_bytes,
                    "provenance": corpus.provenance, "license": corpus.license},
         "cells": [c.key for c in grid],
         "command_line": options.command_line,

@@ -90,7 +90,9 @@ class RunOptions:
     out: Path
     device: str = "cpu"
     batch_size: int = 8
-    limit_bytes: int | None = None
+    limit_bytes: int | None = None  # the quick-look limits the corpus was cut with (for the manifest)
+    limit_documents: int | None = None
+    max_document_bytes: int | None = None
     max_length: int | None = None  # windowed models: window length in tokens (None: the model's context)
     progress: bool = False
     log: Callable[[str], None] | None = None

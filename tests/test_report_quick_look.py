@@ -39,6 +39,9 @@ def test_run_limit_documents_gives_real_intervals(runner, tiny_mamba, corpus, tm
     assert result.exit_code == 0, result.output
     results = json.loads((tmp_path / "three" / "results.json").read_text())
     assert {r["documents"] for r in results} == {3} and all(r["clean_bytes"] <= 240 for r in results)
+    corpus_record = json.loads((tmp_path / "three" / "manifest.json").read_text())["corpus"]
+    assert (corpus_record["limit_documents"], corpus_record["max_document_bytes"], corpus_record["limit_bytes"]) == \
+        (3, 80, None)
     lines = result.stdout.splitlines()
     assert lines[0].startswith("Leaderboard")
     noisy = next(line for line in lines if "drop:p=0.3" in line)

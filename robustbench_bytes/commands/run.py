@@ -122,6 +122,7 @@ def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, ba
     try:
         _run_grid(world, grid, loaded, model_specs, noise_specs, quiet, runs.RunOptions(
             out=out, device=resolve_device(device), batch_size=batch_size, limit_bytes=limit_bytes,
+            limit_documents=limit_documents, max_document_bytes=max_document_bytes,
             max_length=max_length, dtype=dtype, world=world, progress=not quiet,
             log=(lambda message: click.echo(message, err=True)) if not quiet else None,
             command_line=["robustbench"] + sys.argv[1:]))
