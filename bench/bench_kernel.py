@@ -37,8 +37,6 @@ IMPLS = ("reference", "cpu", "transformers")
 
 
 def _inputs(b, d, n, L, requires_grad=False):
-    import torch
-
     from robustbench_bytes.kernels.testing import scan_inputs
 
     kw = scan_inputs(b, d, n, L, groups=0, options=("D", "z", "delta_bias", "delta_softplus"), seed=0)

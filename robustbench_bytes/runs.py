@@ -39,7 +39,6 @@ from robustbench_bytes.result_schema import (CLEAN, CLEAN_SEED, CellResult, Docu
 from robustbench_bytes.run_models import ModelCache, ModelUnavailable, describe_error
 
 
-
 @dataclass(frozen=True)
 class Cell:
     """One cell of the grid: a model spec (as the user named it), a canonical noise spec, a seed."""

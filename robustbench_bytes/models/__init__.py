@@ -108,7 +108,8 @@ def load_directory(directory, device="cpu", name: str | None = None,
     return loaded
 
 
-def _load_gpt(opened):
+def _load_gpt(opened) -> torch.nn.Module:
+    """Our GPT baseline from an opened checkpoint directory (models/checkpoint.py)."""
     from robustbench_bytes.models import checkpoint
     from robustbench_bytes.models.transformer import GPT, GPTConfig
 
