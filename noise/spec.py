@@ -41,8 +41,8 @@ def _suggest(name: str) -> str:
     return f" (known noises: {', '.join(sorted(NOISES))}; presets: {', '.join(sorted(PRESETS))})"
 
 
-def _parse_value(spec: str, noise: Noise, param: Param, raw: str):
-    fault = f"noise spec {spec!r}: parameter {param.name} of {noise.name}"
+def _parse_value(spec: str, noise: Noise, param: Param, raw: str, single: bool):
+    fault = f"noise spec {spec!r}: parameter {param.name}" + ("" if single else f" of {noise.name}")
     low, high = param.bounds
     if param.kind == "count":
         try:
@@ -65,17 +65,20 @@ def _parse_value(spec: str, noise: Noise, param: Param, raw: str):
     return value
 
 
-def _parse_part(spec: str, text: str) -> Part:
+def _parse_part(spec: str, text: str, single: bool) -> Part:
+    """One part of `spec`; `single`: the spec has no other part (messages then name the noise once)."""
     name, sep, rest = text.partition(":")
     name = name.strip()
     if not name:
         raise NoiseSpecError(f"noise spec {spec!r}: missing noise name before ':'")
+    where = "" if spec.strip() == name else f"noise spec {spec!r}: "  # the spec is the name: say it once
     if name in PRESETS:
-        raise NoiseSpecError(f"noise spec {spec!r}: {name!r} is a preset of {len(PRESETS[name])} specs, "
+        raise NoiseSpecError(f"{where}{name!r} is a preset of {len(PRESETS[name])} specs, "
                              f"not a single noise (one of them: {PRESETS[name][0]})")
     noise = NOISES.get(name)
     if noise is None:
-        raise NoiseSpecError(f"noise spec {spec!r}: unknown noise {name!r}{_suggest(name)}")
+        raise NoiseSpecError(f"{where}unknown noise {name!r}{_suggest(name)}")
+    of_name = "" if single else f" of {name}"
     by_name = {p.name: p for p in noise.params}
     given: dict[str, float | int] = {}
     if sep and not rest.strip():
@@ -87,16 +90,16 @@ def _parse_part(spec: str, text: str) -> Part:
             raise NoiseSpecError(f"noise spec {spec!r}: malformed parameter {item.strip()!r} (expected k=v)")
         if key not in by_name:
             expected = ", ".join(by_name) or "no parameters"
-            raise NoiseSpecError(f"noise spec {spec!r}: unknown parameter {key!r} for {name} (expected: {expected})")
+            raise NoiseSpecError(f"noise spec {spec!r}: unknown parameter {key!r}{of_name} (expected: {expected})")
         if key in given:
-            raise NoiseSpecError(f"noise spec {spec!r}: parameter {key} given twice")
-        given[key] = _parse_value(spec, noise, by_name[key], raw)
+            raise NoiseSpecError(f"noise spec {spec!r}: parameter {key}{of_name} given twice")
+        given[key] = _parse_value(spec, noise, by_name[key], raw, single)
     params = []
     for p in noise.params:
         if p.name in given:
             params.append((p.name, given[p.name]))
         elif p.required:
-            raise NoiseSpecError(f"noise spec {spec!r}: {name} needs parameter {p.name} (e.g. {name}:{p.name}=0.1)")
+            raise NoiseSpecError(f"{where}{name} needs parameter {p.name} (e.g. {name}:{p.name}=0.1)")
         else:
             params.append((p.name, p.default))
     return Part(noise, tuple(params))
@@ -113,7 +116,7 @@ def parse(spec: str) -> tuple[Part, ...]:
     for t in texts:
         if not t.strip():
             raise NoiseSpecError(f"noise spec {spec!r}: empty part around '+'")
-    parts = [_parse_part(spec, t) for t in texts]
+    parts = [_parse_part(spec, t, single=len(texts) == 1) for t in texts]
     return tuple(p for p in parts if p.noise.name != "clean")
 
 

@@ -71,14 +71,16 @@ def test_paper_preset_matches_the_robustness_table():
     ("uppercas", "did you mean: uppercase"),
     ("zzzz", "unknown noise 'zzzz' (known noises:"),
     ("drop", "drop needs parameter p"),
-    ("drop:q=0.1", "unknown parameter 'q' for drop (expected: p)"),
-    ("antspeak:p=0.1", "unknown parameter 'p' for antspeak (expected: no parameters)"),
+    ("drop:q=0.1", "unknown parameter 'q' (expected: p)"),
+    ("uppercase+drop:q=0.1", "unknown parameter 'q' of drop (expected: p)"),
+    ("antspeak:p=0.1", "unknown parameter 'p' (expected: no parameters)"),
     ("drop:p", "malformed parameter 'p' (expected k=v)"),
     ("drop:p=", "malformed parameter 'p='"),
     ("drop:", "nothing after ':'"),
     ("drop:p=0.1,p=0.2", "parameter p given twice"),
     ("drop:p=abc", "'abc' is not a number"),
-    ("drop:p=1.5", "1.5 is outside [0, 1]"),
+    ("drop:p=1.5", "parameter p: 1.5 is outside [0, 1]"),
+    ("swap:p=0.1+drop:p=1.5", "parameter p of drop: 1.5 is outside [0, 1]"),
     ("drop:p=-0.1", "-0.1 is outside [0, 1]"),
     ("drop:p=nan", "outside [0, 1]"),
     ("repeat:p=0.1,max=0", "0 is below 1"),
@@ -91,13 +93,21 @@ def test_paper_preset_matches_the_robustness_table():
     ("paper+drop:p=0.1", "'paper' is a preset"),
 ])
 def test_bad_specs_name_the_spec_and_the_fault(spec, fault):
+    """Each thing once: a spec that is only a name is not repeated before the fault that names it."""
     with pytest.raises(NoiseSpecError) as info:
         noise.canonical(spec)
     message = str(info.value)
-    assert message.startswith(f"noise spec {spec!r}: ")
+    bare_name = spec.isidentifier()
+    assert message.startswith(f"noise spec {spec!r}: ") != bare_name
     assert fault in message
     assert "\n" not in message
     assert isinstance(info.value, ValueError)
+
+
+def test_an_unknown_name_is_named_once():
+    with pytest.raises(NoiseSpecError) as info:
+        noise.canonical("antspek")
+    assert str(info.value) == "unknown noise 'antspek' (did you mean: antspeak?)"
 
 
 def test_expand_and_apply_reject_bad_specs_too():
