@@ -18,11 +18,12 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/robustbench run --noise antspeak
 
-# one pytest worker per core (at most 8), a test file per worker at a time (module fixtures are built once);
+# one pytest worker per CPU this process may use (at most 8; xdist's own "auto" counts physical cores, which is 1
+# on a 2-vCPU machine with SMT), a test file per worker at a time (module fixtures are built once);
 # TEST_WORKERS=0 runs it in this process (pytest -n 0), as does a plain `pytest`
-TEST_WORKERS ?= auto
+TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(); print(min(8, n or 1))')
 test: $(STAMP)
-	$(PY) -m pytest tests -n $(TEST_WORKERS) --maxprocesses 8 --dist loadfile
+	$(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
