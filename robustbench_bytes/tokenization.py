@@ -233,8 +233,8 @@ def detect_bos_eos(tok) -> tuple[int | None, int | None]:
     return first(BOS_NAMES), first(EOS_NAMES)
 
 
-def load_tokenizer(directory, vocab_size: int, **options):
-    """The tokenizer of a checkpoint directory.
+def load_tokenizer(directory, vocab_size: int, config: dict | None = None, **options):
+    """The tokenizer of a checkpoint directory (config: its config.json when already read).
 
     ByteTokenizer when vocab_size == 256 and the directory has no tokenizer files; else a SubwordTokenizer
     from tokenizer.json, or from GPT-2 BPE files. vocab_size is the model's number of embedding rows (the
@@ -244,7 +244,7 @@ def load_tokenizer(directory, vocab_size: int, **options):
     directory = Path(directory)
     if not directory.is_dir():
         raise BadInput(f"{directory}: no such model directory")
-    config = _read_json_if_present(directory / "config.json")
+    config = _read_json_if_present(directory / "config.json") if config is None else config
     block = config.get("robustbench") or {}
     if not isinstance(block, dict):
         raise BadInput(f"{directory / 'config.json'}: key 'robustbench' = {block!r}; expected an object")

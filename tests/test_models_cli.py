@@ -1,6 +1,7 @@
 """The model registry: zoo names, local directories, list_models and `robustbench models`."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -105,6 +106,19 @@ def test_model_type_alone_does_not_claim_a_hugging_face_folder(tmp_path):
         registry.load_model(str(sharded))
 
 
+def config_reads(monkeypatch, directory: Path) -> list:
+    """Every read of directory/config.json through pathlib, whoever reads it (the loader, the tokenizer)."""
+    reads, read_text, config = [], Path.read_text, directory / "config.json"
+
+    def counting_read_text(self, *args, **kwargs):
+        if self == config:
+            reads.append(self)
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counting_read_text)
+    return reads
+
+
 @pytest.mark.parametrize("architecture", ["mamba", "transformer"])
 def test_loading_a_directory_reads_config_json_once_and_looks_up_the_weights_once(architecture, tiny_mamba, tmp_path,
                                                                                    monkeypatch):
@@ -114,23 +128,20 @@ def test_loading_a_directory_reads_config_json_once_and_looks_up_the_weights_onc
         directory = checkpoint.save_pretrained(GPT(cfg), tmp_path / "gpt", cfg.to_dict())
     else:
         directory = tiny_mamba
-    reads, lookups = [], []
-    read_json, weight_file = checkpoint.read_json, checkpoint.weight_file
-    monkeypatch.setattr(checkpoint, "read_json", lambda path: reads.append(path) or read_json(path))
+    reads, lookups = config_reads(monkeypatch, directory), []
+    weight_file = checkpoint.weight_file
     monkeypatch.setattr(checkpoint, "weight_file", lambda d: lookups.append(d) or weight_file(d))
     model = registry.load_model(str(directory))
-    assert [p.name for p in reads] == ["config.json"] and len(lookups) == 1
+    assert len(reads) == 1 and len(lookups) == 1
     assert model.resolved.input_files[:2] == (directory / "config.json", weight_file(directory))
     assert model.architecture == architecture
 
 
 def test_a_run_reads_each_models_config_json_once(runner, tiny_mamba, tiny_corpus, tmp_path, monkeypatch):
     """Two cells of one model: resolved once for the fingerprint, loaded from that resolution."""
-    reads = []
-    read_json = checkpoint.read_json
-    monkeypatch.setattr(checkpoint, "read_json", lambda path: reads.append(path) or read_json(path))
+    reads = config_reads(monkeypatch, tiny_mamba)
     done = runner.invoke(cli, ["run", "--quiet", "--model", str(tiny_mamba), "--corpus", str(tiny_corpus),
                                "--noise", "drop:p=0.1", "--out", str(tmp_path / "run")])
     assert done.exit_code == 0, done.output
     assert len(json.loads((tmp_path / "run" / "results.json").read_text())) == 2
-    assert reads == [tiny_mamba / "config.json"]
+    assert len(reads) == 1

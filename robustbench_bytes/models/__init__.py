@@ -136,7 +136,7 @@ def _tokenizer(directory: Path, config: dict):
     """The directory's tokenizer; its options come from config.json's "robustbench" object (tokenization.py)."""
     from robustbench_bytes.tokenization import load_tokenizer
 
-    tokenizer = load_tokenizer(directory, config["vocab_size"])
+    tokenizer = load_tokenizer(directory, config["vocab_size"], config)
     try:
         tokenizer.prefix_ids
     except ValueError as e:
