@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Callable, Sequence
 
-from robustbench_bytes.errors import BadInput, RobustbenchError
+from robustbench_bytes.errors import BadInput, RobustbenchError, first_line
 
 ENVIRONMENT = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 DEFAULT_TIMEOUT_S = 300.0
@@ -144,7 +144,7 @@ class World:
         try:
             self._store.set(key, json.dumps(obj, allow_nan=False))
         except RuntimeError as e:
-            raise DistributedError(f"rank {self.rank}: lost the rendezvous store ({_first_line(e)})") from None
+            raise DistributedError(f"rank {self.rank}: lost the rendezvous store ({first_line(e)})") from None
 
     def _wait(self, keys: list[str], what: str) -> None:
         """Until every key is set; DistributedError once a rank that owes a key has had a still heartbeat for
@@ -166,7 +166,7 @@ class World:
                         self._look_at(key, still, now, what)
             except RuntimeError as e:
                 raise DistributedError(f"rank {self.rank}: lost the rendezvous store while {what} "
-                                       f"({_first_line(e)}); another rank or the launcher stopped") from None
+                                       f"({first_line(e)}); another rank or the launcher stopped") from None
 
     def _look_at(self, key: str, still: dict, now: float, what: str) -> None:
         last = key.rsplit("/", 1)[-1]
@@ -277,7 +277,3 @@ def _env_int(name: str, default: int) -> int:
     except ValueError:
         raise BadInput(f"environment variable {name}={value!r}: expected an integer") from None
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__

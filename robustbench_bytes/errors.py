@@ -11,3 +11,10 @@ class BadInput(RobustbenchError, ValueError):
 
 class NotComparable(BadInput):
     """Two runs (or cells) that cannot be compared: exit code 2 with the reason."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): the part a one-line error
+    quotes of a library's longer message."""
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

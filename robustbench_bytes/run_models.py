@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from robustbench_bytes.errors import BadInput
+from robustbench_bytes.errors import BadInput, first_line
 
 
 class ModelCache:
@@ -55,7 +55,6 @@ class ModelUnavailable(Exception):
 
 def describe_error(error: BaseException) -> str:
     """One line for a failed cell: our own errors as they are, anything else with its type."""
-    text = str(error).strip().splitlines()
     if isinstance(error, BadInput):
-        return text[0] if text else type(error).__name__
-    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+        return first_line(error)
+    return f"{type(error).__name__}: {first_line(error)}" if str(error).strip() else type(error).__name__

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from robustbench_bytes.errors import BadInput
+from robustbench_bytes.errors import BadInput, first_line
 from robustbench_bytes.files import atomic_path, read_json, write_text_atomic
 
 CONFIG_FILE = "config.json"
@@ -107,9 +107,9 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
         if "weights only" in str(e).lower() or "weights_only" in str(e).lower():
             raise BadInput(f"{path}: refused: not a plain tensor state dict "
                            f"(a pickle with code or objects torch.load(weights_only=True) rejects)") from None
-        raise BadInput(f"{path}: unreadable or truncated ({_first_line(e)})") from None
+        raise BadInput(f"{path}: unreadable or truncated ({first_line(e)})") from None
     except Exception as e:
-        raise BadInput(f"{path}: unreadable or truncated ({_first_line(e)})") from None
+        raise BadInput(f"{path}: unreadable or truncated ({first_line(e)})") from None
     if not isinstance(state, dict) or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise BadInput(f"{path}: refused: not a plain tensor state dict (expected a dict of name -> tensor)")
@@ -124,7 +124,7 @@ def _map_safetensors(path: Path) -> dict[str, torch.Tensor]:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             return {key: f.get_tensor(key) for key in f.keys()}
     except Exception as e:  # safetensors raises its own error types for corrupt headers/data
-        raise BadInput(f"{path}: unreadable or truncated safetensors file ({_first_line(e)})") from None
+        raise BadInput(f"{path}: unreadable or truncated safetensors file ({first_line(e)})") from None
 
 
 def _torch_load_mapped(path: Path):
@@ -185,7 +185,7 @@ def load_mamba(directory, device="cpu", checkpoint: CheckpointDirectory | None =
                        f"(a mamba_ssm config needs {', '.join(MambaConfig.REQUIRED)}){hugging_face_hint(config)}") \
             from None
     except (TypeError, ValueError) as e:
-        raise BadInput(f"{directory / CONFIG_FILE}: {_first_line(e)}") from None
+        raise BadInput(f"{directory / CONFIG_FILE}: {first_line(e)}") from None
     state = load_weights(path)
     with torch.device("meta"):
         model = MambaLM(cfg)
@@ -221,7 +221,3 @@ def _existing_dir(directory) -> Path:
         raise BadInput(f"{directory}: no such checkpoint directory")
     return directory
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
