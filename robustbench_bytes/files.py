@@ -12,7 +12,7 @@ import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from robustbench_bytes.errors import BadInput
 
@@ -26,13 +26,16 @@ def sha256_file(path: Path | str) -> str:
 
 
 @contextmanager
-def waiting_lock(path: Path | str) -> Iterator[None]:
-    """Holds an exclusive lock on the file `path` (made if missing), waiting while another process holds it;
-    the lock dies with the process (kill -9 included)."""
+def exclusive_lock(path: Path | str, busy: Callable[[], Exception] | None = None) -> Iterator[None]:
+    """Holds an exclusive lock on the file `path` (made, with its folder, if missing); the lock dies with the
+    process (kill -9 included). While another process holds it: wait, or with `busy`, raise busy() at once."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (fcntl.LOCK_NB if busy else 0))
+        except BlockingIOError:
+            raise busy() from None
         try:
             yield
         finally:

@@ -20,7 +20,6 @@ finished cells and the documents of finished shards.
 
 from __future__ import annotations
 
-import fcntl
 import sys
 import time
 from contextlib import ExitStack, contextmanager
@@ -33,6 +32,7 @@ from robustbench_bytes import results as results_io
 from robustbench_bytes import shards as shards_io
 from robustbench_bytes.distributed import World, plan_documents
 from robustbench_bytes.errors import BadInput
+from robustbench_bytes.files import exclusive_lock
 from robustbench_bytes.formatting import format_ppl
 from robustbench_bytes.result_schema import (CLEAN, CLEAN_SEED, CellResult, DocumentRecord, cell_key,
                                              check_consistent)
@@ -111,16 +111,9 @@ class RunOutcome:
 @contextmanager
 def run_lock(out: Path) -> Iterator[None]:
     """One writer per run directory; the lock dies with the process (kill -9 included)."""
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BadInput(f"{out}: another `robustbench run` is writing this run directory") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with exclusive_lock(out / ".lock",
+                        busy=lambda: BadInput(f"{out}: another `robustbench run` is writing this run directory")):
+        yield
 
 
 def check_out_dir(out: Path) -> None:
