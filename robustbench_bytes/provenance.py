@@ -6,6 +6,7 @@ import functools
 import os
 import platform
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 
 from robustbench_bytes import __version__
@@ -58,28 +59,41 @@ def device_description(device: str) -> str:
     return f"{device} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
-def build_manifest(grid, corpus, options, scoring_version: str, models: dict[str, dict],
-                   started: str, finished: str | None) -> dict:
-    """models: spec -> {"model_fingerprint", "checkpoint_sha256", "files"} as far as known."""
-    seeds = sorted({c.seed for c in grid if c.noise != CLEAN}) or [CLEAN_SEED]
+def now() -> str:
+    """The time a manifest records (UTC, to the second)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def grid_record(grid, options, models: dict[str, dict], started: str, finished: str | None) -> dict:
+    """What every manifest records of a grid (of perplexity or task cells: each has model, noise, seed and key):
+    the software and machine, the models with their fingerprints, the noises, seeds and cells, the command line
+    and the times. models: spec -> {"model_fingerprint", "checkpoint_sha256", "files"} as far as known."""
     return {
-        "format": RUN_FORMAT,
         "package": {"name": "robustbench-bytes", "version": __version__, "git": git_hash()},
         "python": platform.python_version(),
         "platform": platform.platform(),
         "libraries": library_versions(),
         "device": device_description(options.device),
         "batch_size": options.batch_size,
-        "scoring_version": scoring_version,
-        "seeds": seeds,
+        "seeds": sorted({c.seed for c in grid if c.noise != CLEAN}) or [CLEAN_SEED],
         "models": [{"model": m, **models.get(m, {})} for m in dict.fromkeys(c.model for c in grid)],
         "noises": list(dict.fromkeys(c.noise for c in grid)),
-        "corpus": {"name": corpus.name, "sha256": corpus.sha256, "documents": len(corpus.documents),
-                   "bytes": corpus.bytes, "limit_bytes": options.limit_bytes,
-                   "limit_documents": options.limit_documents, "max_document_bytes": options.max_document_bytes,
-                   "provenance": corpus.provenance, "license": corpus.license},
         "cells": [c.key for c in grid],
         "command_line": options.command_line,
         "started": started,
         "finished": finished,
+    }
+
+
+def build_manifest(grid, corpus, options, scoring_version: str, models: dict[str, dict],
+                   started: str, finished: str | None) -> dict:
+    """manifest.json of a perplexity run: the grid's record, the scoring version and the corpus."""
+    return {
+        "format": RUN_FORMAT,
+        **grid_record(grid, options, models, started, finished),
+        "scoring_version": scoring_version,
+        "corpus": {"name": corpus.name, "sha256": corpus.sha256, "documents": len(corpus.documents),
+                   "bytes": corpus.bytes, "limit_bytes": options.limit_bytes,
+                   "limit_documents": options.limit_documents, "max_document_bytes": options.max_document_bytes,
+                   "provenance": corpus.provenance, "license": corpus.license},
     }

@@ -20,7 +20,7 @@ from typing import Any, Iterable
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.files import read_json, write_text_atomic
 from robustbench_bytes.result_schema import (CELL_FORMAT, CELL_FORMATS, CellResult, DocumentRecord,
-                                             to_plain_json)
+                                             check_consistent, to_plain_json)
 
 RESULTS_FILE = "results.json"
 MANIFEST_FILE = "manifest.json"
@@ -34,6 +34,10 @@ class CellRecord:
     inputs: dict | None
     result: CellResult
     documents: tuple[DocumentRecord, ...]
+
+    def problem(self) -> str | None:
+        """Why its numbers cannot be trusted (result_schema.check_consistent); None when they can."""
+        return check_consistent(self.result, list(self.documents))
 
 
 def _json_default(obj: Any):

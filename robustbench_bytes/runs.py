@@ -24,7 +24,6 @@ import sys
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -34,8 +33,7 @@ from robustbench_bytes.distributed import World, plan_documents
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.files import exclusive_lock
 from robustbench_bytes.formatting import format_ppl
-from robustbench_bytes.result_schema import (CLEAN, CLEAN_SEED, CellResult, DocumentRecord, cell_key,
-                                             check_consistent)
+from robustbench_bytes.result_schema import CLEAN, CLEAN_SEED, TASKS_DIR, CellResult, DocumentRecord, cell_key
 from robustbench_bytes.run_models import ModelCache, ModelUnavailable, describe_error
 
 
@@ -201,24 +199,23 @@ def merge_cell(cell: Cell, corpus, stored: list[shards_io.Shard], scored: list[s
                                  error=f"merging the ranks' shards: {e}"), []
 
 
-def _remove_stale_temporaries(out: Path) -> None:
-    """Temporary files a killed writer left behind (we hold the lock, so nobody is writing them)."""
+def remove_stale_temporaries(out: Path) -> None:
+    """Temporary files a killed writer left behind in a run directory, of perplexity or task cells (we hold the
+    lock, so nobody is writing them)."""
     cells = out / results_io.CELLS_DIR
-    folders = [out, cells] + (sorted(cells.glob(f"*{shards_io.SHARDS_SUFFIX}")) if cells.is_dir() else [])
+    folders = [out, cells, out / TASKS_DIR] + (sorted(cells.glob(f"*{shards_io.SHARDS_SUFFIX}")) if cells.is_dir()
+                                               else [])
     for folder in folders:
         if folder.is_dir():
             for path in folder.glob(".*.tmp"):
                 path.unlink(missing_ok=True)
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def reusable(stored, inputs: dict | None) -> bool:
-    """A stored cell that was scored from the same inputs and whose numbers check out."""
+    """A stored cell (a perplexity or task cell record) that was scored from the same inputs and whose numbers
+    check out."""
     return (inputs is not None and stored is not None and stored.inputs == inputs and stored.result.ok
-            and check_consistent(stored.result, list(stored.documents)) is None)
+            and stored.problem() is None)
 
 
 @contextmanager
@@ -229,7 +226,7 @@ def _lock_on_rank0(out: Path, world: World) -> Iterator[None]:
         def take() -> bool:
             check_out_dir(out)
             stack.enter_context(run_lock(out))
-            _remove_stale_temporaries(out)
+            remove_stale_temporaries(out)
             return True
 
         world.broadcast(take, "taking the run lock")
@@ -254,7 +251,7 @@ def execute(grid: list[Cell], corpus, options: RunOptions) -> RunOutcome:
     finished: dict[str, CellResult] = {}
     ranks: dict[str, dict] = {}  # cell -> what each rank did (manifest)
     outcome = RunOutcome(results=[])
-    started = _now()
+    started = provenance.now()
     requested = {"chunk_size": scoring.DEFAULT_CHUNK_SIZE, "context": None, "stride": None,
                  "max_length": options.max_length,
                  "dtype": scoring.dtype_name(torch.device(options.device), options.dtype)}
@@ -325,7 +322,7 @@ def execute(grid: list[Cell], corpus, options: RunOptions) -> RunOutcome:
             cells_bar.update()
         if world.is_main:
             write_results()
-            write_manifest(_now())
+            write_manifest(provenance.now())
     return outcome
 
 

@@ -1,7 +1,8 @@
 """The task grid: models x tasks x (clean + noise specs) x seeds, scored cell by cell, resumable.
 
-The same rules as runs.py's perplexity grid, whose helpers it uses (run_lock, check_out_dir, the model
-loader that resolves each model once and loads it only when a cell needs it): a task cell is stored as
+The same rules as runs.py's perplexity grid, whose helpers it uses (run_lock, check_out_dir, reusable, the clearing
+of stale temporaries, run_models' loader that resolves each model once and loads it only when a cell needs it,
+provenance's grid record in the manifest): a task cell is stored as
 tasks/<key>.json with the fingerprint of everything that decides its numbers (task_cell_inputs: every file
 the model's loader reads, the task's items, the noise, the seed, whether the choices are noised, the dtype,
 the task scoring version), and a rerun reuses it only when that matches and its item records reproduce its
@@ -16,15 +17,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from robustbench_bytes import results as results_io
 from robustbench_bytes import tasks_io
-from robustbench_bytes.result_schema import CLEAN, CLEAN_SEED, TASKS_DIR, TaskResult, task_cell_key
-from robustbench_bytes.result_schema import check_task_consistent as check_consistent
+from robustbench_bytes.result_schema import CLEAN, CLEAN_SEED, TaskResult, task_cell_key
 from robustbench_bytes.run_models import ModelCache, ModelUnavailable, describe_error
-from robustbench_bytes.runs import RunOptions, check_out_dir, run_lock
+from robustbench_bytes.runs import RunOptions, check_out_dir, remove_stale_temporaries, reusable, run_lock
 
 
 @dataclass(frozen=True)
@@ -74,11 +73,6 @@ def task_cell_inputs(cell: TaskCell, model_fingerprint: str, task_sha256: str, d
             "dtype": dtype, "scoring_version": TASK_SCORING_VERSION}
 
 
-def _reusable(stored, inputs: dict | None) -> bool:
-    return (inputs is not None and stored is not None and stored.inputs == inputs and stored.result.ok
-            and check_consistent(stored.result, list(stored.items)) is None)
-
-
 def _failed(cell: TaskCell, task, error: str, model=None) -> TaskResult:
     return TaskResult(task=task.name, task_spec=cell.task, model=model.name if model else cell.model,
                       model_spec=cell.model, noise=cell.noise, seed=cell.seed, items=len(task.items),
@@ -86,39 +80,26 @@ def _failed(cell: TaskCell, task, error: str, model=None) -> TaskResult:
                       model_fingerprint=model.fingerprint if model else None, status="failed", error=error)
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def _manifest(grid, tasks, options: TaskRunOptions, described, started, finished) -> dict:
     import torch
 
-    from robustbench_bytes import __version__, provenance
+    from robustbench_bytes import provenance
     from robustbench_bytes.task_scoring import TASK_SCORING_VERSION, dtype_label
 
     return {
         "format": "robustbench-tasks/1",
-        "package": {"name": "robustbench-bytes", "version": __version__, "git": provenance.git_hash()},
-        "libraries": provenance.library_versions(),
-        "device": provenance.device_description(options.device),
+        **provenance.grid_record(grid, options, described, started, finished),
         "dtype": dtype_label(torch.device(options.device), options.dtype),
-        "batch_size": options.batch_size,
         "task_scoring_version": TASK_SCORING_VERSION,
         "noise_choices": options.noise_choices,
-        "seeds": sorted({c.seed for c in grid if c.noise != CLEAN}) or [CLEAN_SEED],
-        "models": [{"model": m, **described.get(m, {})} for m in dict.fromkeys(c.model for c in grid)],
         "tasks": [{"task": spec, "name": t.name, "sha256": t.sha256, "items": len(t.items),
                    "description": t.description, "provenance": t.provenance} for spec, t in tasks.items()],
-        "noises": list(dict.fromkeys(c.noise for c in grid)),
-        "cells": [c.key for c in grid],
-        "command_line": options.command_line,
-        "started": started,
-        "finished": finished,
     }
 
 
 def execute_tasks(grid: list[TaskCell], tasks: dict, options: TaskRunOptions) -> TaskRunOutcome:
     """Score every task cell of the grid not already stored with the same inputs. `tasks`: spec -> Task."""
+    from robustbench_bytes import provenance
     from robustbench_bytes.task_scoring import score_task
 
     out = Path(options.out)
@@ -128,7 +109,7 @@ def execute_tasks(grid: list[TaskCell], tasks: dict, options: TaskRunOptions) ->
     described: dict[str, dict] = {}
     finished: dict[str, TaskResult] = {}
     outcome = TaskRunOutcome()
-    started = _now()
+    started = provenance.now()
 
     def write_results():
         outcome.results = [finished[c.key] for c in grid if c.key in finished]
@@ -138,8 +119,7 @@ def execute_tasks(grid: list[TaskCell], tasks: dict, options: TaskRunOptions) ->
         tasks_io.write_task_manifest(out, _manifest(grid, tasks, options, described, started, done))
 
     with run_lock(out):
-        for path in (out / TASKS_DIR).glob(".*.tmp"):  # left by a killed writer; we hold the lock
-            path.unlink(missing_ok=True)
+        remove_stale_temporaries(out)
         if not (out / results_io.RESULTS_FILE).is_file():
             results_io.write_results(out, [])  # a run directory with no perplexity cells (yet)
         write_manifest(None)
@@ -152,7 +132,7 @@ def execute_tasks(grid: list[TaskCell], tasks: dict, options: TaskRunOptions) ->
             fingerprint = described[cell.model].get("model_fingerprint")
             inputs = task_cell_inputs(cell, fingerprint, task.sha256, options.dtype) if fingerprint else None
             stored = tasks_io.read_task_cell(out, cell.key)
-            if _reusable(stored, inputs):
+            if reusable(stored, inputs):
                 finished[cell.key] = stored.result
                 outcome.skipped += 1
                 log(f"{label}: done before, skipped")
@@ -185,7 +165,7 @@ def execute_tasks(grid: list[TaskCell], tasks: dict, options: TaskRunOptions) ->
                 outcome.failed += 1
                 log(f"{label}: FAILED: {result.error}")
         write_results()
-        write_manifest(_now())
+        write_manifest(provenance.now())
     return outcome
 
 

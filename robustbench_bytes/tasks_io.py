@@ -16,15 +16,21 @@ from pathlib import Path
 from robustbench_bytes import results as results_io
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.files import read_json
-from robustbench_bytes.result_schema import TASK_CELL_FORMAT, TASKS_DIR, TASKS_FILE, ItemRecord, TaskResult
-
+from robustbench_bytes.result_schema import (TASK_CELL_FORMAT, TASKS_DIR, TASKS_FILE, ItemRecord, TaskResult,
+                                             check_task_consistent)
 
 
 @dataclass(frozen=True)
 class TaskCellRecord:
+    """A task cell file: what decided its numbers (`inputs`), the result and its items."""
+
     inputs: dict | None
     result: TaskResult
     items: tuple[ItemRecord, ...]
+
+    def problem(self) -> str | None:
+        """Why its numbers cannot be trusted (result_schema.check_task_consistent); None when they can."""
+        return check_task_consistent(self.result, list(self.items))
 
 
 def task_cell_path(run_dir: Path | str, cell: str) -> Path:

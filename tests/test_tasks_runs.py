@@ -64,6 +64,18 @@ def test_resumed_run_equals_uninterrupted(setup, tmp_path):
     assert numbers(tmp_path / "resumed") == numbers(tmp_path / "whole")
 
 
+def test_a_rerun_removes_the_temporaries_a_killed_writer_left(setup, tmp_path):
+    """tasks.json is written in the run directory itself, the task cells under tasks/: both places are cleared."""
+    model, task = setup
+    out = tmp_path / "run"
+    run(model, task, out, noises=(), seeds=(0,))
+    left = [out / ".tasks.json.k1ll3d.tmp", out / "tasks" / ".cell.json.k1ll3d.tmp"]
+    for path in left:
+        path.write_text("half a file")
+    again = run(model, task, out, noises=(), seeds=(0,))
+    assert again.skipped == 1 and not any(path.exists() for path in left)
+
+
 def test_changed_inputs_or_broken_cells_are_rescored(setup, tmp_path):
     model, task = setup
     out = tmp_path / "run"
