@@ -88,10 +88,23 @@ def read_cell(run_dir: Path | str, cell: str) -> CellRecord | None:
 
 
 def write_cell(run_dir: Path | str, record: CellRecord) -> None:
-    write_json_atomic(cell_path(run_dir, record.result.cell),
-                      {"format": CELL_FORMAT, "cell": record.result.cell, "inputs": record.inputs,
-                       "status": record.result.status, "result": record.result.to_json(),
-                       "documents": [d.to_json() for d in record.documents]})
+    write_cell_file(cell_path(run_dir, record.result.cell), CELL_FORMAT, record.inputs, record.result,
+                    "documents", record.documents)
+
+
+def write_cell_file(path: Path, format: str, inputs: dict | None, result, key: str, records) -> None:
+    """A cell file, of perplexity or task cells: format, cell name, inputs, status, result and its records under
+    `key` (documents or items)."""
+    write_json_atomic(path, {"format": format, "cell": result.cell, "inputs": inputs, "status": result.status,
+                             "result": result.to_json(), key: [r.to_json() for r in records]})
+
+
+def read_result_list(path: Path, parse, what: str) -> list:
+    """A JSON list of result objects (results.json, tasks.json), each read with parse(raw, where)."""
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise BadInput(f"{path}: expected a JSON list of {what} objects")
+    return [parse(r, f"{path}: result {i}") for i, r in enumerate(data)]
 
 
 def write_results(run_dir: Path | str, results: list[CellResult]) -> None:
@@ -113,12 +126,7 @@ def check_run_dir(run_dir: Path | str) -> Path:
 
 def read_results(run_dir: Path | str) -> list[CellResult]:
     """results.json of a run directory as CellResults."""
-    run_dir = check_run_dir(run_dir)
-    path = run_dir / RESULTS_FILE
-    data = read_json(path)
-    if not isinstance(data, list):
-        raise BadInput(f"{path}: expected a JSON list of result objects")
-    return [CellResult.from_json(r, f"{path}: result {i}") for i, r in enumerate(data)]
+    return read_result_list(check_run_dir(run_dir) / RESULTS_FILE, CellResult.from_json, "result")
 
 
 def read_manifest(run_dir: Path | str) -> dict:

@@ -51,10 +51,8 @@ def read_task_cell(run_dir: Path | str, cell: str) -> TaskCellRecord | None:
 
 
 def write_task_cell(run_dir: Path | str, record: TaskCellRecord) -> None:
-    results_io.write_json_atomic(task_cell_path(run_dir, record.result.cell),
-                                 {"format": TASK_CELL_FORMAT, "cell": record.result.cell, "inputs": record.inputs,
-                                  "status": record.result.status, "result": record.result.to_json(),
-                                  "items": [i.to_json() for i in record.items]})
+    results_io.write_cell_file(task_cell_path(run_dir, record.result.cell), TASK_CELL_FORMAT, record.inputs,
+                               record.result, "items", record.items)
 
 
 def write_task_results(run_dir: Path | str, results: list[TaskResult]) -> None:
@@ -68,12 +66,7 @@ def has_tasks(run_dir: Path | str) -> bool:
 def read_task_results(run_dir: Path | str) -> list[TaskResult]:
     """tasks.json of a run directory; [] for a run directory without task cells."""
     path = Path(run_dir) / TASKS_FILE
-    if not path.is_file():
-        return []
-    data = read_json(path)
-    if not isinstance(data, list):
-        raise BadInput(f"{path}: expected a JSON list of task result objects")
-    return [TaskResult.from_json(r, f"{path}: result {i}") for i, r in enumerate(data)]
+    return results_io.read_result_list(path, TaskResult.from_json, "task result") if path.is_file() else []
 
 
 def read_task_items(run_dir: Path | str, result: TaskResult) -> list[ItemRecord]:
@@ -95,6 +88,4 @@ def write_task_manifest(run_dir: Path | str, manifest: dict) -> None:
 
 
 def read_task_manifest(run_dir: Path | str) -> dict:
-    path = Path(run_dir) / TASKS_DIR / results_io.MANIFEST_FILE
-    data = read_json(path) if path.is_file() else {}
-    return data if isinstance(data, dict) else {}
+    return results_io.read_manifest(Path(run_dir) / TASKS_DIR)
