@@ -35,6 +35,7 @@ import numpy as np
 from robustbench_bytes import results as results_io
 from robustbench_bytes import stats
 from robustbench_bytes.errors import NotComparable
+from robustbench_bytes.formatting import NA, format_bits, format_interval, format_signed
 from robustbench_bytes.result_schema import CLEAN, CellResult
 
 REGRESSED, NOT_COMPARABLE = 1, 2  # the gate's exit codes (0: passed)
@@ -267,17 +268,9 @@ def _difference(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
 
 
-def _fmt(value, spec: str) -> str:
-    return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, spec)
-
-
-def _fmt_interval(interval: stats.Interval | None, spec: str) -> str:
-    if interval is None:
-        return "–"
-    text = _fmt(interval.estimate, spec)
-    if math.isfinite(interval.low) and math.isfinite(interval.high):
-        text += f" [{_fmt(interval.low, spec)}, {_fmt(interval.high, spec)}]"
-    return text
+def _signed_increase(value: float | None) -> str:
+    """A word-PPL increase as the gate's table writes it: signed, thousands separated, 2 decimals."""
+    return format_signed(value, lambda v: f"{v:,.2f}")
 
 
 _VERDICT_MARK = {"regressed": "❌ regressed", "improved": "✅ improved", "unchanged": "unchanged",
@@ -312,13 +305,13 @@ def markdown(comparison: Comparison) -> str:
              f"[{pct}] | word-PPL increase (base → cand) | Δ increase [{pct}] | verdict |",
              "|---|---|---:|---:|---:|---:|---:|---|"]
     for p in comparison.pairs:
-        bpcb = f"{_fmt(p.baseline_bpcb, '.4f')} → {_fmt(p.candidate_bpcb, '.4f')}"
-        increase = ("–" if p.baseline_increase is None else
-                    f"{_fmt(p.baseline_increase, '+,.2f')} → {_fmt(p.candidate_increase, '+,.2f')}")
+        bpcb = f"{format_bits(p.baseline_bpcb)} → {format_bits(p.candidate_bpcb)}"
+        increase = (NA if p.baseline_increase is None else
+                    f"{_signed_increase(p.baseline_increase)} → {_signed_increase(p.candidate_increase)}")
         verdict = _VERDICT_MARK[p.verdict] + (": " + "; ".join(p.reasons) if p.reasons else "")
         lines.append(f"| {p.model.replace('|', '/')} | `{p.noise}` | {p.seed} | {bpcb} | "
-                     f"{_fmt_interval(p.delta_bpcb, '+.4f')} | {increase} | "
-                     f"{_fmt_interval(p.delta_increase, '+,.2f')} | {verdict.replace('|', '/')} |")
+                     f"{format_interval(p.delta_bpcb, format_signed)} | {increase} | "
+                     f"{format_interval(p.delta_increase, _signed_increase)} | {verdict.replace('|', '/')} |")
     mismatched = [p for p in comparison.pairs if p.setup_differences]
     if mismatched:
         lines += ["", f"⚠️ Warning: {len(mismatched)} paired cell(s) ran on a different device or dtype, so part of "

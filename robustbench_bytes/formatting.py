@@ -64,8 +64,19 @@ def has_no_interval(row) -> bool:
 
 
 def format_signed(value: float | None, fmt=None) -> str:
-    """A change: its sign always shown (+0.0123, -5.20)."""
+    """A change: its sign always shown (+0.0123, -5.20; -0.0 keeps its minus, as format(x, '+') writes it)."""
     fmt = fmt or format_bits
     if value is None or not math.isfinite(value):
         return NA
-    return ("+" if value >= 0 else "") + fmt(value)
+    return ("+" if math.copysign(1.0, value) > 0 else "") + fmt(value)
+
+
+def format_interval(interval, fmt) -> str:
+    """An estimate with its interval (anything with estimate, low and high), each written by fmt; the interval
+    only when both bounds are finite."""
+    if interval is None:
+        return NA
+    text = fmt(interval.estimate)
+    if math.isfinite(interval.low) and math.isfinite(interval.high):
+        text += f" [{fmt(interval.low)}, {fmt(interval.high)}]"
+    return text
