@@ -129,6 +129,12 @@ class Comparison:
 Incomparable = NotComparable
 
 
+def pair_by_model(base_results, cand_results) -> bool:
+    """Whether cells are paired by model too: when either run holds more than one model (one model each: the
+    baseline's model against the candidate's, whatever their names)."""
+    return len({r.model_spec for r in base_results}) > 1 or len({r.model_spec for r in cand_results}) > 1
+
+
 def _corpus_id(result: CellResult, manifest: dict) -> str:
     return (result.corpus_sha256 or (manifest.get("corpus") or {}).get("sha256") or f"name:{result.corpus}")
 
@@ -189,7 +195,7 @@ def compare_runs(baseline: Path | str, candidate: Path | str, thresholds: Thresh
         raise Incomparable(f"the runs scored different corpora: baseline {_describe_corpora(base_results, base_manifest)}"
                            f", candidate {_describe_corpora(cand_results, cand_manifest)}")
 
-    by_model = len({r.model_spec for r in base_results}) > 1 or len({r.model_spec for r in cand_results}) > 1
+    by_model = pair_by_model(base_results, cand_results)
     base_index = _index(baseline, base_results, by_model)
     cand_index = _index(candidate, cand_results, by_model)
     common = [k for k in base_index if k in cand_index]

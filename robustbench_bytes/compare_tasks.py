@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from robustbench_bytes import stats, tasks_io
-from robustbench_bytes.compare import gate_exit_code
+from robustbench_bytes.compare import gate_exit_code, pair_by_model
 from robustbench_bytes.errors import BadInput, NotComparable
 from robustbench_bytes.task_scoring import accuracy_metric
 
@@ -76,7 +76,7 @@ def compare_task_runs(baseline: Path | str, candidate: Path | str, *, max_acc_dr
     comparison = TaskComparison([], max_acc_drop, confidence, allow_missing)
     if not base_results:
         return comparison
-    by_model = len({r.model_spec for r in base_results}) > 1 or len({r.model_spec for r in cand_results}) > 1
+    by_model = pair_by_model(base_results, cand_results)
     base_index, cand_index = _index(base_results, by_model), _index(cand_results, by_model)
     for key, base in base_index.items():
         name = f"{base.model} / {base.task} / {base.noise} (seed {base.seed})"
