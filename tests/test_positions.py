@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from robustbench_bytes import positions, scoring
 from robustbench_bytes.corpora import Corpus
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.models.base import LoadedModel, count_parameters
 from robustbench_bytes.models.transformer import GPT, GPTConfig
 from robustbench_bytes.result_schema import CellResult, DocumentRecord, check_consistent
 from robustbench_bytes.tokenization import ByteTokenizer, SubwordTokenizer
+from test_run_fakes import in_memory_model
 
 
 def reference_bucket(offset: int) -> int:
@@ -157,19 +157,14 @@ def byte_mamba(seed=0):
     module = MambaLM({"d_model": 16, "n_layer": 1, "vocab_size": 256, "ssm_cfg": {"d_state": 4},
                       "rms_norm": False, "tie_embeddings": False}).eval()
     module.scan_backend = "reference"
-    return LoadedModel(name="mamba", level="byte", architecture="mamba", module=module, tokenizer=ByteTokenizer(),
-                       device=torch.device("cpu"), checkpoint_sha256="0" * 64, source="test",
-                       parameters=count_parameters(module), stream=module, vocab_size=256,
-                       info={"config": {"robustbench": {"train_length_bytes": 128}}})
+    return in_memory_model(module, ByteTokenizer(), "mamba", "byte", vocab_size=256,
+                           info={"config": {"robustbench": {"train_length_bytes": 128}}})
 
 
 def gpt(tokenizer, vocab_size, block_size=16, seed=0):
     torch.manual_seed(seed)
     module = GPT(GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=1, n_head=2, d_model=16)).eval()
-    return LoadedModel(name="gpt", level=tokenizer.level, architecture="transformer", module=module,
-                       tokenizer=tokenizer, device=torch.device("cpu"), checkpoint_sha256="0" * 64, source="test",
-                       parameters=count_parameters(module), window=lambda ids, mask: module(ids),
-                       max_length=block_size, vocab_size=vocab_size)
+    return in_memory_model(module, tokenizer, "gpt", tokenizer.level, vocab_size=vocab_size)
 
 
 DOCS = ["In the beginning God created the heaven and the earth.\n" * 5, "x", "",

@@ -104,3 +104,21 @@ def quiet_env(tmp_path: Path) -> dict:
     env = dict(os.environ)
     env["MPLCONFIGDIR"] = str(tmp_path / "mplconfig")
     return env
+
+
+def in_memory_model(module, tokenizer, name: str, level: str, **fields):
+    """A LoadedModel around a network the test built (no checkpoint): a Mamba streams, a GPT takes windows of its
+    block size; `fields` add to or override the rest (vocab_size, info, ...)."""
+    import torch
+
+    from robustbench_bytes.models.base import LoadedModel, count_parameters
+    from robustbench_bytes.models.mamba import MambaLM
+
+    if isinstance(module, MambaLM):
+        kind = {"architecture": "mamba", "stream": module}
+    else:
+        kind = {"architecture": "transformer", "window": lambda ids, mask: module(ids),
+                "max_length": module.config.block_size}
+    return LoadedModel(**{"name": name, "level": level, "module": module, "tokenizer": tokenizer,
+                          "device": torch.device("cpu"), "checkpoint_sha256": "0" * 64, "source": "test",
+                          "parameters": count_parameters(module), **kind, **fields})

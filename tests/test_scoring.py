@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from robustbench_bytes import scoring
 from robustbench_bytes.corpora import Corpus
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.models.base import LoadedModel, count_parameters
 from robustbench_bytes.models.transformer import GPT, GPTConfig
+from test_run_fakes import in_memory_model
 
 
 class Bytes:
@@ -31,10 +31,7 @@ class Bytes:
 def gpt_model(block_size=32, seed=0):
     torch.manual_seed(seed)
     module = GPT(GPTConfig(vocab_size=256, block_size=block_size, n_layer=2, n_head=2, d_model=32)).eval()
-    return LoadedModel(name="gpt", level="byte", architecture="transformer", module=module, tokenizer=Bytes(),
-                       device=torch.device("cpu"), checkpoint_sha256="0" * 64, source="test",
-                       parameters=count_parameters(module), window=lambda ids, mask: module(ids),
-                       max_length=block_size)
+    return in_memory_model(module, Bytes(), "gpt", "byte")
 
 
 def last_token_nll(module, context, target):
@@ -190,9 +187,7 @@ def mamba_model(seed=0):
     module = MambaLM({"d_model": 24, "n_layer": 2, "vocab_size": 256, "ssm_cfg": {"d_state": 4},
                       "rms_norm": False, "tie_embeddings": False}).eval()
     module.scan_backend = "reference"
-    return LoadedModel(name="mamba", level="byte", architecture="mamba", module=module, tokenizer=Bytes(),
-                       device=torch.device("cpu"), checkpoint_sha256="0" * 64, source="test",
-                       parameters=count_parameters(module), stream=module)
+    return in_memory_model(module, Bytes(), "mamba", "byte")
 
 
 def test_mamba_one_piece_equals_chunks_and_batches():
