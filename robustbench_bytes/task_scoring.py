@@ -27,9 +27,8 @@ import torch
 
 from robustbench_bytes import stats
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.result_schema import CLEAN
+from robustbench_bytes.result_schema import CLEAN, ItemRecord, TaskResult
 from robustbench_bytes.scoring import DEFAULT_CHUNK_SIZE, LOGITS_BUDGET, effective_chunk_size
-from robustbench_bytes.result_schema import ItemRecord, TaskResult
 
 TASK_SCORING_VERSION = "1"
 DTYPES = ("auto", "float32", "bfloat16")
