@@ -182,7 +182,7 @@ def scan_backend_in_use() -> str:
         import robustbench_bytes.kernels.cpu  # noqa: F401
         return "cpu (numba)"
     except ImportError:
-        return "reference (kernels/cpu.py not present)"
+        return "reference (robustbench_bytes/kernels/cpu.py not present)"
 
 
 def _mb(value):

@@ -4,7 +4,7 @@
     .venv/bin/python bench/gpu.py --interpret  # no GPU: run the same code at a tiny shape in Triton's
                                                # CPU interpreter (proves the script runs; no timing value)
 
-1. Correctness on the device: kernels/triton_check.py's cases, and the Triton scan against the float32
+1. Correctness on the device: robustbench_bytes/kernels/triton_check.py's cases, and the Triton scan against the float32
    reference at the benchmark shape (mamba_ssm's fp32 tolerance).
 2. Speed at b*L = 16k tokens, d = 3584 (MambaByte-972M's d_inner), n = 16, float32 and bfloat16 inputs,
    over a few block-size configurations: achieved bandwidth = bytes of u, delta, z, B, C read and out

@@ -10,28 +10,12 @@ from robustbench_bytes import scoring  # noqa: E402
 from robustbench_bytes.corpora import Corpus  # noqa: E402
 from robustbench_bytes.errors import BadInput  # noqa: E402
 from robustbench_bytes.models import load_model  # noqa: E402
-
-TEXT = ("Now the serpent was more subtil than any beast of the field which the LORD God had made. "
-        "And he said unto the woman, Yea, hath God said, Ye shall not eat of every tree of the garden? ")
+from support.hf_models import TEXT, make_tiny_gpt2  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def gpt2_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("gpt2")
-    tok = tokenizers.Tokenizer(tokenizers.models.BPE())
-    tok.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = tokenizers.decoders.ByteLevel()
-    trainer = tokenizers.trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
-                                             initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator([TEXT] * 3, trainer)
-    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>",
-                                                eos_token="<|endoftext|>")
-    fast.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(vocab_size=tok.get_vocab_size(), n_positions=16, n_embd=32, n_layer=2,
-                                     n_head=2, bos_token_id=0, eos_token_id=0)
-    transformers.GPT2LMHeadModel(config).save_pretrained(folder)
-    return folder
+    return make_tiny_gpt2(tmp_path_factory.mktemp("gpt2"))
 
 
 def hf_loss_sum(module, inputs, targets):

@@ -7,8 +7,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = {"robustbench_bytes": ROOT / "robustbench_bytes", "robustbench_bytes.noise": ROOT / "noise",
-            "robustbench_bytes.kernels": ROOT / "kernels"}  # pyproject's package-dir
+PACKAGES = {"robustbench_bytes": ROOT / "robustbench_bytes"}
 
 
 def modules() -> dict[str, Path]:

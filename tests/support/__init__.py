@@ -1,0 +1,1 @@
+"""Builders shared by several test modules (tiny checkpoints, corpora); not tests themselves."""
