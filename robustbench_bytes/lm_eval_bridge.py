@@ -5,7 +5,12 @@
     lm_eval.simple_evaluate(model="robustbench", model_args="model=mambabyte-kjv-shakespeare,dtype=auto", tasks=[...])
 
 model_args: model (a MODEL as `robustbench run --model` takes it), device (auto), dtype (auto | float32 |
-bfloat16), batch_size, noise (one noise spec; default clean), seed, noise_choices (true/false).
+bfloat16), batch_size, noise (one noise spec; default clean), seed, noise_choices (true/false), add_bos_token.
+
+add_bos_token (default true): loglikelihood conditions every context on the model's prefix (BOS, else EOS, or
+the prefix byte), as `robustbench run --task` does; false conditions on it only when the context is empty,
+which is what lm-evaluation-harness's `hf` model does with its default add_bos_token for a tokenizer that adds
+no BOS by itself (GPT-2's). A NaN or infinite log-likelihood is an error, never handed to lm-eval.
 loglikelihood goes through task_scoring.continuation_loglikelihoods (the very function `robustbench run --task`
 scores with), loglikelihood_rolling through scoring.score_corpus, generate_until through generate.generate.
 
@@ -32,7 +37,7 @@ except ImportError as e:  # pragma: no cover - depends on the optional extra
 MODEL_NAME = "robustbench"
 
 
-def _flag(value) -> bool:
+def _flag(value, name: str) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -40,7 +45,7 @@ def _flag(value) -> bool:
         return True
     if text in ("0", "false", "no", "off", ""):
         return False
-    raise BadInput(f"noise_choices={value!r}: expected true or false")
+    raise BadInput(f"{name}={value!r}: expected true or false")
 
 
 def _batch_size(value, default: int = 32) -> int:
@@ -60,8 +65,8 @@ class RobustbenchLM(LM):
     """An lm-eval LM over a robustbench model (LoadedModel), with an optional noise on every request."""
 
     def __init__(self, model: str | None = None, device: str | None = "auto", dtype: str = "auto",
-                 batch_size=32, noise: str | None = None, seed=0, noise_choices=False, loaded=None,
-                 **unused):
+                 batch_size=32, noise: str | None = None, seed=0, noise_choices=False, add_bos_token=True,
+                 loaded=None, **unused):
         super().__init__()
         from robustbench_bytes import noise as noise_lib
         from robustbench_bytes.models import load_model, resolve_device
@@ -86,7 +91,8 @@ class RobustbenchLM(LM):
         except (TypeError, ValueError):
             raise BadInput(f"seed={seed!r}: expected an integer >= 0") from None
         spec = CLEAN if noise in (None, "", CLEAN) else noise_lib.canonical(str(noise))
-        self.noise, self.noise_choices = spec, _flag(noise_choices)
+        self.noise, self.noise_choices = spec, _flag(noise_choices, "noise_choices")
+        self.prefix = "always" if _flag(add_bos_token, "add_bos_token") else "empty_context"
 
     @property
     def device(self):
@@ -118,7 +124,8 @@ class RobustbenchLM(LM):
             if self.noise_choices:
                 continuation = self._noised(continuation, self._continuation_index(request))
             pairs.append((context, continuation))
-        scores = continuation_loglikelihoods(self.model, pairs, batch_size=self.batch_size, dtype=self.dtype)
+        scores = continuation_loglikelihoods(self.model, pairs, batch_size=self.batch_size, dtype=self.dtype,
+                                             prefix=self.prefix)
         return [(s.loglikelihood, s.greedy) for s in scores]
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
@@ -129,7 +136,7 @@ class RobustbenchLM(LM):
         if not any(texts):
             return [0.0] * len(texts)
         scored = score_corpus(self.model, Corpus(name="lm-eval", documents=texts), batch_size=self.batch_size,
-                              progress=False)
+                              progress=False)  # raises scoring.NonFiniteScore on a NaN or infinite NLL
         return [-d.nll for d in scored.documents]
 
     def generate_until(self, requests, disable_tqdm: bool = False):

@@ -5,7 +5,10 @@ continuation_loglikelihoods(model, pairs) is the one function that scores (conte
 task cells and the lm-evaluation-harness bridge both call it. A pair is encoded as lm-evaluation-harness
 does: whitespace at the end of the context moves to the front of the continuation, the continuation's
 tokens are those of encode(context + continuation) after the first len(encode(context)); then the model's
-usual prefix (BOS/EOS token, or a prefix byte) goes in front of the context, as in every other score here.
+usual prefix (BOS/EOS token, or a prefix byte) goes in front of the context, as in every other score here
+(prefix="always"). prefix="empty_context" is lm-evaluation-harness's `hf` model with its default
+add_bos_token for a tokenizer that adds no BOS itself (GPT-2's): the prefix only in front of an empty context.
+A NaN or infinite log-likelihood is never returned: NonFiniteLogLikelihood names the pair.
 
 - streamed models (Mamba): each distinct context is run once, contexts of equal length batched together,
   and its recurrent state is copied to each of its continuations, which are batched with right padding.
@@ -28,7 +31,7 @@ import torch
 from robustbench_bytes import stats
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.result_schema import CLEAN, ItemRecord, TaskResult
-from robustbench_bytes.scoring import DEFAULT_CHUNK_SIZE, LOGITS_BUDGET, effective_chunk_size
+from robustbench_bytes.scoring import DEFAULT_CHUNK_SIZE, LOGITS_BUDGET, NonFiniteScore, effective_chunk_size
 
 TASK_SCORING_VERSION = "1"
 DTYPES = ("auto", "float32", "bfloat16")
@@ -36,6 +39,17 @@ DTYPES = ("auto", "float32", "bfloat16")
 # apart from every context's stream (item i is document i), whatever the task's size.
 CHOICE_STREAMS = 1 << 40
 MAX_CHOICES = 1 << 16
+
+
+PREFIXES = ("always", "empty_context")
+
+
+class NonFiniteLogLikelihood(NonFiniteScore):
+    """A continuation's log-likelihood is NaN or infinite: no accuracy can be computed from it (the cell fails)."""
+
+    def __init__(self, index: int, value: float, model: str, where: str = ""):
+        super().__init__(f"model {model}: {where or f'pair {index}'} has a non-finite log-likelihood ({value})")
+        self.index, self.value, self.model = index, value, model
 
 
 @dataclass(frozen=True)
@@ -145,11 +159,14 @@ def _score_streamed(model, encoded, batch_size: int) -> list[ContinuationScore]:
 
 
 def continuation_loglikelihoods(model, pairs: list[tuple[str, str]], *, batch_size: int = 32,
-                                dtype: str = "auto") -> list[ContinuationScore]:
-    """log p(continuation | prefix + context) for each (context, continuation) pair, in order."""
+                                dtype: str = "auto", prefix: str = "always") -> list[ContinuationScore]:
+    """log p(continuation | prefix + context) for each (context, continuation) pair, in order; every value
+    finite (else NonFiniteLogLikelihood)."""
     if batch_size < 1:
         raise BadInput(f"batch_size={batch_size}: expected at least 1")
-    prefix = list(model.tokenizer.prefix_ids)
+    if prefix not in PREFIXES:
+        raise BadInput(f"prefix={prefix!r}: expected one of {', '.join(PREFIXES)}")
+    prefix_ids = list(model.tokenizer.prefix_ids)
     encoded = []
     for n, (context, continuation) in enumerate(pairs):
         if not isinstance(context, str) or not isinstance(continuation, str):
@@ -157,7 +174,8 @@ def continuation_loglikelihoods(model, pairs: list[tuple[str, str]], *, batch_si
         context_ids, continuation_ids = encode_pair(model.tokenizer, context, continuation)
         if not continuation_ids:
             raise BadInput(f"pair {n}: the continuation {continuation!r} is empty; nothing to score")
-        encoded.append((prefix + context_ids, continuation_ids))
+        conditioned = prefix_ids + context_ids if prefix == "always" or not context_ids else context_ids
+        encoded.append((conditioned, continuation_ids))
     if not encoded:
         return []
     module = model.module
@@ -165,11 +183,13 @@ def continuation_loglikelihoods(model, pairs: list[tuple[str, str]], *, batch_si
     module.eval()
     try:
         with torch.inference_mode(), autocast_for(model.device, dtype):
-            if model.streaming:
-                return _score_streamed(model, encoded, batch_size)
-            return _score_windowed(model, encoded, batch_size)
+            scores = (_score_streamed if model.streaming else _score_windowed)(model, encoded, batch_size)
     finally:
         module.train(was_training)
+    for n, score in enumerate(scores):
+        if not math.isfinite(score.loglikelihood):
+            raise NonFiniteLogLikelihood(n, score.loglikelihood, model.name)
+    return scores
 
 
 # ---------------------------------------------------------------- a task cell
@@ -238,17 +258,18 @@ def score_task(model, task, noise: str = CLEAN, seed: int = 0, *, noise_choices:
     started = time.perf_counter()
     spec, contexts, choices = noised_items(task, noise, seed, noise_choices)
     pairs = [(contexts[i], c) for i, row in enumerate(choices) for c in row]
-    scores = continuation_loglikelihoods(model, pairs, batch_size=batch_size, dtype=dtype)
+    try:
+        scores = continuation_loglikelihoods(model, pairs, batch_size=batch_size, dtype=dtype)
+    except NonFiniteLogLikelihood as e:
+        item = next(i for i, end in enumerate(np.cumsum([len(row) for row in choices])) if e.index < end)
+        raise NonFiniteLogLikelihood(e.index, e.value, e.model, where=f"item {item} ({task.items[item].id}) of "
+                                     f"task {task.name} under noise {spec}") from None
     if model.device.type == "cuda":
         torch.cuda.synchronize(model.device)
     lls, sizes, tokens, k = [], [], [], 0
     for i, row in enumerate(choices):
         got = scores[k:k + len(row)]
         k += len(row)
-        bad = [s.loglikelihood for s in got if not math.isfinite(s.loglikelihood)]
-        if bad:
-            raise ValueError(f"model {model.name}: item {i} ({task.items[i].id}) of task {task.name} under "
-                             f"noise {spec} has a non-finite log-likelihood ({bad[0]})")
         lls.append([s.loglikelihood for s in got])
         sizes.append([len(c.encode("utf-8")) for c in row])
         tokens.append([s.tokens for s in got])
