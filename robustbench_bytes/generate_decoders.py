@@ -16,11 +16,17 @@ PREFILL_CHUNK = 1024  # tokens per chunk when feeding a prompt: bounds the memor
 
 
 class MambaDecoder:
-    """A MambaLM: the recurrent state is the whole context; constant memory and time per token."""
+    """A MambaLM: the recurrent state is the whole context; constant memory and time per token. Single steps go
+    through MambaLM.step (the reference) or, with `fused` where the module allows it (a float32 MambaLM on the
+    CPU), through one compiled call over all layers (kernels/decode_cpu.py) with the same results; chunks always
+    go through the module's forward (the parallel scan)."""
 
-    def __init__(self, module, vocab_size: int, device):
+    def __init__(self, module, vocab_size: int, device, fused: bool = True):
+        from robustbench_bytes.kernels import decode_cpu
+
         self.module, self.vocab, self.device = module, vocab_size, device
-        self.state = module.init_state(1, device)
+        self.fused = decode_cpu.FusedMamba(module) if fused and decode_cpu.supports(module) else None
+        self.state = self.fused.state() if self.fused is not None else module.init_state(1, device)
         self.calls = new_calls()
 
     def _ids(self, ids):
@@ -31,7 +37,11 @@ class MambaDecoder:
         if len(ids) == 1:  # a single step costs less than a chunk of one
             return self.step(ids[0])[None]
         count(self.calls, len(ids))
-        logits, self.state = self.module(self._ids(ids), self.state)
+        logits, state = self.module(self._ids(ids), self.state)
+        if self.fused is not None:
+            self.fused.load_state(state)  # self.state shares the fused decoder's memory: now updated too
+        else:
+            self.state = state
         return logits[0, :, : self.vocab]
 
     def prefill(self, ids) -> torch.Tensor:
@@ -42,14 +52,19 @@ class MambaDecoder:
 
     def step(self, token: int) -> torch.Tensor:
         count(self.calls, 1, step=True)
+        if self.fused is not None:
+            return torch.from_numpy(self.fused.step(token)[: self.vocab].copy())  # the array is reused next step
         logits, self.state = self.module.step(torch.tensor([token], device=self.device), self.state)
         return logits[0, : self.vocab]
 
     def save(self):
-        return _clone_state(self.state)
+        return self.fused.save() if self.fused is not None else _clone_state(self.state)
 
     def restore(self, saved) -> None:
-        self.state = _clone_state(saved)  # step() updates the state in place: keep `saved` reusable
+        if self.fused is not None:
+            self.fused.restore(saved)
+        else:
+            self.state = _clone_state(saved)  # step() updates the state in place: keep `saved` reusable
 
 
 def new_calls() -> dict:
@@ -168,15 +183,16 @@ def _hf_decoder(module, vocab, window, device) -> WindowedDecoder:
     return decoder
 
 
-def make_decoder(model):
-    """The decoder for a LoadedModel (models.load_model)."""
+def make_decoder(model, fused: bool = True):
+    """The decoder for a LoadedModel (models.load_model). fused=False keeps a Mamba on its reference step
+    (MambaLM.step), against which the fused one is tested."""
     from robustbench_bytes.models.mamba import MambaLM
     from robustbench_bytes.models.transformer import GPT
 
     vocab = model.tokenizer.vocab_size
     module = model.module
     if isinstance(module, MambaLM):
-        return MambaDecoder(module, vocab, model.device)
+        return MambaDecoder(module, vocab, model.device, fused)
     if isinstance(module, GPT):
         return _gpt_decoder(module, vocab, model.device)
     return _hf_decoder(module, vocab, model.max_length or 2048, model.device)
