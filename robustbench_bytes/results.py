@@ -19,8 +19,9 @@ from typing import Any, Iterable
 
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.files import read_json, write_text_atomic
-from robustbench_bytes.result_schema import (CELL_FORMAT, CELL_FORMATS, CellResult, DocumentRecord,
-                                             check_consistent, to_plain_json)
+from robustbench_bytes.result_schema import (CELL_FORMAT, CELL_FORMATS, CellResult, DocumentRecord, TaskResult,
+                                             check_consistent, check_labels, check_records, check_task_consistent,
+                                             to_plain_json)
 
 RESULTS_FILE = "results.json"
 MANIFEST_FILE = "manifest.json"
@@ -35,9 +36,66 @@ class CellRecord:
     result: CellResult
     documents: tuple[DocumentRecord, ...]
 
-    def problem(self) -> str | None:
-        """Why its numbers cannot be trusted (result_schema.check_consistent); None when they can."""
-        return check_consistent(self.result, list(self.documents))
+    def problem(self, key: str | None = None, labels: dict | None = None,
+                records: list[dict] | None = None) -> str | None:
+        """Why it cannot be trusted (verified_problem); None when it can."""
+        return verified_problem(self.result, self.documents, inputs=self.inputs, key=key, labels=labels,
+                                records_expected=records)
+
+
+# what a cell's inputs fingerprint says of the result it stores: input field -> result field
+_INPUT_LABELS = {"model": "model_spec", "model_fingerprint": "model_fingerprint", "corpus_sha256": "corpus_sha256",
+                 "task_sha256": "task_sha256", "noise": "noise", "seed": "seed", "noise_choices": "noise_choices",
+                 "scoring_version": "scoring_version"}
+
+
+def input_labels(inputs: dict | None) -> dict:
+    """The result fields (and their values) that a stored cell's inputs fingerprint fixes."""
+    if not isinstance(inputs, dict):
+        return {}
+    labels = {field: inputs[name] for name, field in _INPUT_LABELS.items() if name in inputs}
+    scoring = inputs.get("scoring")
+    if isinstance(scoring, dict) and scoring.get("dtype") is not None:
+        labels["dtype"] = scoring["dtype"]
+    return labels
+
+
+def verified_problem(result: CellResult | TaskResult, records, *, inputs: dict | None = None, key: str | None = None,
+                     labels: dict | None = None, records_expected: list[dict] | None = None) -> str | None:
+    """THE check of a stored cell, for a run that would reuse it and for the gate that compares it: why `result`
+    (a perplexity or task cell) does not follow from its per-document or per-item `records`, or disagrees with
+    what it says it is; None when it holds.
+
+    Recomputed from the records: every total, every derived metric and which are undefined, positions
+    (result_schema.check_consistent); for task cells each prediction from its log-likelihoods, the accuracies
+    and their bootstrap intervals (check_task_consistent, task_intervals_problem). Checked against its labels:
+    `key` (the cell name it is stored or asked under; model, noise, seed, task), the fields its `inputs`
+    fingerprint fixes (input_labels), `labels` (more result field -> value: corpus, documents, task, items),
+    and `records_expected` (one field -> value dict per record: sizes, item labels) when the caller knows them."""
+    task = isinstance(result, TaskResult)
+    records = list(records)
+    problem = (check_task_consistent(result, records) if task else check_consistent(result, records))
+    if problem is None and key is not None and result.cell != key:
+        problem = f"its labels name cell {result.cell}, not {key}"
+    problem = problem or check_labels(result, {**input_labels(inputs), **(labels or {})})
+    if problem is None and records_expected is not None:
+        problem = check_records(records, records_expected)
+    if problem is None and task:
+        problem = task_intervals_problem(result, records)
+    return problem
+
+
+def task_intervals_problem(result: TaskResult, items) -> str | None:
+    """Bootstrap intervals of a task cell that are not what task scoring gives for its items (its seed and
+    replicates, the result's confidence)."""
+    from robustbench_bytes.task_scoring import accuracies
+
+    want = accuracies(list(items), result.confidence if result.confidence is not None else 0.95)
+    for name, value in want.items():
+        stored = getattr(result, name, None)
+        if not isinstance(stored, (int, float)) or abs(stored - value) > 1e-12:
+            return f"{name} {stored} does not follow from its item records ({value})"
+    return None
 
 
 def _json_default(obj: Any):

@@ -120,14 +120,24 @@ def check_out_dir(out: Path) -> None:
         return
     if not out.is_dir():
         raise BadInput(f"{out}: exists and is not a directory")
-    if results_io.is_run_dir(out) or not any(p for p in out.iterdir() if p.name != ".lock"):
+    if results_io.is_run_dir(out) or all(_left_by_a_killed_run(p) for p in out.iterdir()):
         return
     raise BadInput(f"{out}: a folder that is not empty and not a run directory (no "
                    f"{results_io.RESULTS_FILE}); choose another output folder")
 
 
-def cell_inputs(cell: Cell, model_fingerprint: str, corpus_sha256: str, method: dict) -> dict:
-    """Everything that decides a cell's numbers; a stored cell is reused only when this matches."""
+def _left_by_a_killed_run(path: Path) -> bool:
+    """What a run killed before its first manifest rename leaves in a new folder: its lock file and the
+    temporaries of its atomic writes (.NAME.*.tmp, files.atomic_path), which the run clears once it holds the lock."""
+    return path.is_file() and not path.is_symlink() and (
+        path.name == ".lock" or (path.name.startswith(".") and path.name.endswith(".tmp")))
+
+
+def cell_inputs(cell: Cell, model_fingerprint: str, corpus_sha256: str, method: dict,
+                noised_sha256: str | None = None) -> dict:
+    """Everything that decides a cell's numbers; a stored cell is reused only when this matches. A noised cell
+    also carries the sha256 of its noised documents (noised_sha256), so that a change in the code of a noise
+    (a plug-in's, say) that changes its output rescores the cell; clean cells are the corpus itself."""
     from robustbench_bytes import scoring
 
     return {
@@ -138,7 +148,31 @@ def cell_inputs(cell: Cell, model_fingerprint: str, corpus_sha256: str, method: 
         "seed": cell.seed,
         "scoring": method,
         "scoring_version": scoring.SCORING_VERSION,
+        **({"noised_sha256": noised_sha256} if noised_sha256 is not None and cell.noise != CLEAN else {}),
     }
+
+
+def noised_documents(corpus, noise: str, seed: int) -> list[str]:
+    """The documents of `corpus` as a cell under `noise` scores them (document i noised with stream i)."""
+    if noise == CLEAN:
+        return list(corpus.documents)
+    from robustbench_bytes import noise as noise_lib
+
+    return noise_lib.apply_corpus(corpus.documents, noise, seed=seed)
+
+
+def texts_sha256(texts: list[str]) -> str:
+    """The sha256 of a list of texts, as a corpus's (corpus.Corpus.sha256)."""
+    from robustbench_bytes.corpus import Corpus
+
+    return Corpus("", list(texts)).sha256
+
+
+def expected_documents(corpus, texts: list[str]) -> list[dict]:
+    """What each document record of a cell must say of its sizes: its noised and clean UTF-8 bytes and clean
+    words (CONTRACT.md's definitions)."""
+    return [{"index": i, "bytes": len(text.encode("utf-8")), "clean_bytes": len(doc.encode("utf-8")),
+             "clean_words": len(doc.split())} for i, (doc, text) in enumerate(zip(corpus.documents, texts))]
 
 
 def check_model_specs(specs: list[str]) -> None:
@@ -211,11 +245,12 @@ def remove_stale_temporaries(out: Path) -> None:
                 path.unlink(missing_ok=True)
 
 
-def reusable(stored, inputs: dict | None) -> bool:
-    """A stored cell (a perplexity or task cell record) that was scored from the same inputs and whose numbers
-    check out."""
+def reusable(stored, inputs: dict | None, key: str, labels: dict, records: list[dict] | None = None) -> bool:
+    """A stored cell (a perplexity or task cell record) that was scored from the same inputs, whose numbers follow
+    from its records and whose labels are those of its key, inputs, `labels` (result field -> value) and
+    `records` (results.verified_problem)."""
     return (inputs is not None and stored is not None and stored.inputs == inputs and stored.result.ok
-            and stored.problem() is None)
+            and stored.problem(key=key, labels=labels, records=records) is None)
 
 
 @contextmanager
@@ -273,9 +308,12 @@ def execute(grid: list[Cell], corpus, options: RunOptions) -> RunOutcome:
             described[cell.model] = models.describe(cell.model)
             write_manifest(None)
         fingerprint = described[cell.model].get("model_fingerprint")
-        inputs = cell_inputs(cell, fingerprint, corpus.sha256, requested) if fingerprint else None
+        texts = noised_documents(corpus, cell.noise, cell.seed)
+        inputs = (cell_inputs(cell, fingerprint, corpus.sha256, requested, texts_sha256(texts)) if fingerprint
+                  else None)
         stored = results_io.read_cell(out, cell.key)
-        if reusable(stored, inputs):
+        labels = {"corpus": corpus.name, "documents": len(corpus.documents), "corpus_sha256": corpus.sha256}
+        if reusable(stored, inputs, cell.key, labels, expected_documents(corpus, texts)):
             finished[cell.key] = stored.result
             return {"reuse": True}
         kept[cell.key] = shards_io.read_finished(out, cell.key, inputs)
@@ -307,8 +345,7 @@ def execute(grid: list[Cell], corpus, options: RunOptions) -> RunOutcome:
             scored = [shards_io.Shard.from_json(raw, f"rank {k}") for k, raw in
                       enumerate(world.all_gather(mine.to_json(), f"scoring cell {number} ({cell.key})"))]
             if world.is_main:
-                result = _write_cell(out, cell, corpus, decision, kept.pop(cell.key), scored, world.world_size,
-                                     lambda fp: cell_inputs(cell, fp, corpus.sha256, requested))
+                result = _write_cell(out, cell, corpus, decision, kept.pop(cell.key), scored, world.world_size)
                 finished[cell.key] = result
                 write_results()
                 ranks[cell.key] = _rank_log(decision, scored, time.perf_counter() - t0)
@@ -337,12 +374,12 @@ def _cell_line(label: str, result: CellResult, seconds: float, world_size: int, 
 
 
 def _write_cell(out: Path, cell: Cell, corpus, decision: dict, stored: list[shards_io.Shard],
-                scored: list[shards_io.Shard], world_size: int, inputs_for: Callable[[str], dict]) -> CellResult:
+                scored: list[shards_io.Shard], world_size: int) -> CellResult:
     """Rank 0: merge, write the cell file, drop its shards once the cell holds them."""
     result, documents = merge_cell(cell, corpus, stored, scored, world_size)
     inputs = decision["inputs"]
     if result.ok and inputs and result.model_fingerprint != inputs["model_fingerprint"]:
-        inputs = inputs_for(result.model_fingerprint)  # a file changed while the run went on
+        inputs = {**inputs, "model_fingerprint": result.model_fingerprint}  # a file changed while the run went on
     results_io.write_cell(out, results_io.CellRecord(inputs, result, tuple(documents)))
     if result.ok:
         shards_io.remove_shards(out, cell.key)

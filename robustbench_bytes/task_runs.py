@@ -65,12 +65,31 @@ def build_task_grid(models: list[str], tasks: list[str], noises: list[str], seed
     return grid
 
 
-def task_cell_inputs(cell: TaskCell, model_fingerprint: str, task_sha256: str, dtype: str) -> dict:
+def task_cell_inputs(cell: TaskCell, model_fingerprint: str, task_sha256: str, dtype: str,
+                     noised_sha256: str | None = None) -> dict:
+    """Everything that decides a task cell's numbers; a noised cell also carries the sha256 of its noised
+    contexts and choices (noised_task_sha256), so that a change in a noise's code rescores it."""
     from robustbench_bytes.task_scoring import TASK_SCORING_VERSION
 
     return {"model": cell.model, "model_fingerprint": model_fingerprint, "task_sha256": task_sha256,
             "noise": cell.noise, "seed": cell.seed, "noise_choices": cell.noise_choices and cell.noise != CLEAN,
-            "dtype": dtype, "scoring_version": TASK_SCORING_VERSION}
+            "dtype": dtype, "scoring_version": TASK_SCORING_VERSION,
+            **({"noised_sha256": noised_sha256} if noised_sha256 is not None and cell.noise != CLEAN else {})}
+
+
+def noised_task_sha256(cell: TaskCell, task) -> str:
+    """The sha256 of a task cell's contexts and choices as scored (task_scoring.noised_items)."""
+    from robustbench_bytes.runs import texts_sha256
+    from robustbench_bytes.task_scoring import noised_items
+
+    _, contexts, choices = noised_items(task, cell.noise, cell.seed, cell.noise_choices)
+    return texts_sha256([text for context, row in zip(contexts, choices) for text in [context, *row]])
+
+
+def _labels(cell: TaskCell, task) -> tuple[dict, list[dict]]:
+    """What a stored task cell must say of itself (result field -> value) and of each item (its label)."""
+    return ({"task": task.name, "task_spec": cell.task, "items": len(task.items), "task_sha256": task.sha256},
+            [{"index": i, "label": item.label} for i, item in enumerate(task.items)])
 
 
 def _failed(cell: TaskCell, task, error: str, model=None) -> TaskResult:
@@ -130,9 +149,10 @@ def execute_tasks(grid: list[TaskCell], tasks: dict, options: TaskRunOptions) ->
                 described[cell.model] = models.describe(cell.model)
                 write_manifest(None)
             fingerprint = described[cell.model].get("model_fingerprint")
-            inputs = task_cell_inputs(cell, fingerprint, task.sha256, options.dtype) if fingerprint else None
+            noised = noised_task_sha256(cell, task) if cell.noise != CLEAN else None
+            inputs = task_cell_inputs(cell, fingerprint, task.sha256, options.dtype, noised) if fingerprint else None
             stored = tasks_io.read_task_cell(out, cell.key)
-            if reusable(stored, inputs):
+            if reusable(stored, inputs, cell.key, *_labels(cell, task)):
                 finished[cell.key] = stored.result
                 outcome.skipped += 1
                 log(f"{label}: done before, skipped")
@@ -149,7 +169,7 @@ def execute_tasks(grid: list[TaskCell], tasks: dict, options: TaskRunOptions) ->
                                         batch_size=options.batch_size, dtype=options.dtype, task_spec=cell.task)
                     result, items = scored.result, scored.items
                     if model.fingerprint != fingerprint:  # a file changed while the run went on
-                        inputs = task_cell_inputs(cell, model.fingerprint, task.sha256, options.dtype)
+                        inputs = {**inputs, "model_fingerprint": model.fingerprint}
                 except KeyboardInterrupt:
                     raise
                 except Exception as e:  # a cell that cannot be scored fails alone

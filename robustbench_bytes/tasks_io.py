@@ -16,8 +16,7 @@ from pathlib import Path
 from robustbench_bytes import results as results_io
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.files import read_json
-from robustbench_bytes.result_schema import (TASK_CELL_FORMAT, TASKS_DIR, TASKS_FILE, ItemRecord, TaskResult,
-                                             check_task_consistent)
+from robustbench_bytes.result_schema import TASK_CELL_FORMAT, TASKS_DIR, TASKS_FILE, ItemRecord, TaskResult
 
 
 @dataclass(frozen=True)
@@ -28,9 +27,11 @@ class TaskCellRecord:
     result: TaskResult
     items: tuple[ItemRecord, ...]
 
-    def problem(self) -> str | None:
-        """Why its numbers cannot be trusted (result_schema.check_task_consistent); None when they can."""
-        return check_task_consistent(self.result, list(self.items))
+    def problem(self, key: str | None = None, labels: dict | None = None,
+                records: list[dict] | None = None) -> str | None:
+        """Why it cannot be trusted (results.verified_problem); None when it can."""
+        return results_io.verified_problem(self.result, self.items, inputs=self.inputs, key=key, labels=labels,
+                                           records_expected=records)
 
 
 def task_cell_path(run_dir: Path | str, cell: str) -> Path:
