@@ -30,7 +30,6 @@ the test books of the KJV and the test plays of Shakespeare, 4 KB of each.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -43,9 +42,9 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Callable
 
-from robustbench_bytes.corpus import Corpus
+from robustbench_bytes.corpus import Corpus, read_text
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.files import exclusive_lock, sha256_file
+from robustbench_bytes.files import exclusive_lock, parse_json, sha256_file
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_SLICE_BYTES_PER_DOC = 4096
@@ -114,15 +113,15 @@ def format_kjv_book(book: str, verses: list[dict]) -> str:
 def load_kjv() -> Corpus:
     path = kjv_jsonl_path()
     books: dict[str, list[dict]] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                verse = json.loads(line)
-                books.setdefault(verse["book"], []).append(verse)
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise BadInput(f"{path}:{lineno}: expected a JSON verse with 'book', 'chapter', 'text'") from None
+    expected = "a JSON verse with 'book', 'chapter', 'text'"
+    for lineno, line in enumerate(read_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        verse = parse_json(line, str(path), expected, line=lineno)
+        if not (isinstance(verse, dict) and isinstance(verse.get("book"), str) and isinstance(verse.get("text"), str)
+                and isinstance(verse.get("chapter"), (int, str)) and not isinstance(verse.get("chapter"), bool)):
+            raise BadInput(f"{path}:{lineno}: expected {expected}")
+        books.setdefault(verse["book"], []).append(verse)
     ids = list(books)
     return Corpus(name="kjv", documents=[format_kjv_book(b, books[b]) for b in ids],
                   provenance=KJV_PROVENANCE, license=KJV_LICENSE, doc_ids=ids)

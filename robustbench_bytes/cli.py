@@ -1,8 +1,8 @@
 """The `robustbench` command line: a click group; each command lives in robustbench_bytes/commands/.
 
 This is the only place where the library's errors become exit codes: BadInput (and any other
-RobustbenchError) and operating-system errors on the user's files are one line and exit 2; Ctrl-C is
-exit 130. Everything below the commands raises plain exceptions and never imports click."""
+RobustbenchError) and operating-system errors on the user's files are one line and exit 2; RunFailed (the work
+itself failed, e.g. a NaN training loss) is one line and exit 1; Ctrl-C is exit 130. Everything below the commands raises plain exceptions and never imports click."""
 
 import errno
 import os
@@ -13,8 +13,8 @@ import click
 from robustbench_bytes import __version__
 from robustbench_bytes.commands import (
     compare, corpora, generate, lm_eval, models, noise, report, run, score, tasks, train)
-from robustbench_bytes.commands.common import INTERRUPTED, InputError
-from robustbench_bytes.errors import RobustbenchError
+from robustbench_bytes.commands.common import INTERRUPTED, FailedError, InputError
+from robustbench_bytes.errors import RobustbenchError, RunFailed, first_line, printable
 
 
 def describe_os_error(e: OSError) -> str:
@@ -27,6 +27,15 @@ def describe_os_error(e: OSError) -> str:
 
 
 class RobustbenchGroup(click.Group):
+    def parse_args(self, ctx, args):
+        for arg in args:  # a file name of bytes that are not UTF-8 reaches Python as lone surrogates
+            try:
+                arg.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InputError(f"argument '{printable(arg)}': not valid UTF-8 (a file or folder name of other "
+                                 f"bytes?); expected UTF-8 text") from None
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx):
         if sys.stdout is None:  # started with its standard output closed (`>&-`)
             raise InputError("standard output is closed; every command writes its result or summary there")
@@ -36,8 +45,12 @@ class RobustbenchGroup(click.Group):
             raise
         except click.UsageError as e:  # one line, like every other bad input (no usage block)
             raise InputError(e.format_message()) from None
+        except RunFailed as e:
+            raise FailedError(str(e)) from None
         except RobustbenchError as e:
             raise InputError(str(e)) from None
+        except UnicodeError as e:  # text that cannot be written as UTF-8 (a lone surrogate) or read as it
+            raise InputError(f"text that is not valid Unicode: {first_line(e)}") from None
         except OSError as e:
             _quiet_stdout_after_broken_pipe(e)
             raise InputError(describe_os_error(e)) from None

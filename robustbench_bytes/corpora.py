@@ -6,13 +6,13 @@ returning a Corpus (or a list of document strings), called when the corpus is fi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable
 
 from robustbench_bytes import builtin_corpora
 from robustbench_bytes.corpus import Corpus, decode_utf8, read_text
-from robustbench_bytes.errors import BadInput
+from robustbench_bytes.errors import BadInput, printable
+from robustbench_bytes.files import parse_json
 from robustbench_bytes.plugins import Registry
 
 __all__ = ["CORPORA", "Corpus", "decode_utf8", "load_corpus", "read_text", "register_corpus", "require_text"]
@@ -53,20 +53,23 @@ def _load_jsonl(path: Path) -> Corpus:
     for lineno, line in enumerate(read_text(path).split("\n"), start=1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise BadInput(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+        obj = parse_json(line, str(path), "an object with a string field 'text'", line=lineno)
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
             raise BadInput(f"{path}:{lineno}: expected an object with a string field 'text'")
-        try:
-            obj["text"].encode("utf-8")
-        except UnicodeEncodeError as e:
-            raise BadInput(f"{path}:{lineno}: field 'text' holds a lone surrogate ({obj['text'][e.start]!a}) at "
-                           f"character {e.start}; expected valid Unicode") from None
         docs.append(obj["text"])
         ids.append(str(obj.get("id", lineno)))
     return Corpus(name=str(path), documents=docs, provenance=f"jsonl file {path}", doc_ids=ids)
+
+
+def _document_name(file: Path, folder: Path) -> str:
+    """A document's id: its path in the corpus folder, which results record (so it must be UTF-8)."""
+    name = str(file.relative_to(folder))
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadInput(f"{printable(str(file))}: a file name that is not valid UTF-8; rename it (document "
+                       f"names are recorded with the results)") from None
+    return name
 
 
 def require_text(corpus: Corpus, spec: str) -> Corpus:
@@ -87,8 +90,9 @@ def load_corpus(spec: str) -> Corpus:
         files = sorted(p for p in path.rglob("*.txt") if p.is_file())
         if not files:
             raise BadInput(f"{path}: directory holds no .txt files")
+        ids = [_document_name(p, path) for p in files]
         return Corpus(name=str(path), documents=[read_text(p) for p in files],
-                      provenance=f"directory {path}", doc_ids=[str(p.relative_to(path)) for p in files])
+                      provenance=f"directory {path}", doc_ids=ids)
     if path.suffix == ".jsonl" and path.is_file():
         return _load_jsonl(path)
     if path.is_file():

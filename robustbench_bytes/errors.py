@@ -9,6 +9,11 @@ class BadInput(RobustbenchError, ValueError):
     """Bad user input (a file, key, parameter or offset at fault, and what was expected): exit code 2."""
 
 
+class RunFailed(RobustbenchError):
+    """The work itself failed, not its input (a training loss that became NaN, a model whose numbers are not
+    finite): one line and exit code 1, the code of a run that found a failure."""
+
+
 class NotComparable(BadInput):
     """Two runs (or cells) that cannot be compared: exit code 2 with the reason."""
 
@@ -18,3 +23,17 @@ def first_line(error: BaseException) -> str:
     quotes of a library's longer message."""
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
+
+
+def printable(text: str) -> str:
+    """`text` as it can be printed: a file name of bytes that are not UTF-8 (which Python holds as lone
+    surrogates) shows those bytes as \\xNN, any other lone surrogate as \\uXXXX."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.files import write_bytes_atomic
+from robustbench_bytes.files import parse_json, write_bytes_atomic
 
 CHECKPOINT = "checkpoints/last.pt"
 REQUIRED_KEYS = {"step": int, "model": dict, "optimizer": dict, "torch_rng": torch.Tensor,
@@ -53,9 +53,6 @@ def load_checkpoint(path: Path) -> dict:
         if not isinstance(state.get(key), kind):
             raise BadInput(f"{path}: training checkpoint key {key!r} is missing or not a {kind.__name__}; "
                            f"train afresh into another --out")
-    try:
-        state["config"] = json.loads(state["config"])
-        state["log"] = json.loads(state["log"])
-    except json.JSONDecodeError:
-        raise BadInput(f"{path}: training checkpoint's config or log is not valid JSON") from None
+    state["config"] = parse_json(state["config"], f"{path} (its config)", "the training config as a JSON object")
+    state["log"] = parse_json(state["log"], f"{path} (its log)", "the training log as a JSON list")
     return state

@@ -1,8 +1,13 @@
-"""What the commands share: the one-line input error, the exit code of Ctrl-C, the noise-spec option type."""
+"""What the commands share: the one-line errors (bad input, exit 2; a failed run, exit 1), the exit code of
+Ctrl-C, reading standard input, the noise-spec option type."""
 
 from __future__ import annotations
 
+import sys
+
 import click
+
+from robustbench_bytes.errors import printable
 
 INTERRUPTED = 130
 
@@ -11,6 +16,26 @@ class InputError(click.ClickException):
     """Bad input shown as one line (`Error: ...`) with exit code 2."""
 
     exit_code = 2
+
+    def __init__(self, message: str):
+        super().__init__(printable(message))
+
+
+class FailedError(InputError):
+    """A run that found a failure (errors.RunFailed) shown as one line with exit code 1."""
+
+    exit_code = 1
+
+
+def read_stdin() -> bytes:
+    """Everything on standard input; InputError when the process was started with it closed (`0<&-`)."""
+    stream = sys.stdin
+    if stream is None:
+        raise InputError("standard input is closed; pipe the text in or name a file")
+    try:
+        return stream.buffer.read() if hasattr(stream, "buffer") else stream.read().encode("utf-8")
+    except (OSError, ValueError) as e:  # a descriptor 0 that is closed or not readable
+        raise InputError(f"standard input cannot be read ({getattr(e, 'strerror', None) or e})") from None
 
 
 class NoiseSpecType(click.ParamType):

@@ -6,8 +6,11 @@ from __future__ import annotations
 import codecs
 import json
 import sys
+from pathlib import Path
 
 import click
+
+from robustbench_bytes.commands.common import read_stdin
 
 
 def _prompt(prompt, prompt_file) -> str:
@@ -17,15 +20,15 @@ def _prompt(prompt, prompt_file) -> str:
         raise click.UsageError("missing --prompt TEXT or --prompt-file FILE")
     if prompt is not None:
         return prompt
+    from robustbench_bytes.corpus import decode_utf8, read_bytes
+    from robustbench_bytes.errors import BadInput
+
+    if prompt_file == "-":
+        return decode_utf8(read_stdin(), "--prompt-file <stdin>")
     try:
-        if prompt_file == "-":
-            return sys.stdin.read()
-        with open(prompt_file, encoding="utf-8") as f:
-            return f.read()
-    except OSError as e:
-        raise click.BadParameter(f"{prompt_file}: cannot read it ({e.strerror or e})", param_hint="--prompt-file")
-    except UnicodeDecodeError as e:
-        raise click.BadParameter(f"{prompt_file}: not UTF-8 text (byte offset {e.start})", param_hint="--prompt-file")
+        return decode_utf8(read_bytes(Path(prompt_file), "prompt file"), prompt_file)
+    except BadInput as e:
+        raise BadInput(f"--prompt-file {e}") from None
 
 
 class _Stream:

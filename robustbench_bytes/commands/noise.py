@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from robustbench_bytes import noise as noise_lib
-from robustbench_bytes.commands.common import ONE_NOISE_SPEC, InputError
+from robustbench_bytes.commands.common import ONE_NOISE_SPEC, InputError, read_stdin
 from robustbench_bytes.corpora import decode_utf8, read_text
 from robustbench_bytes.files import write_bytes_atomic
 
@@ -60,7 +60,7 @@ def list_noises(as_json: bool):
 def apply_noise(spec: str, seed: int, doc_index: int, output: str, errors: str, input_path: str):
     """Noise a UTF-8 text file (stdin by default) as one document and write it (stdout by default)."""
     if input_path == "-":
-        text = decode_utf8(sys.stdin.buffer.read(), "<stdin>", errors)
+        text = decode_utf8(read_stdin(), "<stdin>", errors)
     else:
         text = read_text(Path(input_path), errors)
     data = noise_lib.apply(text, spec, seed=seed, doc_index=doc_index).encode("utf-8")

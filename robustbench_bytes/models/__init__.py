@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from robustbench_bytes.errors import BadInput
+from robustbench_bytes.files import read_json
 from robustbench_bytes.models.base import LoadedModel, count_parameters
 from robustbench_bytes.models.resolve import (MODEL_SOURCES, ModelSource, ResolvedModel, known_names,
                                               register_model_source, resolve_model, source_for)
@@ -147,13 +148,10 @@ def _tokenizer(directory: Path, config: dict):
 def _provenance(directory: Path, config: dict) -> str:
     extra = directory / PROVENANCE_FILE
     if extra.is_file():
-        try:
-            data = json.loads(extra.read_text(encoding="utf-8"))
-            if isinstance(data, dict):
-                return str(data.get("provenance") or data.get("summary") or json.dumps(data, sort_keys=True))
-            return str(data)
-        except (OSError, ValueError):
-            pass
+        data = read_json(extra, "an object with a provenance or summary")
+        if isinstance(data, dict):
+            return str(data.get("provenance") or data.get("summary") or json.dumps(data, sort_keys=True))
+        return str(data)
     if isinstance(config.get("provenance"), str):
         return config["provenance"]
     return f"local directory {directory}"
@@ -169,8 +167,10 @@ def _disk_size(paths) -> int:
 
 
 def _zoo_entry(name: str) -> dict:
+    from robustbench_bytes.models.checkpoint import read_config
+
     directory = ZOO_DIR / name
-    config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    config = read_config(directory)
     meta = config.get("robustbench") if isinstance(config.get("robustbench"), dict) else {}
     files = [p for p in directory.rglob("*") if p.is_file()]
     level = meta.get("level") or ("byte" if config.get("vocab_size") == 256
