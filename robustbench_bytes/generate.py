@@ -24,6 +24,7 @@ from robustbench_bytes.generate_decoders import make_decoder
 from robustbench_bytes.generate_sampling import choose
 from robustbench_bytes.generate_speculative import DraftStats, speculative
 from robustbench_bytes.generate_tokens import special_ids, token_bytes
+from robustbench_bytes.kernels.threads import use_threads
 
 DEFAULT_MAX_BYTES = 256
 DEFAULT_DRAFT_TOKENS = 3
@@ -78,7 +79,7 @@ class GenerationInterrupted(KeyboardInterrupt):
 
 
 def check_options(max_bytes=DEFAULT_MAX_BYTES, temperature=0.0, top_k=None, draft_tokens=DEFAULT_DRAFT_TOKENS,
-                  beta=1.0) -> None:
+                  beta=1.0, threads=None) -> None:
     """BadInput naming the first option out of range."""
     def whole(x):
         return isinstance(x, int) and not isinstance(x, bool)
@@ -93,6 +94,8 @@ def check_options(max_bytes=DEFAULT_MAX_BYTES, temperature=0.0, top_k=None, draf
         raise BadInput(f"draft_tokens={draft_tokens!r}: expected an integer >= 1")
     if not isinstance(beta, (int, float)) or not beta >= 1:
         raise BadInput(f"beta={beta!r}: expected a number >= 1 (1: accept only the verifier's own choice)")
+    if threads is not None and (not whole(threads) or threads < 1):
+        raise BadInput(f"threads={threads!r}: expected an integer >= 1 (or None: the cores this process may use)")
 
 
 def check_pair(verifier, drafter) -> None:
@@ -107,22 +110,24 @@ def check_pair(verifier, drafter) -> None:
 
 def generate(model, prompt: str, *, max_bytes: int = DEFAULT_MAX_BYTES, temperature: float = 0.0,
              top_k: int | None = None, seed: int = 0, draft=None, draft_tokens: int = DEFAULT_DRAFT_TOKENS,
-             beta: float = 1.0, on_bytes=None) -> Generation:
+             beta: float = 1.0, on_bytes=None, threads: int | None = None) -> Generation:
     """Continues `prompt` with up to max_bytes bytes from `model` (a LoadedModel). With `draft` (a subword
     LoadedModel) decodes speculatively, `model` verifying. `on_bytes(bytes)` receives each piece as it is
     decided. Temperature 0 is greedy; otherwise sampling (top_k: from the k most likely) is reproducible from
-    `seed`. Subword models stop early at an end-of-text token."""
-    check_options(max_bytes, temperature, top_k, draft_tokens, beta)
+    `seed`. Subword models stop early at an end-of-text token. Decoding runs on `threads` threads (torch's and
+    numba's, set for the process; None: the cores this process may use)."""
+    check_options(max_bytes, temperature, top_k, draft_tokens, beta, threads)
     if draft is not None:
         check_pair(model, draft)
     if not isinstance(prompt, str):
         raise BadInput(f"prompt: expected text, got {type(prompt).__name__}")
+    threads = use_threads(threads)
     emit = on_bytes or (lambda piece: None)
     generator = torch.Generator().manual_seed(seed)
     newline = getattr(model.tokenizer, "newline", "lf")
     context = list(model.tokenizer.prefix_ids) + list(model.tokenizer.encode(prompt))
     options = {"model": model.name, "max_bytes": max_bytes, "temperature": temperature, "top_k": top_k,
-               "seed": seed}
+               "seed": seed, "threads": threads}
     stats = None
     if draft is not None:
         options.update(draft=draft.name, draft_tokens=draft_tokens, beta=beta)

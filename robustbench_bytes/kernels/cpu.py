@@ -22,6 +22,9 @@ from numba import prange
 from torch.autograd.function import once_differentiable
 
 from robustbench_bytes.kernels.numba_math import fexp, sigmoid, softplus
+from robustbench_bytes.kernels.threads import start_numba_pool
+
+start_numba_pool()  # now, not at the first scan: that would reset torch's thread count (kernels/threads.py)
 
 # Of the fast-math flags only 'contract' (a*b+c may become one fused multiply-add, rounded once): it
 # keeps NaN/inf semantics and summation order (no reassociation), and is ~15% faster on FMA machines.
