@@ -74,18 +74,39 @@ def count_parameters(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in {id(p): p for p in module.parameters()}.values())
 
 
+# The largest value each size of a model config may take: far above any released model of these architectures,
+# low enough that building the network (on the meta device, before the weights are checked against it) stays
+# quick and small. A config beyond them is refused before any network is built.
+SIZE_LIMITS = {
+    "d_model": 1 << 16, "n_layer": 1024, "vocab_size": 1 << 24, "block_size": 1 << 20, "n_head": 1024,
+    "mlp_ratio": 64, "pad_vocab_size_multiple": 1 << 16, "d_state": 4096, "d_conv": 1024, "dt_rank": 1 << 16,
+    "expand": 64,
+}
+INT_LIMIT = 1 << 31  # a size SIZE_LIMITS does not list
+
+
 def check_config_fields(values: dict, ints: tuple = (), bools: tuple = (), numbers: tuple = ()) -> None:
-    """ValueError naming the first field of a model config whose value is not a positive integer (ints),
-    true/false (bools) or a finite number > 0 (numbers)."""
+    """ValueError naming the first field of a model config whose value is not an integer in 1..its limit in
+    SIZE_LIMITS (ints), true/false (bools) or a finite number > 0, at most its limit when it has one (numbers)."""
     for name in ints:
         v = values.get(name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} = {v!r}; expected a positive integer")
+        limit = SIZE_LIMITS.get(name, INT_LIMIT)
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= limit:
+            raise ValueError(f"{name} = {_shown(v)}; expected an integer in 1..{limit}")
     for name in bools:
         v = values.get(name)
         if not isinstance(v, bool):
-            raise ValueError(f"{name} = {v!r}; expected true or false")
+            raise ValueError(f"{name} = {_shown(v)}; expected true or false")
     for name in numbers:
         v = values.get(name)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-            raise ValueError(f"{name} = {v!r}; expected a finite number > 0")
+        limit = SIZE_LIMITS.get(name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0 \
+                or (limit is not None and v > limit):
+            raise ValueError(f"{name} = {_shown(v)}; expected a finite number > 0"
+                             + (f" and at most {limit}" if limit is not None else ""))
+
+
+def _shown(value) -> str:
+    """A config value as an error quotes it: at most 60 characters of its repr."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({type(value).__name__} of {len(text)} characters)"

@@ -66,6 +66,8 @@ class MambaConfig:
             raise ValueError(f"ssm_cfg = {self.ssm_cfg!r}; expected an object")
         check_config_fields({**SSM_DEFAULTS, **self.ssm_cfg}, ints=("d_state", "d_conv"),
                             numbers=("expand", "dt_min", "dt_max", "dt_scale", "dt_init_floor"))
+        if self.d_inner < 1:
+            raise ValueError(f"ssm_cfg.expand = {self.ssm('expand')!r}: expand * d_model must be at least 1")
         if self.ssm("dt_rank") != "auto":
             check_config_fields(self.ssm_cfg, ints=("dt_rank",))
         unknown = set(self.ssm_cfg) - set(SSM_DEFAULTS) - SSM_IGNORED
