@@ -123,6 +123,9 @@ def _load_gpt(opened) -> torch.nn.Module:
     except (TypeError, ValueError) as e:
         raise BadInput(f"{config_file}: {e}") from None
     state = checkpoint.load_weights(opened.weights)
+    checkpoint.check_sizes(config_file, opened.weights, state, gpt_config.n_layer, "blocks.",
+                           {"embedding.weight": (gpt_config.vocab_size, gpt_config.d_model),
+                            "position.weight": (gpt_config.block_size, gpt_config.d_model)})
     with torch.device("meta"):  # no random initialisation for the checkpoint to overwrite
         module = GPT(gpt_config)
     try:

@@ -187,6 +187,8 @@ def load_mamba(directory, device="cpu", checkpoint: CheckpointDirectory | None =
     except (TypeError, ValueError) as e:
         raise BadInput(f"{directory / CONFIG_FILE}: {first_line(e)}") from None
     state = load_weights(path)
+    check_sizes(directory / CONFIG_FILE, path, state, cfg.n_layer, "backbone.layers.",
+                {"backbone.embedding.weight": (cfg.padded_vocab_size, cfg.d_model)})
     with torch.device("meta"):
         model = MambaLM(cfg)
     expected = model.state_dict()
@@ -213,6 +215,21 @@ def load_mamba(directory, device="cpu", checkpoint: CheckpointDirectory | None =
     model.load_state_dict(state, strict=False, assign=True)
     model.tie_weights()
     return model.to(device).eval(), config
+
+
+def check_sizes(config_file: Path, weights: Path, state: dict, n_layer: int, layer_prefix: str,
+                shapes: dict[str, tuple]) -> None:
+    """The config's sizes against the weight file, before a network is built from them: as many layers
+    (keys `layer_prefix`N.*) as n_layer, and the listed tensors (the embeddings) of the shapes that the
+    config's sizes give. BadInput naming config.json and the size that disagrees."""
+    layers = {key[len(layer_prefix):].split(".", 1)[0] for key in state if key.startswith(layer_prefix)}
+    if len(layers) != n_layer:
+        raise BadInput(f"{config_file}: n_layer = {n_layer} but {weights.name} holds {len(layers)} layer(s)")
+    for key, shape in shapes.items():
+        found = state.get(key)
+        if found is not None and tuple(found.shape) != tuple(shape):
+            raise BadInput(f"{config_file}: its sizes give {key} the shape {tuple(shape)} but {weights.name} "
+                           f"holds {tuple(found.shape)}")
 
 
 def _existing_dir(directory) -> Path:
