@@ -7,19 +7,27 @@ import csv
 import math
 from pathlib import Path
 
+import json
+
 from robustbench_bytes import results as results_io
+from robustbench_bytes import tasks_io
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.files import atomic_path, write_text_atomic
-from robustbench_bytes.report_html import markdown_to_html
+from robustbench_bytes.files import atomic_path, read_json, write_text_atomic
+from robustbench_bytes.report_html import heading_ids, headings, markdown_to_html
 from robustbench_bytes.report_length import length_section
 from robustbench_bytes.report_plots import PLOT_TITLES, caption, report_plots
-from robustbench_bytes.report_table import (CSV_COLUMNS, MIN_DOCUMENTS, ReportOptions, build_table,
-                                            few_documents_warning)
-from robustbench_bytes.report_text import (latex_tables, markdown_bits_table, markdown_increase_table,
-                                           markdown_leaderboard, markdown_least_loss, markdown_model_table,
-                                           markdown_undefined_notes, text_summary)
+from robustbench_bytes.report_table import (CSV_COLUMNS, MIN_DOCUMENTS, ReportOptions, build_table, build_tables,
+                                            check_report_run_dir, few_documents_warning, perplexity_results)
+from robustbench_bytes.report_text import (latex_tables, leaderboard_notes, markdown_bits_table,
+                                           markdown_increase_table, markdown_leaderboard, markdown_least_loss,
+                                           markdown_model_table, markdown_undefined_notes, text_summary)
+from robustbench_bytes.result_schema import CLEAN
 
-__all__ = ["ReportOptions", "build_table", "summary_text", "write_report"]
+__all__ = ["ReportOptions", "build_table", "build_tables", "check_report_out_dir", "summary_text", "write_report"]
+
+REPORT_MANIFEST = "report.json"  # what a report folder holds; marks a folder `robustbench report` wrote
+REPORT_FORMAT = "robustbench-report/1"
+REPORT_TITLE = "# Robustness report"
 
 DOCUMENT_COLUMNS = ["label", "model", "run", "noise", "seed", "document", "id", "nll", "tokens", "bytes",
                     "clean_bytes", "clean_words", "bits_per_byte", "bits_per_clean_byte"]
@@ -39,9 +47,8 @@ def _run_description(run_dir: Path) -> str:
     if manifest.get("device"):
         bits.append(f"device {manifest['device']}")
     package = manifest.get("package") or {}
-    if package.get("version"):
-        bits.append(f"robustbench-bytes {package['version']}" + (f" (git {package['git'][:12]})"
-                                                                  if package.get("git") else ""))
+    if package.get("version"):  # no git hash: a resumed run records the current one, which would change the report
+        bits.append(f"robustbench-bytes {package['version']}")
     return ", ".join(bits)
 
 
@@ -69,13 +76,136 @@ def write_documents_csv(table, path: Path) -> Path:
     return path
 
 
-def _perplexity_markdown(table, options: ReportOptions, plots: list[Path]) -> list[str]:
+def check_report_out_dir(out_dir: Path) -> None:
+    """The report writes only into a missing or empty folder, or one a report was written to (its report.json,
+    or, from before report.json, its README.md titled as a report beside report.html): `-o .` must not replace
+    a project's README.md. BadInput otherwise."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise BadInput(f"{out_dir}: not a folder; -o expects a folder for the report")
+    entries = sorted(p.name for p in out_dir.iterdir())
+    if not entries or _is_report_folder(out_dir):
+        return
+    raise BadInput(f"{out_dir}: holds files no report wrote ({', '.join(entries[:3])}"
+                   f"{', ...' if len(entries) > 3 else ''}); give -o a new or empty folder, or one a report was "
+                   f"written to (it holds {REPORT_MANIFEST})")
+
+
+def _is_report_folder(out_dir: Path) -> bool:
+    if (out_dir / REPORT_MANIFEST).is_file():
+        try:
+            return (read_json(out_dir / REPORT_MANIFEST) or {}).get("format") == REPORT_FORMAT
+        except (BadInput, AttributeError):
+            return False
+    readme = out_dir / "README.md"
+    if readme.is_file() and (out_dir / "report.html").is_file():
+        with open(readme, encoding="utf-8", errors="replace") as f:
+            return f.readline().rstrip("\n") == REPORT_TITLE
+    return False
+
+
+def _previous_files(out_dir: Path) -> list[str]:
+    """The files the previous report in out_dir listed (relative paths inside out_dir), [] without one."""
+    path = out_dir / REPORT_MANIFEST
+    if not path.is_file():
+        return []
+    listed = (read_json(path) or {}).get("files") or []
+    return [f for f in listed if isinstance(f, str) and ".." not in Path(f).parts and not Path(f).is_absolute()]
+
+
+def _write_manifest(out_dir: Path, run_dirs, written: list[Path]) -> Path:
+    """report.json: the runs and every file of this report, nothing that changes between two reports of the same
+    runs (no dates); files a previous report listed and this one did not write are removed."""
+    names = sorted({str(p.relative_to(out_dir)) for p in written} | {REPORT_MANIFEST})
+    for stale in sorted(set(_previous_files(out_dir)) - set(names)):
+        (out_dir / stale).unlink(missing_ok=True)
+    path = out_dir / REPORT_MANIFEST
+    write_text_atomic(path, json.dumps({"format": REPORT_FORMAT, "runs": [str(d) for d in run_dirs],
+                                        "files": names}, indent=1) + "\n")
+    return path
+
+
+def _contents(md: list[str]) -> list[str]:
+    """A table of contents of the level-2 headings, linked by the ids GitHub and report.html give them."""
+    found = headings(md)
+    ids = heading_ids([text for _, text in found])
+    return ["Contents: " + " · ".join(f"[{text.replace('`', '')}](#{i})" for (level, text), i in zip(found, ids)
+                                      if level == 2), ""]
+
+
+def _leaderboard_markdown(board, options: ReportOptions) -> list[str]:
     pct = f"{options.confidence:.0%}"
-    md = ["## Leaderboard", "",
-          "One number per model: the **mean rise in bits per clean byte** over the noises of the run (each noise's "
-          "bits per clean byte minus the clean text's; lower is more robust; this is what `robustbench compare` "
-          f"gates on), with its {pct} paired bootstrap interval, next to the model's clean bits per byte.", "",
-          markdown_leaderboard(table.attrs["leaderboard"]), ""]
+    return ["### Perplexity", "",
+            "Ranked by the **mean bits per clean byte on noised text** over the noises of the run (lower is better): "
+            "how well each model predicts the noised text, measured per byte of the clean text so that every noise "
+            "has the same unit. Beside it: the clean bits per byte, the **rise** (noised minus clean) and the "
+            f"**relative rise** (rise / clean). Brackets: {pct} paired bootstrap intervals over documents (every "
+            "noise and the clean text resample the same documents). `robustbench compare` gates something else: "
+            "each cell's change between two runs.", "",
+            markdown_leaderboard(board), "", *[f"- {n}" for n in leaderboard_notes(board)], ""]
+
+
+def _noise_examples(run_dirs: list[Path]) -> list[str]:
+    """One short clean line of the runs' text and its noised version per noise (robustbench_bytes.noise's apply
+    with the run's seed), so that a reader sees what each noise does."""
+    from robustbench_bytes import noise
+
+    cells = [c for d in run_dirs for c in perplexity_results(d)] + \
+            [c for d in run_dirs for c in tasks_io.read_task_results(d)]
+    noises = list(dict.fromkeys(c.noise for c in cells if c.noise != CLEAN))
+    if not noises:
+        return []
+    seed = next(c.seed for c in cells if c.noise != CLEAN)
+    md = ["## What each noise does", ""]
+    found = _example_line(cells)
+    if found is None:
+        return md + ["No example: the runs' corpus and tasks cannot be read here.", ""]
+    line, where = found
+    width = max(len(n) for n in [CLEAN] + noises)
+    shown = [f"{CLEAN.ljust(width)}  {line}"]
+    for spec in noises:
+        noised = noise.apply(line, spec, seed=seed).replace("\n", "\u23ce").replace("\r", "\u240d")
+        shown.append(f"{spec.ljust(width)}  {noised}")
+    return md + [f"A line of {where}, noised on its own with the run's seed ({seed}); the scored documents were "
+                 "noised whole, so their draws differ.", "", "```", *shown, "```", ""]
+
+
+def _example_line(cells) -> tuple[str, str] | None:
+    """A short line with lower-case letters and spaces from the first cell's corpus, else from a task's first
+    items: (line, where it comes from); None when neither can be read here."""
+    from robustbench_bytes.corpora import load_corpus
+
+    texts, where = [], ""
+    corpus = next((c.corpus for c in cells if getattr(c, "corpus", None)), None)
+    if corpus:
+        try:
+            texts, where = load_corpus(corpus).documents, f"the corpus {corpus}"
+        except (BadInput, OSError):
+            texts = []
+    if not texts:
+        from robustbench_bytes.tasks import resolve_task
+
+        spec = next((c.task_spec or c.task for c in cells if hasattr(c, "task_spec")), None)
+        try:
+            texts = [item.context for item in resolve_task(spec).items[:50]] if spec else []
+            where = f"the task {spec}"
+        except (BadInput, OSError):
+            return None
+    lines = [x.strip() for text in texts for x in text.splitlines()]
+    good = [x for x in lines if 30 <= len(x) <= 60 and " " in x and any(ch.islower() for ch in x)
+            and "\t" not in x and "```" not in x]
+    if good:
+        return good[0], where
+    fallback = next((x for x in lines if x), None)
+    return (fallback[:60], where) if fallback else None
+
+
+def _perplexity_markdown(table, options: ReportOptions, plots: list[Path]) -> list[str]:
+    """The perplexity sections after the leaderboard: the rise table, the plots, who loses least, the word-PPL
+    increase, then one table per model."""
+    pct = f"{options.confidence:.0%}"
+    md = ["## Bits per clean byte under each noise", ""]
     warning = few_documents_warning(table)
     if warning:
         md += [f"**{warning[0].upper()}{warning[1:]}**", ""]
@@ -85,22 +215,8 @@ def _perplexity_markdown(table, options: ReportOptions, plots: list[Path]) -> li
            f"increase** = noisy word-PPL − clean word-PPL (the paper's measure). Brackets: {pct} bootstrap "
            f"intervals over documents ({options.replicates} replicates; changes resample the same documents for the "
            f"clean and the noisy text); n/a: fewer than {MIN_DOCUMENTS} documents, no interval. Several seeds: "
-           "their mean.", "",
-           "## Which model loses least under each noise", "",
-           "By each measure, the model with the smallest change from its own clean score; \"intervals overlap\" "
-           "means its interval does not clear every other model's, so the order is not resolved.", "",
-           markdown_least_loss(table), "",
-           "## Rise in bits per clean byte over clean text", "", markdown_bits_table(table), "",
-           "## Word-perplexity increase over clean text", "", markdown_increase_table(table), ""]
-    notes = markdown_undefined_notes(table)
-    if notes:
-        md += [notes, ""]
-    for label, rows in table.groupby("label", sort=False):
-        first = rows.iloc[0]
-        kind = ", ".join(str(x) for x in (first["level"], first["architecture"]) if isinstance(x, str))
-        md += [f"## {label}" + (f" ({kind})" if kind else ""), "", f"Corpus: {first['corpus']}, "
-               f"{first['documents']} documents, {int(first['clean_bytes']):,} clean bytes.", "",
-               markdown_model_table(rows), ""]
+           "their mean. Each cell: bits per clean byte (rise over clean [interval]).", "",
+           markdown_bits_table(table), ""]
     if plots:
         md += ["## Plots", "", "Each plot's caption names its data: "
                + caption(table, options.confidence, options.replicates), ""]
@@ -108,16 +224,35 @@ def _perplexity_markdown(table, options: ReportOptions, plots: list[Path]) -> li
             if path.suffix == ".png":
                 title = PLOT_TITLES.get(path.stem, path.stem)
                 md += [f"### {title}", "", f"![{title}](plots/{path.name}) ([SVG](plots/{path.stem}.svg))", ""]
+    md += ["## Which model loses least under each noise", "",
+           "By each measure, the model with the smallest change from its own clean score; \"intervals overlap\" "
+           "means its interval does not clear every other model's, so the order is not resolved. A model that is "
+           "weak on clean text can lose little: read this beside the leaderboard.", "",
+           markdown_least_loss(table), "",
+           "## Word-perplexity increase over clean text", "", markdown_increase_table(table), ""]
+    notes = markdown_undefined_notes(table)
+    if notes:
+        md += [notes, ""]
+    md += ["## Per model", ""]
+    for label, rows in table.groupby("label", sort=False):
+        first = rows.iloc[0]
+        kind = ", ".join(str(x) for x in (first["level"], first["architecture"]) if isinstance(x, str))
+        md += [f"### {label}" + (f" ({kind})" if kind else ""), "", f"Corpus: {first['corpus']}, "
+               f"{first['documents']} documents, {int(first['clean_bytes']):,} clean bytes.", "",
+               markdown_model_table(rows), ""]
     return md
 
 
 def write_report(run_dirs: list[Path | str], out_dir: Path | str, options: ReportOptions = ReportOptions(),
                  plots: bool = True) -> dict:
-    """Write the report into out_dir; return what was written. BadInput when the runs hold nothing to report."""
+    """Write the report into out_dir; return what was written. BadInput when the runs hold nothing to report or
+    out_dir holds files no report wrote."""
     from robustbench_bytes.report_tasks import write_task_report
 
     out_dir = Path(out_dir)
-    table = build_table(run_dirs, options)
+    table, board = build_tables(run_dirs, options)
+    run_dirs = [check_report_run_dir(d) for d in run_dirs]
+    check_report_out_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plots_dir = out_dir / "plots"
     if plots:
@@ -125,13 +260,13 @@ def write_report(run_dirs: list[Path | str], out_dir: Path | str, options: Repor
     written_plots = report_plots(table, plots_dir, options.confidence, options.replicates) if plots else []
 
     length = length_section(run_dirs, out_dir, options.confidence, options.replicates, options.seed, plots)
-    tasks_md = write_task_report(run_dirs, out_dir, options, plots=plots)
-    if table.empty and not tasks_md and not length.markdown:
+    tasks = write_task_report(run_dirs, out_dir, options, plots=plots)
+    if table.empty and not tasks.markdown and not length.markdown:
         raise BadInput(f"{', '.join(map(str, run_dirs))}: no results to report (no perplexity or task cells)")
 
     files = {}
-    md = ["# Robustness report", "", "How much each character noise hurts each model.", "",
-          "Runs: " + "; ".join(_run_description(Path(d)) for d in run_dirs) + ".", ""]
+    boards = (_leaderboard_markdown(board, options) if not table.empty else []) + tasks.leaderboard
+    body = (["## Leaderboard", ""] + boards if boards else []) + _noise_examples(run_dirs)
     if not table.empty:
         files["csv"] = out_dir / "report.csv"
         with atomic_path(files["csv"]) as tmp:
@@ -139,26 +274,31 @@ def write_report(run_dirs: list[Path | str], out_dir: Path | str, options: Repor
         files["documents"] = write_documents_csv(table, out_dir / "documents.csv")
         files["latex"] = out_dir / "report.tex"
         write_text_atomic(files["latex"], latex_tables(table, options.confidence))
-        md += _perplexity_markdown(table, options, written_plots)
-    md += length.markdown + tasks_md
+        body += _perplexity_markdown(table, options, written_plots)
+    body += tasks.markdown + length.markdown
     listed = {"csv": "every number of the tables with its interval, one row per model and noise",
               "documents": "one row per cell and document: NLL, bytes, words", "latex": "LaTeX tables, needs booktabs"}
-    md += ["Files: " + ", ".join(f"[{p.name}]({p.name}) ({listed[k]})" for k, p in files.items())
-           + (", " if files else "") + "[report.html](report.html) (this report as one offline page).", ""]
+    body += ["Files: " + ", ".join(f"[{p.name}]({p.name}) ({listed[k]})" for k, p in files.items())
+             + (", " if files else "") + "[report.html](report.html) (this report as one offline page).", ""]
+    md = [REPORT_TITLE, "", "How much each character noise hurts each model.", "",
+          "Runs: " + "; ".join(_run_description(Path(d)) for d in run_dirs) + ".", ""] + _contents(body) + body
     readme = out_dir / "README.md"
     text = "\n".join(md)
     write_text_atomic(readme, text)
     html_path = out_dir / "report.html"
     write_text_atomic(html_path, markdown_to_html(text, out_dir))
-    return {"table": table, "readme": readme, "html": html_path, **files,
-            "plots": written_plots + [f for f in length.files if f.parent.name == "plots"],
-            "warning": few_documents_warning(table)}
+    all_plots = written_plots + [f for f in length.files if f.parent.name == "plots"] + tasks.files
+    manifest = _write_manifest(out_dir, run_dirs, [readme, html_path, *files.values(), *length.files, *tasks.files,
+                                                   *all_plots])
+    return {"table": table, "leaderboard": board, "task_leaderboards": tasks.boards, "readme": readme,
+            "html": html_path, "manifest": manifest, **files,
+            "plots": [p for p in all_plots if p.parent.name == "plots"], "warning": few_documents_warning(table)}
 
 
 def summary_text(run_dir: Path | str, options: ReportOptions = ReportOptions()) -> str:
-    """`robustbench run`'s terminal summary: the report's leaderboard and table for one run directory."""
-    table = build_table([run_dir], options)
-    text = text_summary(table, options.confidence)
+    """`robustbench run`'s terminal summary: the report's leaderboard (with the measure it ranks by and what its
+    order says) and table for one run directory."""
+    table, board = build_tables([run_dir], options)
+    text = text_summary(table, board, options.confidence)
     warning = few_documents_warning(table)
     return text + (f"\n\n{warning}" if warning else "")
-

@@ -2,7 +2,10 @@
 
 Only the Markdown the report writes is understood: headings, paragraphs, pipe tables, bullet lists, fenced
 code, images, links, `code`, **bold**. An image whose SVG sits beside its PNG is inlined as that SVG; any
-other local image as a data: URI, so the page reads offline and can be mailed as one file.
+other local image as a data: URI, so the page reads offline and can be mailed as one file. Headings get the ids
+GitHub gives them (heading_ids), so one table of contents links in README.md and in report.html. Tables sit in
+a scrolling container that shows a shadow at the edge it can scroll to; their numeric cells wrap between a number
+and its [interval], never inside it, so that tables fit a 1400 px window.
 """
 
 from __future__ import annotations
@@ -13,12 +16,19 @@ import re
 from pathlib import Path
 
 _STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 70rem; margin: 2rem auto;
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 80rem; margin: 2rem auto;
        padding: 0 1rem; color: #1a1a1a; line-height: 1.45; }
-table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.9rem; }
-th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; }
+.scroll { overflow-x: auto; margin: 0.8rem 0;
+          background: linear-gradient(to right, #fff 30%, rgba(255,255,255,0)) left / 2rem 100% no-repeat local,
+                      linear-gradient(to left, #fff 30%, rgba(255,255,255,0)) right / 2rem 100% no-repeat local,
+                      radial-gradient(farthest-side at 0 50%, rgba(0,0,0,.25), rgba(0,0,0,0)) left / 0.7rem 100%
+                      no-repeat scroll,
+                      radial-gradient(farthest-side at 100% 50%, rgba(0,0,0,.25), rgba(0,0,0,0)) right / 0.7rem 100%
+                      no-repeat scroll; }
+table { border-collapse: collapse; font-size: 0.85rem; }
+th, td { border: 1px solid #ccc; padding: 0.2rem 0.45rem; vertical-align: top; }
 th { background: #f2f2f2; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 code { background: #f4f4f4; padding: 0 0.2rem; }
 pre { background: #f4f4f4; padding: 0.6rem; overflow-x: auto; }
 figure { margin: 1rem 0; }
@@ -27,7 +37,33 @@ figure svg, figure img { max-width: 100%; height: auto; }
 
 _XML_PROLOGUE = re.compile(r"^\s*(<\?xml[^>]*>\s*)?(<!DOCTYPE[^>]*>\s*)?", re.S)
 _IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
-_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+# the link text holds no bracket: in "([0, 64), ... [length.csv](length.csv)" the link is [length.csv] alone
+_LINK = re.compile(r"\[([^\[\]]+)\]\(([^)\s]+)\)")
+_INTERVAL = re.compile(r"\[[^\[\]<>]*\]")
+
+
+def headings(lines: list[str]) -> list[tuple[int, str]]:
+    """(level, text) of each Markdown heading, outside fenced code, in order."""
+    found, fenced = [], False
+    for line in lines:
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and (m := re.match(r"(#{1,6}) (.*)", line)):
+            found.append((len(m.group(1)), m.group(2)))
+    return found
+
+
+def heading_ids(headings: list[str]) -> list[str]:
+    """The anchor ids GitHub gives these headings (Markdown source text), in order: lower case, punctuation
+    dropped, spaces as hyphens; a repeated id gets -1, -2, ..."""
+    seen: dict[str, int] = {}
+    ids = []
+    for text in headings:
+        base = re.sub(r"[^\w\- ]", "", text.strip().lower()).replace(" ", "-")
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        ids.append(base if n == 0 else f"{base}-{n}")
+    return ids
 
 
 def _inline(text: str) -> str:
@@ -77,16 +113,22 @@ def _table(lines: list[str]) -> str:
     numeric = [r.endswith(":") and not r.startswith(":") for r in rule]
 
     def cells(row, tag):
-        return "".join(f'<{tag}{" class=num" if i < len(numeric) and numeric[i] else ""}>{_inline(c)}</{tag}>'
-                       for i, c in enumerate(row))
+        return "".join(f'<{tag}{" class=num" if i < len(numeric) and numeric[i] else ""}>{_keep_intervals(_inline(c))}'
+                       f'</{tag}>' for i, c in enumerate(row))
 
-    return ("<table><thead><tr>" + cells(header, "th") + "</tr></thead><tbody>"
-            + "".join(f"<tr>{cells(r, 'td')}</tr>" for r in body) + "</tbody></table>")
+    return ('<div class="scroll"><table><thead><tr>' + cells(header, "th") + "</tr></thead><tbody>"
+            + "".join(f"<tr>{cells(r, 'td')}</tr>" for r in body) + "</tbody></table></div>")
+
+
+def _keep_intervals(cell: str) -> str:
+    """A cell's [low, high] kept on one line (no break inside it), so a cell wraps only between its parts."""
+    return _INTERVAL.sub(lambda m: m.group(0).replace(" ", "&nbsp;"), cell)
 
 
 def markdown_to_html(markdown: str, base: Path, title: str = "Robustness report") -> str:
     """A whole HTML page from the report's Markdown; base: the folder its image paths are relative to."""
     blocks, lines, i = [], markdown.splitlines(), 0
+    ids = iter(heading_ids([text for _, text in headings(lines)]))
     while i < len(lines):
         line = lines[i]
         if not line.strip():
@@ -99,7 +141,7 @@ def markdown_to_html(markdown: str, base: Path, title: str = "Robustness report"
             i = j + 1
         elif m := re.match(r"(#{1,6}) (.*)", line):
             level = len(m.group(1))
-            blocks.append(f"<h{level}>{_inline(m.group(2))}</h{level}>")
+            blocks.append(f'<h{level} id="{next(ids)}">{_inline(m.group(2))}</h{level}>')
             i += 1
         elif line.startswith("|") and i + 1 < len(lines) and re.match(r"^\|[-:| ]+\|$", lines[i + 1].strip()):
             j = i + 2

@@ -210,45 +210,57 @@ def _x(n_buckets: int) -> np.ndarray:
 
 def plot_positions(curves: list[PositionCurve], out_dir: Path, stem: str, title: str,
                    confidence: float) -> list[Path]:
-    """One panel per run; one colour per model; a noise's curve dashed beside the clean one."""
+    """One figure, one panel per noise: the clean text first, then each noise's curve (dashed, hollow markers)
+    beside the clean one; one colour and marker per model (the same in every panel); each panel its own scale."""
     from matplotlib.ticker import FixedLocator, FuncFormatter
 
     from robustbench_bytes.report_plots import _caption, _pyplot, _save, model_style
 
     plt = _pyplot()
-    runs = list(dict.fromkeys(c.run for c in curves))
-    models = list(dict.fromkeys(c.model for c in curves))
-    fig, axes = plt.subplots(1, len(runs), figsize=(6.4 * len(runs) + 1.8, 4.2), squeeze=False, sharey=True)
-    for ax, run in zip(axes.flat, runs):
+    labels = list(dict.fromkeys(c.label for c in curves))
+    noises = list(dict.fromkeys([CLEAN] + [c.noise for c in curves if c.noise != CLEAN]))
+    if not any(c.noise == CLEAN for c in curves):
+        noises.remove(CLEAN)
+    columns = min(3, len(noises))
+    rows_n = math.ceil(len(noises) / columns)
+    fig, axes = plt.subplots(rows_n, columns, figsize=(4.6 * columns + 2.2, 3.3 * rows_n + 0.6), squeeze=False)
+    for ax, noise in zip(axes.flat, noises):
         top = 0
-        for c in (c for c in curves if c.run == run):
-            style = model_style(models.index(c.model))
+        for c in (c for c in curves if c.noise in (CLEAN, noise)):
+            style = model_style(labels.index(c.label))
             color = style["color"]
             keep = c.bytes > 0
             x = _x(c.n_buckets)[keep]
             dashed = c.noise != CLEAN
-            ax.plot(x, c.bits_per_byte[keep], linestyle="--" if dashed else "-", markersize=4,
-                    markerfacecolor="white" if dashed else color,
-                    label=f"{c.label}" + (f" ({c.noise})" if dashed else ""), **style)
+            ax.plot(x, c.bits_per_byte[keep], linestyle="--" if dashed else "-", markersize=3.5,
+                    markerfacecolor="white" if dashed else color, linewidth=1.1,
+                    label=c.label if not dashed else None, **style)
             ax.fill_between(x, c.low[keep], c.high[keep], color=color, alpha=0.15, linewidth=0)
             if c.train_length_bytes and not dashed:
-                ax.axvline(c.train_length_bytes, color=color, linestyle=":", linewidth=1.2)
+                ax.axvline(c.train_length_bytes, color=color, linestyle=":", linewidth=1.0)
             top = max(top, c.n_buckets)
         ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_locator(FixedLocator(positions_lib.edges(top)[1:]))
+        edges = positions_lib.edges(top)[1:]
+        ax.xaxis.set_major_locator(FixedLocator(edges[::max(1, math.ceil(len(edges) / 6))]))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _bytes_label(v)))
-        ax.set_xlabel("byte offset in the scored text (log2 scale; dotted: training length)")
-        ax.set_title(Path(run).name if len(runs) > 1 else title, fontsize="medium")
+        ax.set_title("clean text" if noise == CLEAN else f"{noise} (dashed) and clean", fontsize="medium")
         ax.grid(alpha=0.3)
-    axes.flat[0].set_ylabel("bits per byte")
-    axes.flat[-1].legend(title=f"model (bands: {confidence:.0%} over documents)", loc="upper left",
-                         bbox_to_anchor=(1.01, 1.0), fontsize="small", title_fontsize="small")
-    if len(runs) > 1:
-        fig.suptitle(title)
+    for ax in axes.flat[len(noises):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("bits per byte")
+    for ax in axes[-1, :]:
+        ax.set_xlabel("byte offset (log2 scale)")
+    handles, legend_labels = axes.flat[0].get_legend_handles_labels()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.legend(handles, legend_labels, title=f"model (bands: {confidence:.0%} over documents)", loc="upper left",
+               bbox_to_anchor=(1.0, 0.95), fontsize="small", title_fontsize="small")
     sizes = sorted({(c.documents, int(c.bytes.sum())) for c in curves if c.noise == CLEAN})
-    _caption(axes.flat[0], "Scored text: " + "; ".join(f"{d:,} documents, {b:,} bytes" for d, b in sizes)
+    _caption(axes[-1, 0], "Scored text: " + "; ".join(f"{d:,} documents, {b:,} bytes" for d, b in sizes)
              + f" (clean); bands: {confidence:.0%} bootstrap intervals over documents; dotted lines: training "
-             "lengths; hollow markers, dashed: the noised text.", width=int(100 * len(runs)))
+             "lengths; dashed lines with hollow markers: the noised text (offsets into the noised text); each "
+             "panel has its own scale.", width=int(45 * columns))
     return _save(fig, out_dir, stem)
 
 
@@ -260,15 +272,9 @@ def _bytes_label(v: float) -> str:
     return str(v)
 
 
-def _slug(noise: str) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9=._-]+", "_", noise).strip("_")
-
-
 def length_section(run_dirs, out_dir: Path, confidence: float = 0.95, replicates: int = stats.DEFAULT_REPLICATES,
                    seed: int = 0, plots: bool = True) -> LengthSection:
-    """The Markdown of the report's length section and the files it wrote (length.csv, plots/length_*)."""
+    """The Markdown of the report's length section and the files it wrote (length.csv, plots/length.*)."""
     curves = position_curves(run_dirs, confidence, replicates, seed)
     section = LengthSection()
     if not curves:
@@ -276,7 +282,6 @@ def length_section(run_dirs, out_dir: Path, confidence: float = 0.95, replicates
     out_dir = Path(out_dir)
     section.files.append(write_csv(curves, out_dir / "length.csv"))
     clean = [c for c in curves if c.noise == CLEAN]
-    noises = list(dict.fromkeys(c.noise for c in curves if c.noise != CLEAN))
     pct = f"{confidence:.0%}"
     md = ["## Bits per byte by position", "",
           "Bits per byte of the tokens ending in each byte-offset bucket of the scored (noised) text ([0, 64), "
@@ -284,24 +289,14 @@ def length_section(run_dirs, out_dir: Path, confidence: float = 0.95, replicates
           f"{pct} bootstrap intervals over documents. A dotted line marks each model's training length "
           "(the sequence length it was trained on; a Transformer is scored in rolling windows no longer than "
           "its context). The table gives bits per byte in the bucket holding offset k x the training length, "
-          "and pooled over the buckets below it (< 1x). Every bucket: [length.csv](length.csv).", "",
-          markdown_multiples(clean + [c for c in curves if c.noise != CLEAN]), ""]
+          "and pooled over the buckets below it (< 1x). Every bucket: [length.csv](length.csv).", ""]
     if plots:
         plots_dir = out_dir / "plots"
         plots_dir.mkdir(exist_ok=True)
-        if clean:
-            files = plot_positions(clean, plots_dir, "length_clean", "Clean text: bits per byte by position",
-                                   confidence)
-            section.files += files
-            md += ["### Clean text", "", f"![Bits per byte by position](plots/{files[0].name}) "
-                   f"([SVG](plots/{files[1].name}))", ""]
-        for noise in noises:
-            group = [c for c in curves if c.noise in (CLEAN, noise)]
-            files = plot_positions(group, plots_dir, f"length_{_slug(noise)}",
-                                   f"Clean (solid) and {noise} (dashed): bits per byte by position", confidence)
-            section.files += files
-            md += [f"### `{noise}` against clean", "", "Offsets of the noised curve are into the noised text.", "",
-                   f"![Bits per byte by position under {noise}](plots/{files[0].name}) "
-                   f"([SVG](plots/{files[1].name}))", ""]
+        files = plot_positions(curves, plots_dir, "length", "Bits per byte by position, per noise", confidence)
+        section.files += files
+        md += [f"![Bits per byte by position, one panel per noise](plots/{files[0].name}) "
+               f"([SVG](plots/{files[1].name}))", ""]
+    md += [markdown_multiples(clean + [c for c in curves if c.noise != CLEAN]), ""]
     section.markdown = md
     return section

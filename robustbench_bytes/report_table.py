@@ -3,9 +3,12 @@
 Point estimates are results.json's numbers (the mean over seeds when a noise has several); the
 intervals come from a bootstrap over documents of the per-document NLLs (stats.py), with the
 same document draws for the clean and the noisy cell, so the interval of a rise or an increase is
-paired. With fewer than MIN_DOCUMENTS documents there is no interval (the row says why); the
-leaderboard (one row per model) ranks models by their mean rise in bits per clean byte over the
-noises of the run, bootstrapped with the same draws for every noise.
+paired. With fewer than MIN_DOCUMENTS documents there is no interval (the row says why).
+
+The leaderboard (a Leaderboard: one entry per model) ranks models by how well they do on noised text: the mean
+bits per clean byte over the noises of the run (lower is better), beside the clean score, the rise (noised minus
+clean) and the relative rise (rise / clean), each bootstrapped with the same draws for every noise and the clean
+text. It does not rank by the rise: a model that is weak on clean text has less to lose, so the rise rewards it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from robustbench_bytes import results as results_io
 from robustbench_bytes import stats
@@ -72,26 +76,46 @@ def few_documents_warning(table) -> str | None:
             "many short documents: --limit-documents N and --max-document-bytes N.")
 
 
-def build_table(run_dirs: list[Path | str], options: ReportOptions = ReportOptions()):
-    """One row per (run, model, noise), seeds pooled by their mean: estimates and intervals. Empty (with the
-    CSV columns) when the runs hold no perplexity cells; the table's attrs["leaderboard"] holds the leaderboard."""
+def build_tables(run_dirs: list[Path | str], options: ReportOptions = ReportOptions()):
+    """(table, leaderboard): one row per (run, model, noise), seeds pooled by their mean, with estimates and
+    intervals (empty, with the CSV columns, when the runs hold no perplexity cells); and the Leaderboard."""
     import pandas as pd
 
-    run_dirs = [results_io.check_run_dir(d) for d in run_dirs]
+    run_dirs = [check_report_run_dir(d) for d in run_dirs]
     check_distinct_runs(run_dirs)
     several_runs = len(run_dirs) > 1
     rows, board = [], []
     for run_dir in run_dirs:
         groups: dict[str, list[CellResult]] = {}
-        for r in results_io.read_results(run_dir):
+        for r in perplexity_results(run_dir):
             groups.setdefault(r.model_spec, []).append(r)
         for cells in groups.values():
-            model_rows, rises = _model_rows(run_dir, cells, several_runs, options)
+            model_rows, noisy_metrics, clean_metric = _model_rows(run_dir, cells, several_runs, options)
             rows.extend(model_rows)
-            board.append(_leaderboard_row(model_rows, rises, options))
+            board.append(_leaderboard_entry(model_rows, noisy_metrics, clean_metric, options))
     table = pd.DataFrame(rows) if rows else pd.DataFrame(columns=CSV_COLUMNS + ["clean_words"])
-    table.attrs["leaderboard"] = rank_leaderboard(board)
-    return table
+    return table, rank_leaderboard(board, options.confidence)
+
+
+def build_table(run_dirs: list[Path | str], options: ReportOptions = ReportOptions()):
+    """The report's table alone (see build_tables)."""
+    return build_tables(run_dirs, options)[0]
+
+
+def check_report_run_dir(run_dir: Path | str) -> Path:
+    """A folder the report reads: a run directory with results.json (perplexity cells), tasks.json (task cells,
+    as `run --task` and `lm-eval` write them) or both."""
+    from robustbench_bytes import tasks_io
+
+    run_dir = Path(run_dir)
+    if run_dir.is_dir() and tasks_io.has_tasks(run_dir) and not (run_dir / results_io.RESULTS_FILE).is_file():
+        return run_dir
+    return results_io.check_run_dir(run_dir)
+
+
+def perplexity_results(run_dir: Path) -> list[CellResult]:
+    """The perplexity cells of a run directory; [] for a folder with task cells only."""
+    return results_io.read_results(run_dir) if (run_dir / results_io.RESULTS_FILE).is_file() else []
 
 
 def check_distinct_runs(run_dirs: list[Path]) -> None:
@@ -108,8 +132,9 @@ def check_distinct_runs(run_dirs: list[Path]) -> None:
 
 
 def _model_rows(run_dir: Path, cells: list[CellResult], several_runs: bool,
-                options: ReportOptions) -> tuple[list[dict], list]:
-    """The rows of one model, and the paired rise metric of each noisy row (None where it has no documents)."""
+                options: ReportOptions) -> tuple[list[dict], list, stats.Metric | None]:
+    """The rows of one model; each noisy row's bootstrap metric of bits per clean byte with its document count
+    (None where it has no documents); the clean cell's metric (None without documents)."""
     model = cells[0].model
     label = _group_label(str(run_dir), model, several_runs)
     clean = next((c for c in cells if c.is_clean and c.ok), None)
@@ -118,7 +143,7 @@ def _model_rows(run_dir: Path, cells: list[CellResult], several_runs: bool,
     for c in cells:
         by_noise.setdefault(c.noise, []).append(c)
     noises = [CLEAN] + [n for n in by_noise if n != CLEAN] if CLEAN in by_noise else list(by_noise)
-    rows, rises = [], []
+    rows, noisy_metrics = [], []
     for noise in noises:
         group = by_noise[noise]
         ok = [c for c in group if c.ok]
@@ -137,7 +162,7 @@ def _model_rows(run_dir: Path, cells: list[CellResult], several_runs: bool,
         }
         for metric in METRICS:
             row.update({metric: math.nan, f"{metric}_low": math.nan, f"{metric}_high": math.nan})
-        rise = None
+        metric = None
         if ok:
             row["word_perplexity"] = _mean(c.word_perplexity for c in ok)
             row["bits_per_byte"] = _mean(c.bits_per_byte for c in ok)
@@ -147,11 +172,12 @@ def _model_rows(run_dir: Path, cells: list[CellResult], several_runs: bool,
                     row["ppl_increase"] = row["word_perplexity"] - clean.word_perplexity
                 if clean.bits_per_clean_byte is not None:
                     row["bits_rise"] = row["bits_per_clean_byte"] - clean.bits_per_clean_byte
-            rise = _add_intervals(row, run_dir, ok, clean_docs, options)
+            metric = _add_intervals(row, run_dir, ok, clean_docs, options)
         rows.append(row)
         if noise != CLEAN:
-            rises.append(rise)
-    return rows, rises
+            noisy_metrics.append(metric)
+    clean_metric = stats.bits_per_clean_byte(clean_docs) if clean_docs is not None else None
+    return rows, noisy_metrics, clean_metric
 
 
 def _documents(run_dir: Path, result: CellResult) -> stats.DocumentArrays | None:
@@ -163,7 +189,7 @@ def _documents(run_dir: Path, result: CellResult) -> stats.DocumentArrays | None
 
 
 def _add_intervals(row: dict, run_dir: Path, ok: list[CellResult], clean_docs, options: ReportOptions):
-    """Fills the row's intervals; returns the paired rise metric (for the leaderboard) or None."""
+    """Fills the row's intervals; returns (bits per clean byte metric, documents) for the leaderboard, or None."""
     arrays = [_documents(run_dir, c) for c in ok]
     if any(a is None for a in arrays) or len({len(a) for a in arrays}) != 1:
         return None
@@ -174,17 +200,16 @@ def _add_intervals(row: dict, run_dir: Path, ok: list[CellResult], clean_docs, o
         "bits_per_byte": stats.mean_of([stats.bits_per_byte(a) for a in arrays]),
         "bits_per_clean_byte": bits,
     }
-    rise = None
     if clean_docs is not None and len(clean_docs) == n:
         metrics["ppl_increase"] = stats.difference(metrics["word_perplexity"], stats.word_perplexity(clean_docs))
-        rise = metrics["bits_rise"] = stats.difference(bits, stats.bits_per_clean_byte(clean_docs))
+        metrics["bits_rise"] = stats.difference(bits, stats.bits_per_clean_byte(clean_docs))
     if n < MIN_DOCUMENTS:
         row["interval"] = interval_note(n)
-        return (rise, n) if rise is not None else None
+        return bits, n
     for name, metric in metrics.items():
         interval = _bootstrap(metric, n, options)
         row[f"{name}_low"], row[f"{name}_high"] = interval.low, interval.high
-    return (rise, n) if rise is not None else None
+    return bits, n
 
 
 def _bootstrap(metric, n: int, options: ReportOptions) -> stats.Interval:
@@ -192,49 +217,145 @@ def _bootstrap(metric, n: int, options: ReportOptions) -> stats.Interval:
                            seed=options.seed)
 
 
-def _leaderboard_row(rows: list[dict], rises: list, options: ReportOptions) -> dict:
-    """One model: clean bits per (clean) byte with its interval, and the mean rise over the noises of its run
-    (paired: every noise and the clean cell share each replicate's document draws). The mean needs every noise
-    scored; otherwise it is nan and the row says which noises are missing."""
+@dataclass(frozen=True)
+class LeaderboardEntry:
+    """One model on the leaderboard: its score on noised text (the mean over the noises), on clean text, the
+    change (noised minus clean) and the relative change (change / clean), each a stats.Interval (bounds nan where
+    there is no interval), or None where the model misses a cell (`missing` says which)."""
+
+    label: str
+    model: str
+    run: str
+    level: str | None
+    architecture: str | None
+    documents: int
+    noises: int
+    noised: stats.Interval | None
+    clean: stats.Interval | None
+    change: stats.Interval | None
+    relative_change: stats.Interval | None
+    missing: str | None = None
+    rank: int | None = None
+    interval_note: str | None = None
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    """Entries best first by `noised` (lower first unless higher_is_better); unranked entries last. The names say
+    what each number is, for the report's and the terminal's words."""
+
+    entries: tuple[LeaderboardEntry, ...]
+    measure: str  # what `noised` is, e.g. "mean noised bits per clean byte"
+    clean_measure: str
+    change_name: str  # "rise" or "drop"
+    higher_is_better: bool = False
+    confidence: float = 0.95
+    kind: str = "bits"  # how the numbers are written: "bits" (bits per byte) or "accuracy"
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def ranked(self) -> list[LeaderboardEntry]:
+        return [e for e in self.entries if e.rank is not None]
+
+
+@dataclass(frozen=True)
+class Standing:
+    """The best entry by one measure, and whether its interval clears every other ranked entry's."""
+
+    entry: LeaderboardEntry
+    value: stats.Interval
+    clear: bool
+    overlaps: tuple[str, ...]  # labels of the entries whose intervals overlap the best one's
+
+
+def _clears(best: stats.Interval, other: stats.Interval, lower_is_better: bool) -> bool:
+    if not all(math.isfinite(x) for x in (best.low, best.high, other.low, other.high)):
+        return False
+    return best.high < other.low if lower_is_better else best.low > other.high
+
+
+def standing(board: Leaderboard, field: str, lower_is_better: bool) -> Standing | None:
+    """Who is best by one of an entry's intervals (noised, change, relative_change) and whether the order holds:
+    the best interval clears every other model's (no overlap). None with fewer than two ranked models."""
+    ranked = [e for e in board.ranked if getattr(e, field) is not None and math.isfinite(getattr(e, field).estimate)]
+    if len(ranked) < 2:
+        return None
+    sign = 1.0 if lower_is_better else -1.0
+    best = min(ranked, key=lambda e: sign * getattr(e, field).estimate)
+    value = getattr(best, field)
+    overlaps = tuple(e.label for e in ranked if e is not best
+                     and not _clears(value, getattr(e, field), lower_is_better))
+    return Standing(best, value, not overlaps, overlaps)
+
+
+def leaderboard_entry(*, label: str, model: str, run: str, level, architecture, documents: int, noises: int,
+                      noised_values: list,
+                      clean_value, noised_metrics: list | None, clean_metric, n: int, options: ReportOptions,
+                      missing: list[str], interval_note_text: str | None = None,
+                      drop: bool = False) -> LeaderboardEntry:
+    """One leaderboard entry from point values (results' numbers) and, where every cell has its per-document
+    (or per-item) records, bootstrap metrics under shared draws: the noised mean, the clean score, the change
+    and the relative change get paired intervals. The change is noised - clean (a rise), or with drop=True
+    clean - noised (an accuracy drop; relative: TokSuite's (acc_clean - acc_noised) / acc_clean)."""
+    base = dict(label=label, model=model, run=run, level=level, architecture=architecture, documents=documents,
+                noises=noises, interval_note=interval_note_text)
+    if missing or not noised_values:
+        return LeaderboardEntry(**base, noised=None, clean=None, change=None, relative_change=None,
+                                missing=", ".join(missing) if missing else "no noises in the run")
+    noised = sum(noised_values) / len(noised_values)
+    change = clean_value - noised if drop else noised - clean_value
+    points = {"noised": noised, "clean": clean_value, "change": change,
+              "relative_change": change / clean_value if clean_value else math.nan}
+    metrics: dict[str, Callable] = {}
+    if noised_metrics is not None and clean_metric is not None and n >= MIN_DOCUMENTS:
+        noised_metric = stats.mean_of(noised_metrics)
+        change_metric = (stats.difference(clean_metric, noised_metric) if drop
+                         else stats.difference(noised_metric, clean_metric))
+        metrics = {"noised": noised_metric, "clean": clean_metric, "change": change_metric,
+                   "relative_change": stats.ratio(change_metric, clean_metric)}
+    intervals = {}
+    for name, value in points.items():
+        low = high = math.nan
+        if name in metrics:
+            drawn = _bootstrap(metrics[name], n, options)
+            low, high = drawn.low, drawn.high
+        intervals[name] = stats.Interval(value, low, high, options.confidence)
+    return LeaderboardEntry(**base, **intervals)
+
+
+def _leaderboard_entry(rows: list[dict], noisy_metrics: list, clean_metric, options: ReportOptions) -> LeaderboardEntry:
+    """One model's entry: every noise and the clean cell share each replicate's document draws. The means need
+    every noise scored; otherwise the entry is unranked and says which noises are missing."""
     clean = next((r for r in rows if r["noise"] == CLEAN), None)
     noisy = [r for r in rows if r["noise"] != CLEAN]
     first = rows[0]
-    entry = {"label": first["label"], "model": first["model"], "run": first["run"], "level": first["level"],
-             "architecture": first["architecture"], "documents": first["documents"], "noises": len(noisy),
-             "clean_bits_per_byte": math.nan, "clean_bits_per_byte_low": math.nan,
-             "clean_bits_per_byte_high": math.nan, "mean_rise": math.nan, "mean_rise_low": math.nan,
-             "mean_rise_high": math.nan, "interval": first["interval"], "missing": None}
-    if clean is not None and clean["status"] == "ok":
-        entry.update(clean_bits_per_byte=clean["bits_per_clean_byte"],
-                     clean_bits_per_byte_low=clean["bits_per_clean_byte_low"],
-                     clean_bits_per_byte_high=clean["bits_per_clean_byte_high"])
-    missing = [r["noise"] for r in noisy if not math.isfinite(r["bits_rise"])]
-    if clean is None or clean["status"] != "ok":
-        missing = ["clean"] + missing
-    if missing or not noisy:
-        entry["missing"] = ", ".join(missing) if missing else "no noises in the run"
-        return entry
-    entry["mean_rise"] = sum(r["bits_rise"] for r in noisy) / len(noisy)
-    if all(r is not None for r in rises) and len({n for _, n in rises}) == 1:
-        n = rises[0][1]
-        if n >= MIN_DOCUMENTS:
-            interval = _bootstrap(stats.mean_of([m for m, _ in rises]), n, options)
-            entry["mean_rise_low"], entry["mean_rise_high"] = interval.low, interval.high
-    return entry
+    missing = [r["noise"] for r in noisy if r["status"] == "failed" or not math.isfinite(r["bits_per_clean_byte"])]
+    if clean is None or clean["status"] != "ok" or not math.isfinite(clean["bits_per_clean_byte"]):
+        missing = [CLEAN] + missing
+    counts = {m[1] for m in noisy_metrics if m is not None}
+    paired = (all(m is not None for m in noisy_metrics) and len(counts) == 1 and clean_metric is not None)
+    return leaderboard_entry(
+        label=first["label"], model=first["model"], run=first["run"], level=first["level"],
+        architecture=first["architecture"], documents=first["documents"], noises=len(noisy),
+        noised_values=[] if missing else [r["bits_per_clean_byte"] for r in noisy],
+        clean_value=None if clean is None else clean["bits_per_clean_byte"],
+        noised_metrics=[m for m, _ in noisy_metrics] if paired else None, clean_metric=clean_metric,
+        n=counts.pop() if paired else 0, options=options, missing=missing, interval_note_text=first["interval"])
 
 
-def rank_leaderboard(entries: list[dict]):
-    """The leaderboard as a DataFrame, most robust first (smallest mean rise); models without a mean last."""
-    import pandas as pd
+def rank_leaderboard(entries: list[LeaderboardEntry], confidence: float = 0.95, *,
+                     measure: str = "mean noised bits per clean byte", clean_measure: str = "clean bits/byte",
+                     change_name: str = "rise", higher_is_better: bool = False, kind: str = "bits") -> Leaderboard:
+    """Best on noised text first; entries without a score last, unranked."""
+    from dataclasses import replace
 
-    columns = ["rank", "label", "model", "run", "level", "architecture", "documents", "noises", "mean_rise",
-               "mean_rise_low", "mean_rise_high", "clean_bits_per_byte", "clean_bits_per_byte_low",
-               "clean_bits_per_byte_high", "interval", "missing"]
-    ordered = sorted(entries, key=lambda e: (not math.isfinite(e["mean_rise"]), e["mean_rise"]
-                                             if math.isfinite(e["mean_rise"]) else 0.0))
-    for rank, e in enumerate(ordered, start=1):
-        e["rank"] = rank if math.isfinite(e["mean_rise"]) else None
-    return pd.DataFrame(ordered, columns=columns)
+    sign = -1.0 if higher_is_better else 1.0
+    scored = sorted((e for e in entries if e.noised is not None), key=lambda e: sign * e.noised.estimate)
+    ranked = [replace(e, rank=i) for i, e in enumerate(scored, start=1)]
+    ranked += [e for e in entries if e.noised is None]
+    return Leaderboard(tuple(ranked), measure, clean_measure, change_name, higher_is_better, confidence, kind)
 
 
 CSV_COLUMNS = ["label", "model", "run", "corpus", "corpus_sha256", "noise", "seeds", "documents", "clean_bytes",

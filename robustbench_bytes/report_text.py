@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import math
 
-from robustbench_bytes.formatting import format_value
-from robustbench_bytes.report_table import METRIC_LABELS
+from robustbench_bytes.formatting import (NA, UNDEFINED, format_bits, format_interval, format_signed,
+                                          format_value)
+from robustbench_bytes.report_table import METRIC_LABELS, Leaderboard, LeaderboardEntry, Standing, standing
 from robustbench_bytes.result_schema import CLEAN
 
 # (metric, signed): the per-model table's columns after the noise, in the report's and the terminal's order
 CELL_COLUMNS = (("bits_per_clean_byte", False), ("bits_rise", True), ("bits_per_byte", False),
                 ("word_perplexity", False), ("ppl_increase", True))
 CHANGES = {"bits_rise", "ppl_increase"}  # no value on the clean row
-LEADERBOARD_HEADER = ("rank", "model", "level", "mean rise in bits/clean byte", "clean bits/byte", "noises",
-                      "documents")
-
-
 def _md_escape(text: str) -> str:
     return str(text).replace("|", "\\|")
 
@@ -43,22 +40,90 @@ def noise_label(row) -> str:
     return str(row["noise"]) + status_suffix(row)
 
 
-def leaderboard_texts(entry) -> list[str]:
-    """One leaderboard row in LEADERBOARD_HEADER order."""
-    rise = ("n/a (" + entry["missing"] + ")") if isinstance(entry["missing"], str) else \
-        format_value(entry, "mean_rise", signed=True)
-    rank = "–" if entry["rank"] is None or (isinstance(entry["rank"], float) and math.isnan(entry["rank"])) \
-        else str(int(entry["rank"]))
-    level = "/".join(str(x) for x in (entry["level"], entry["architecture"]) if isinstance(x, str))
-    return [rank, str(entry["label"]), level, rise, format_value(entry, "clean_bits_per_byte"),
-            str(entry["noises"]), str(entry["documents"])]
+def _accuracy(value: float) -> str:
+    return NA if value is None or not math.isfinite(value) else f"{value:.3f}"
 
 
-def markdown_leaderboard(board) -> str:
-    lines = ["| " + " | ".join(LEADERBOARD_HEADER) + " |", "|---:|---|---|---:|---:|---:|---:|"]
-    for _, entry in board.iterrows():
-        lines.append("| " + " | ".join(_md_escape(t) for t in leaderboard_texts(entry)) + " |")
+def _percent(value: float) -> str:
+    return NA if value is None or not math.isfinite(value) else f"{value:.1%}"
+
+
+_KIND_FORMATS = {"bits": format_bits, "accuracy": _accuracy}
+
+
+def _signed(fmt):
+    return lambda v: format_signed(v, fmt)
+
+
+def leaderboard_header(board: Leaderboard) -> list[str]:
+    """The leaderboard's columns: the ranking measure first after the model, then clean, change, relative change."""
+    noises = sorted({e.noises for e in board.entries})
+    over = f" (mean of {noises[0]} noises)" if len(noises) == 1 else " (mean over the noises)"
+    return ["rank", "model", "level", board.measure + over, board.clean_measure, board.change_name,
+            f"relative {board.change_name}", "documents"]
+
+
+def leaderboard_texts(entry: LeaderboardEntry, board: Leaderboard) -> list[str]:
+    """One leaderboard row in leaderboard_header's order."""
+    fmt = _KIND_FORMATS[board.kind]
+    level = "/".join(str(x) for x in (entry.level, entry.architecture) if isinstance(x, str))
+    if entry.missing:
+        numbers = [f"n/a ({entry.missing})", NA, NA, NA]
+    else:
+        numbers = [format_interval(entry.noised, fmt), format_interval(entry.clean, fmt),
+                   format_interval(entry.change, _signed(fmt)), format_interval(entry.relative_change,
+                                                                                _signed(_percent))]
+        if entry.interval_note and not math.isfinite(entry.noised.low):
+            numbers = [f"{t} [{UNDEFINED}]" for t in numbers]
+    return ["–" if entry.rank is None else str(entry.rank), str(entry.label), level, *numbers, str(entry.documents)]
+
+
+def markdown_leaderboard(board: Leaderboard) -> str:
+    lines = ["| " + " | ".join(leaderboard_header(board)) + " |", "|---:|---|---|---:|---:|---:|---:|---:|"]
+    for entry in board.entries:
+        lines.append("| " + " | ".join(_md_escape(t) for t in leaderboard_texts(entry, board)) + " |")
     return "\n".join(lines)
+
+
+def leaderboard_notes(board: Leaderboard, markdown: bool = True) -> list[str]:
+    """What the leaderboard's order says, measure by measure: "most robust" only where the best model's interval
+    clears every other model's; "intervals overlap" where it does not; and why the ranking is by the noised
+    score (a model weak on clean text can lose little)."""
+    fmt = _KIND_FORMATS[board.kind]
+    bold = (lambda t: f"**{t}**") if markdown else (lambda t: t)
+    change, better = board.change_name, ("highest" if board.higher_is_better else "lowest")
+    notes = []
+
+    def verdict(s: Standing) -> str:
+        if s.clear:
+            return "its interval clears every other model's: the order holds"
+        return f"intervals overlap with {', '.join(s.overlaps)}: the order is not resolved"
+
+    best = standing(board, "noised", lower_is_better=not board.higher_is_better)
+    if best is not None:
+        notes.append(f"{bold('Best on noised text')} ({better} {board.measure}): {best.entry.label}, "
+                     f"{format_interval(best.value, fmt)}; {verdict(best)}.")
+    for field, name, value_fmt in (("change", change, _signed(fmt)),
+                                   ("relative_change", f"relative {change}", _signed(_percent))):
+        s = standing(board, field, lower_is_better=True)
+        if s is None:
+            continue
+        title = f"Most robust by the {name}" if s.clear else f"Smallest {name}"
+        notes.append(f"{bold(title)}: {s.entry.label}, {format_interval(s.value, value_fmt)}; {verdict(s)}.")
+    if len(board.ranked) >= 2:
+        what = "accuracy" if board.kind == "accuracy" else "bits"
+        notes.append(f"{bold('Why the ranking is by noised text')}: the noised score is what a reader of noised text "
+                     f"gets. A model that is weak on clean text can lose little: its clean predictions are already "
+                     f"poor, so noise has fewer {what} to take away, and a small {change} (or relative {change}, "
+                     f"which divides by that clean score) rewards it. Read the {change} beside the clean score.")
+        smallest = standing(board, "change", lower_is_better=True)
+        sign = -1.0 if board.higher_is_better else 1.0  # the worst clean score: the most bits, the least accuracy
+        worst_clean = max(board.ranked, key=lambda e: sign * e.clean.estimate)
+        if smallest is not None and smallest.entry is worst_clean and best is not None \
+                and best.entry is not worst_clean:
+            notes[-1] += (f" Here {worst_clean.label} has the smallest {change} and the worst clean score "
+                          f"({fmt(worst_clean.clean.estimate)}).")
+    return notes
 
 
 def markdown_model_table(rows) -> str:
@@ -128,19 +193,24 @@ def text_table(header: list[str], body: list[list[str]], numeric: set[int]) -> s
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(row) for row in body])
 
 
-def text_summary(table, confidence: float) -> str:
+def text_leaderboard(board: Leaderboard, title: str = "Leaderboard") -> str:
+    """The leaderboard as plain text: which measure ranks it, the table, and what its order says."""
+    body = [leaderboard_texts(e, board) for e in board.entries]
+    order = "highest" if board.higher_is_better else "lowest"
+    return "\n".join([f"{title} (ranked by {board.measure}, {order} first; brackets: {board.confidence:.0%} paired "
+                      "bootstrap intervals):", text_table(leaderboard_header(board), body, {0, 3, 4, 5, 6, 7})]
+                     + leaderboard_notes(board, markdown=False))
+
+
+def text_summary(table, board: Leaderboard | None, confidence: float) -> str:
     """The terminal summary of `run`: the report's leaderboard and its per-model table, in the same columns and
     units (seeds pooled by their mean; brackets: the report's bootstrap intervals, shown for the changes only
     to keep lines short)."""
     if table.empty:
         return "no perplexity cells"
-    board = table.attrs.get("leaderboard")
     parts = []
-    if board is not None and not board.empty:
-        body = [leaderboard_texts(e) for _, e in board.iterrows()]
-        parts += ["Leaderboard (most robust first; brackets: "
-                  f"{confidence:.0%} paired bootstrap intervals over documents):",
-                  text_table(list(LEADERBOARD_HEADER), body, {0, 3, 4, 5, 6}), ""]
+    if board is not None and len(board):
+        parts += [text_leaderboard(board), ""]
     body = [[str(r["label"]), noise_label(r), r["seeds"] or "–"]
             + ([f"FAILED: {r['error']}"] + [""] * (len(CELL_COLUMNS) - 1) if r["status"] == "failed"
                else cell_texts(r, CHANGES)) for _, r in table.iterrows()]

@@ -44,9 +44,9 @@ def test_html_holds_the_tables_and_every_plot_inline(html_report):
     assert page.count("<svg") == len(svgs) == 4
     rules = [line for line in html_report["readme"].read_text().splitlines() if line.startswith("|---")]
     assert page.count("<table>") == len(rules) >= 5
-    board = html_report["table"].attrs["leaderboard"]
-    assert re.search(r"<td class=num>1</td><td>" + re.escape(board["label"].iloc[0]) + "</td>", page)
-    assert "<h2>Leaderboard</h2>" in page
+    board = html_report["leaderboard"]
+    assert re.search(r"<td class=num>1</td><td>" + re.escape(board.entries[0].label) + "</td>", page)
+    assert '<h2 id="leaderboard">Leaderboard</h2>' in page
 
 
 def test_html_needs_nothing_from_outside(html_report):
@@ -61,9 +61,36 @@ def test_markdown_to_html_escapes_and_falls_back_to_data_uris(tmp_path):
     (tmp_path / "plots" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
     page = markdown_to_html("# T <x>\n\n| a \\| b | n |\n|---|---:|\n| `c<d>` | 1 |\n\n"
                             "![alt](plots/a.png)\n\n- **bold** [link](f.csv)\n", tmp_path)
-    assert "<h1>T &lt;x&gt;</h1>" in page and "<th>a | b</th><th class=num>n</th>" in page
+    assert '<h1 id="t-x">T &lt;x&gt;</h1>' in page and "<th>a | b</th><th class=num>n</th>" in page
     assert "<code>c&lt;d&gt;</code>" in page and 'src="data:image/png;base64,' in page
     assert "<li><strong>bold</strong> <a href=\"f.csv\">link</a></li>" in page
+
+
+def test_a_link_after_bracketed_text_keeps_the_brackets(tmp_path):
+    """The length section's paragraph: "[0, 64), [64, 128)" are ranges, not the start of the link."""
+    from robustbench_bytes.report_length import length_section
+
+    paragraph = ("Bits per byte of the tokens ending in each byte-offset bucket of the scored (noised) text ([0, 64), "
+                 "[64, 128), [128, 256), ...), against the offset. Every bucket: [length.csv](length.csv).")
+    page = markdown_to_html(paragraph, tmp_path)
+    assert "([0, 64), [64, 128), [128, 256), ...)" in page
+    assert '<a href="length.csv">length.csv</a>' in page and page.count("<a ") == 1
+    import inspect
+    assert "([0, 64), \"\n          \"[64, 128)" in inspect.getsource(length_section)  # the report's own wording
+
+
+def test_headings_get_githubs_ids_and_the_contents_link_every_section(html_report):
+    from robustbench_bytes.report_html import heading_ids
+
+    assert heading_ids(["Leaderboard", "`drop:p=0.3` against clean", "Plots", "Plots"]) == \
+        ["leaderboard", "dropp03-against-clean", "plots", "plots-1"]
+    readme = html_report["readme"].read_text(encoding="utf-8")
+    contents = next(line for line in readme.splitlines() if line.startswith("Contents: "))
+    page = html_report["html"].read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(#([^)]+)\)", contents)
+    assert len(targets) == len(re.findall(r"^## ", readme, flags=re.M)) >= 5
+    for target in targets:
+        assert f'id="{target}"' in page and f'href="#{target}"' in page
 
 
 def _chromium() -> str | None:

@@ -57,9 +57,11 @@ def test_the_report_has_the_length_table_plots_and_csv(length_run, tmp_path):
     written = write_report([length_run], tmp_path / "report", ReportOptions(replicates=50))
     readme = (tmp_path / "report" / "README.md").read_text()
     assert "## Bits per byte by position" in readme and "| 1x | 2x | 4x | 8x | 16x |" in readme
-    assert "plots/length_clean.png" in readme and "plots/length_antspeak.png" in readme
+    assert "plots/length.png" in readme  # one figure, a panel per noise
     names = {p.name for p in written["plots"]}
-    assert {"length_clean.png", "length_clean.svg", "length_antspeak.png", "length_antspeak.svg"} <= names
+    assert {"length.png", "length.svg"} <= names and not any(n.startswith("length_") for n in names)
+    svg = (tmp_path / "report" / "plots" / "length.svg").read_text()
+    assert "clean text" in svg and "antspeak (dashed) and clean" in svg
     rows = list(csv.DictReader(open(tmp_path / "report" / "length.csv", encoding="utf-8")))
     assert {r["noise"] for r in rows} == {"clean", "antspeak"}
     assert rows[0]["bucket_start"] == "0" and rows[0]["bucket_end"] == "64" and rows[0]["train_length_bytes"]
@@ -70,3 +72,28 @@ def test_runs_without_positions_give_no_length_section(tmp_path):
     write_report([tmp_path / "old"], tmp_path / "report", ReportOptions(replicates=20))
     assert "Bits per byte by position" not in (tmp_path / "report" / "README.md").read_text()
     assert not (tmp_path / "report" / "length.csv").exists()
+
+
+def test_the_report_reads_leaderboard_noises_perplexity_accuracy_then_length(length_run, tmp_path):
+    import shutil
+
+    from test_tasks_report import write_task_cells
+
+    from robustbench_bytes import noise
+    from robustbench_bytes.corpora import load_corpus
+
+    run = tmp_path / "run"
+    shutil.copytree(length_run, run)
+    write_task_cells(run, {"clean": 0.8, "antspeak": 0.5})
+    readme = write_report([run], tmp_path / "report", ReportOptions(replicates=20))["readme"].read_text()
+    sections = [line for line in readme.splitlines() if line.startswith("## ")]
+    order = ["## Leaderboard", "## What each noise does", "## Bits per clean byte under each noise", "## Plots",
+             "## Multiple-choice accuracy under noise", "## Bits per byte by position"]
+    assert [s for s in sections if s in order] == order and sections[-1] == order[-1]
+    # the example: a line of the run's corpus, and what antspeak with the run's seed makes of it
+    block = readme.split("## What each noise does")[1].split("```")[1].strip("\n").splitlines()
+    clean_line = block[0].split("  ", 1)[1].lstrip()
+    corpus = results_io.read_results(run)[0].corpus
+    assert any(clean_line in doc for doc in load_corpus(corpus).documents)
+    noised = next(line for line in block if line.startswith("antspeak"))
+    assert noised.endswith(noise.apply(clean_line, "antspeak", seed=0))

@@ -2,6 +2,7 @@
 conventions (colour-blind-safe palette, a marker per model, a caption naming the data), on synthetic runs."""
 
 import csv
+import dataclasses
 import math
 
 import pytest
@@ -28,29 +29,93 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
-def test_leaderboard_ranks_by_mean_rise_with_a_paired_interval(tmp_path):
+def test_leaderboard_is_a_typed_value_ranked_by_noised_bits_with_paired_intervals(tmp_path):
     write_fake_run(tmp_path / "run", BPCB)
-    table = report.build_table([tmp_path / "run"], FAST)
-    board = table.attrs["leaderboard"]
-    assert list(board["model"]) == ["byte-m", "bpe-m"] and list(board["rank"]) == [1, 2]
-    for _, entry in board.iterrows():
-        rows = table[(table["model"] == entry["model"]) & (table["noise"] != "clean")]
-        assert entry["mean_rise"] == pytest.approx(rows["bits_rise"].mean(), rel=1e-12)
-        assert entry["mean_rise_low"] < entry["mean_rise"] < entry["mean_rise_high"]
-        clean = table[(table["model"] == entry["model"]) & (table["noise"] == "clean")].iloc[0]
-        assert entry["clean_bits_per_byte"] == clean["bits_per_clean_byte"]
-    # paired: the rise's interval is narrower than the noisy cell's own interval (documents' difficulty cancels)
-    row = table[(table["model"] == "bpe-m") & (table["noise"] == "antspeak")].iloc[0]
-    assert row["bits_rise_high"] - row["bits_rise_low"] < row["bits_per_clean_byte_high"] - row["bits_per_clean_byte_low"]
+    table, board = report.build_tables([tmp_path / "run"], FAST)
+    assert dataclasses.is_dataclass(board) and not table.attrs
+    assert [e.model for e in board.entries] == ["byte-m", "bpe-m"] and [e.rank for e in board.entries] == [1, 2]
+    for entry in board.entries:
+        rows = table[(table["model"] == entry.model) & (table["noise"] != "clean")]
+        clean = table[(table["model"] == entry.model) & (table["noise"] == "clean")].iloc[0]
+        assert entry.noised.estimate == pytest.approx(rows["bits_per_clean_byte"].mean(), rel=1e-12)
+        assert entry.clean.estimate == clean["bits_per_clean_byte"]
+        assert entry.change.estimate == pytest.approx(rows["bits_rise"].mean(), rel=1e-12)
+        assert entry.relative_change.estimate == pytest.approx(entry.change.estimate / entry.clean.estimate)
+        for interval in (entry.noised, entry.clean, entry.change, entry.relative_change):
+            assert interval.low < interval.estimate < interval.high
+        # paired: the rise's interval is narrower than the noised score's (documents' difficulty cancels)
+        assert entry.change.high - entry.change.low < entry.noised.high - entry.noised.low
+
+
+# a weak model (clean 4.70) loses little under noise; a strong one (clean 3.27) loses more but stays better
+WEAK_CLEAN = {"clean": {"weak": 4.70, "strong": 3.27}, "drop:p=0.1": {"weak": 4.80, "strong": 3.90},
+              "antspeak": {"weak": 5.00, "strong": 4.30}}
+
+
+def test_a_model_weak_clean_does_not_rank_first_for_losing_little(tmp_path):
+    write_fake_run(tmp_path / "run", WEAK_CLEAN)
+    table, board = report.build_tables([tmp_path / "run"], FAST)
+    assert [e.model for e in board.entries] == ["strong", "weak"]
+    weak = board.entries[1]
+    assert weak.change.estimate < board.entries[0].change.estimate  # the rise alone would rank it first
+    notes = " ".join(report_text.leaderboard_notes(board))
+    assert "Best on noised text** (lowest mean noised bits per clean byte): strong" in notes
+    assert "Most robust by the rise**: weak" in notes  # resolved: 0.2 against 0.85 bits
+    assert "weak has the smallest rise and the worst clean score (4.7" in notes
+    readme = report.write_report([tmp_path / "run"], tmp_path / "rep", FAST, plots=False)["readme"].read_text()
+    assert "mean bits per clean byte on noised text" in readme and "compare` gates on" not in readme
+    header = next(line for line in readme.splitlines() if line.startswith("| rank |"))
+    assert header.split(" | ")[3].startswith("mean noised bits per clean byte")  # the first number: the ranking's
+    assert "relative rise" in header and "| rise |" in header
+    summary = report.summary_text(tmp_path / "run", FAST)
+    assert summary.splitlines()[0].startswith("Leaderboard (ranked by mean noised bits per clean byte")
+    assert "Why the ranking is by noised text" in summary
+
+
+def test_most_robust_only_where_the_order_holds(tmp_path):
+    close = {"clean": {"a": 2.0, "b": 2.0}, "drop:p=0.1": {"a": 2.30, "b": 2.301}}
+    write_fake_run(tmp_path / "run", close, jitter=0.05)
+    board = report.build_tables([tmp_path / "run"], FAST)[1]
+    notes = report_text.leaderboard_notes(board)
+    assert not any("Most robust" in n for n in notes)
+    assert any(n.startswith("**Smallest rise**") and "intervals overlap with" in n for n in notes)
+    assert any(n.startswith("**Best on noised text**") and "intervals overlap with" in n for n in notes)
 
 
 def test_a_failed_noise_leaves_the_model_unranked_and_says_why(tmp_path):
     write_fake_run(tmp_path / "run", BPCB, failed={("byte-m", "antspeak")})
-    board = report.build_table([tmp_path / "run"], FAST).attrs["leaderboard"]
-    last = board.iloc[-1]
-    assert last["model"] == "byte-m" and math.isnan(last["rank"]) and math.isnan(last["mean_rise"])
-    assert "antspeak" in last["missing"]
+    board = report.build_tables([tmp_path / "run"], FAST)[1]
+    last = board.entries[-1]
+    assert last.model == "byte-m" and last.rank is None and last.noised is None
+    assert "antspeak" in last.missing
     assert "n/a (antspeak)" in report_text.markdown_leaderboard(board)
+
+
+def test_task_leaderboard_ranks_by_mean_noised_accuracy_with_toksuite_relative_drop(tmp_path):
+    from robustbench_bytes import results as results_io
+    from robustbench_bytes import tasks_io
+    from robustbench_bytes.report_tasks import build_task_tables
+
+    out = tmp_path / "run"
+    results_io.write_results(out, [])
+    cells = []
+    for model, acc in (("weak", {"clean": 0.40, "antspeak": 0.36}), ("strong", {"clean": 0.80, "antspeak": 0.60})):
+        write_task_cells(out, acc, model=model, n=300)
+        cells += tasks_io.read_task_results(out)
+    tasks_io.write_task_results(out, cells)
+    table, boards = build_task_tables([out], FAST)
+    board = boards["t"]
+    assert [e.model for e in board.entries] == ["strong", "weak"]
+    for entry in board.entries:
+        rows = table[table["model"] == entry.model].set_index("noise")
+        assert entry.noised.estimate == pytest.approx(rows.loc["antspeak", "acc"])
+        assert entry.change.estimate == pytest.approx(rows.loc["clean", "acc"] - rows.loc["antspeak", "acc"])
+        assert entry.relative_change.estimate == pytest.approx(
+            (rows.loc["clean", "acc"] - rows.loc["antspeak", "acc"]) / rows.loc["clean", "acc"])
+        assert entry.change.low <= entry.change.estimate <= entry.change.high
+    notes = " ".join(report_text.leaderboard_notes(board))
+    assert "Best on noised text** (highest mean noised acc): strong" in notes
+    assert "smallest drop and the worst clean score" in notes
 
 
 def test_one_document_prints_na_and_warns(tmp_path, runner):
@@ -67,9 +132,9 @@ def test_one_document_prints_na_and_warns(tmp_path, runner):
 
 def test_three_documents_give_real_intervals_and_a_warning(tmp_path):
     write_fake_run(tmp_path / "three", BPCB, n_docs=3)
-    table = report.build_table([tmp_path / "three"], FAST)
+    table, board = report.build_tables([tmp_path / "three"], FAST)
     assert (table["bits_per_clean_byte_low"] < table["bits_per_clean_byte_high"]).all()
-    assert "[n/a]" not in report_text.text_summary(table, 0.95)
+    assert "[n/a]" not in report_text.text_summary(table, board, 0.95)
     assert f"below {FEW_DOCUMENTS} documents" in report.summary_text(tmp_path / "three", FAST)
 
 
@@ -107,7 +172,7 @@ def test_task_only_folder_reports_its_tasks(tmp_path, runner):
     result = runner.invoke(cli, ["report", str(out), "-o", str(tmp_path / "rep")])
     assert result.exit_code == 0, result.output
     readme = (tmp_path / "rep" / "README.md").read_text()
-    assert "Multiple-choice accuracy" in readme and "## Leaderboard" not in readme
+    assert "Multiple-choice accuracy" in readme and "### Accuracy on t" in readme and "### Perplexity" not in readme
     assert (tmp_path / "rep" / "report.html").is_file() and not (tmp_path / "rep" / "report.csv").exists()
 
 

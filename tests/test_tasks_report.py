@@ -21,7 +21,7 @@ def write_task_cells(out, accuracy: dict[str, float], n=200, seed=0, model="m"):
         items = [ItemRecord(i, str(i), 0, [-1.0, -2.0] if r else [-2.0, -1.0], [3, 3], [3, 3], 0 if r else 1,
                             0 if r else 1) for i, r in enumerate(right)]
         result = TaskResult(task="t", task_spec="t", model=model, model_spec=model, noise=noise, seed=0, items=n,
-                            task_sha256="abc", **accuracies(items, replicates=100))
+                            task_sha256="abc", **accuracies(items))
         tasks_io.write_task_cell(out, tasks_io.TaskCellRecord({}, result, tuple(items)))
         results.append(result)
     tasks_io.write_task_results(out, results)
