@@ -13,6 +13,7 @@ been still for `timeout` seconds.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import json
 import os
@@ -99,9 +100,30 @@ class World:
         self._set(f"{tag}/{self.rank}", obj)
         keys = [f"{tag}/{r}" for r in range(self.world_size)]
         self._wait(keys, what)
-        values = [json.loads(self._store.get(key)) for key in keys]
+        try:
+            values = [json.loads(self._store.get(key)) for key in keys]
+        except RuntimeError as e:
+            raise DistributedError(f"rank {self.rank}: lost the rendezvous store while {what} "
+                                   f"({first_line(e)}); another rank or the launcher stopped") from None
         self._forget_before(tag)
         return values
+
+    def check_same_plan(self, plan: dict, what: str = "run") -> None:
+        """Every rank must run the same plan (a JSON object: grid, corpus, checkpoints, options, versions): the
+        ranks exchange it (with its plan_fingerprint) before any scoring, and on any difference every rank raises
+        the same BadInput naming the ranks that differ from rank 0 and the first field that differs."""
+        if not self.distributed:
+            return
+        mine = {"fingerprint": plan_fingerprint(plan), "plan": plan}
+        plans = self.all_gather(mine, f"comparing the ranks' {what} plans")
+        problem = plan_disagreement(plans, what)
+        if problem is None:
+            return
+        try:  # rank 0 may host the store: it leaves only once every rank has read the plans
+            self.all_gather(True, "stopping on different plans")
+        except DistributedError:
+            pass
+        raise BadInput(problem)
 
     def broadcast(self, make: Callable[[], Any], what: str) -> Any:
         """Rank 0 computes make() and every rank returns it. An exception in make() on rank 0 is raised on
@@ -195,6 +217,34 @@ class World:
         self._cleared = self._sequence - 1
 
 
+def plan_fingerprint(plan: dict) -> str:
+    """The sha256 of a plan's canonical JSON (keys sorted, no spaces)."""
+    text = json.dumps(plan, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def plan_disagreement(plans: list[dict], what: str = "run") -> str | None:
+    """One line naming the ranks whose plan is not rank 0's and the first field (in rank 0's order) that
+    differs, with both values; None when every rank has rank 0's fingerprint. plans: {"fingerprint", "plan"}
+    of every rank, in rank order."""
+    first = plans[0]
+    others = [rank for rank, p in enumerate(plans) if p["fingerprint"] != first["fingerprint"]]
+    if not others:
+        return None
+    theirs = plans[others[0]]["plan"]
+    field = next((k for k in list(first["plan"]) + list(theirs) if first["plan"].get(k) != theirs.get(k)),
+                 "fingerprint")
+    who = f"rank {others[0]}" if len(others) == 1 else f"ranks {', '.join(map(str, others))}"
+    return (f"{who} {'runs' if len(others) == 1 else 'run'} another {what} than rank 0: {field} differs "
+            f"(rank 0: {_short(first['plan'].get(field))}; rank {others[0]}: {_short(theirs.get(field))}); "
+            f"start every rank with the same command line, files and robustbench-bytes version")
+
+
+def _short(value, limit: int = 160) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 class _Heartbeat:
     """A daemon thread that bumps this rank's counter in the store every few seconds, on its own connection."""
 
@@ -224,8 +274,18 @@ def launched_world_size() -> int:
 
 
 def launched_rank() -> int:
-    """RANK as the launcher set it (0 when not launched by torchrun), read before any initialisation."""
-    return _env_int("RANK", 0) if launched_world_size() > 1 else 0
+    """RANK as the launcher set it (0 when not launched by torchrun), read before any initialisation: an integer
+    in [0, WORLD_SIZE), and LOCAL_RANK one >= 0 (BadInput otherwise)."""
+    world_size = launched_world_size()
+    if world_size <= 1:
+        return 0
+    rank, local_rank = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
+    if not 0 <= rank < world_size:
+        raise BadInput(f"environment variable RANK={rank}: expected an integer from 0 to {world_size - 1} "
+                       f"(WORLD_SIZE={world_size})")
+    if local_rank < 0:
+        raise BadInput(f"environment variable LOCAL_RANK={local_rank}: expected an integer >= 0")
+    return rank
 
 
 def from_environment(device: str, timeout: float = DEFAULT_TIMEOUT_S) -> tuple[World, str]:
@@ -241,7 +301,7 @@ def from_environment(device: str, timeout: float = DEFAULT_TIMEOUT_S) -> tuple[W
     import torch
     import torch.distributed as dist
 
-    rank, local_rank = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
+    rank, local_rank = launched_rank(), _env_int("LOCAL_RANK", 0)
     device = rank_device(device, local_rank, world_size)
     backend = "nccl" if device.startswith("cuda") else "gloo"
     if backend == "nccl":

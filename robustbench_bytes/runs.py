@@ -253,6 +253,29 @@ def reusable(stored, inputs: dict | None, key: str, labels: dict, records: list[
             and stored.problem(key=key, labels=labels, records=records) is None)
 
 
+def run_plan(grid: list[Cell], corpus, options: RunOptions, models: ModelCache, requested: dict) -> dict:
+    """What every rank of one run must agree on (distributed.World.check_same_plan), in the order a difference
+    is reported: versions, the grid (models, noises, seeds, cells), the corpus (sha256, size, quick-look limits),
+    each model's fingerprint (every file its loader reads), and the scoring options that change numbers."""
+    from robustbench_bytes import __version__, scoring
+
+    return {
+        "robustbench_bytes_version": __version__,
+        "scoring_version": scoring.SCORING_VERSION,
+        "models": list(dict.fromkeys(c.model for c in grid)),
+        "noises": list(dict.fromkeys(c.noise for c in grid)),
+        "seeds": sorted({c.seed for c in grid}),
+        "cells": [c.key for c in grid],
+        "corpus": {"name": corpus.name, "sha256": corpus.sha256, "documents": len(corpus.documents),
+                   "bytes": corpus.bytes, "limit_bytes": options.limit_bytes,
+                   "limit_documents": options.limit_documents, "max_document_bytes": options.max_document_bytes},
+        "model_fingerprints": {m: models.describe(m).get("model_fingerprint") or models.describe(m).get("error")
+                               for m in dict.fromkeys(c.model for c in grid)},
+        "scoring": requested,
+        "batch_size": options.batch_size,
+    }
+
+
 @contextmanager
 def _lock_on_rank0(out: Path, world: World) -> Iterator[None]:
     """Rank 0 checks the folder, takes the run lock and clears stale temporaries; every rank learns whether it
@@ -292,6 +315,7 @@ def execute(grid: list[Cell], corpus, options: RunOptions) -> RunOutcome:
                  "dtype": scoring.dtype_name(torch.device(options.device), options.dtype)}
     sizes = [len(d.encode("utf-8")) for d in corpus.documents]
     kept: dict[str, list[shards_io.Shard]] = {}  # rank 0: stored shards of the cell being scored
+    world.check_same_plan(run_plan(grid, corpus, options, models, requested))  # before any file or score
 
     def write_results():
         outcome.results = [finished[c.key] for c in grid if c.key in finished]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -119,6 +120,8 @@ def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, ba
     grid = runs.build_grid(model_specs, noise_specs, list(seeds) or [0])
 
     world, device = distributed.from_environment(device, timeout=rank_timeout)
+    if world.distributed:  # the launcher stops the other ranks of a rank that died with SIGTERM: say how to go on
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         _run_grid(world, grid, loaded, model_specs, noise_specs, quiet, runs.RunOptions(
             out=out, device=resolve_device(device), batch_size=batch_size, limit_bytes=limit_bytes,
@@ -128,6 +131,10 @@ def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, ba
             command_line=["robustbench"] + sys.argv[1:]))
     finally:
         world.close()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _run_grid(world, grid, loaded, model_specs, noise_specs, quiet, options):
@@ -147,7 +154,8 @@ def _run_grid(world, grid, loaded, model_specs, noise_specs, quiet, options):
         click.echo(f"\ninterrupted; finished cells are kept in {out}: rerun the same command to resume", err=True)
         sys.exit(130)
     except DistributedError as e:  # a rank died or hangs: a failed run (exit 1), not bad input
-        click.echo(f"Error: {e}; finished cells and shards are kept in {out}: rerun to resume", err=True)
+        click.echo(f"Error: {e}; finished cells and shards are kept in {out}: rerun the same command to resume",
+                   err=True)
         sys.exit(1)
     if not world.is_main:
         sys.exit(1 if outcome.failed else 0)
