@@ -17,16 +17,19 @@ INSTALL_PACKAGE := $(PY) -m pip install --quiet --no-deps --no-build-isolation -
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# `make run`: the package and what running needs, at the locked versions (requirements/run.lock)
+# `make run`: the package and what running needs, at the locked versions (requirements/run.lock; each lock file
+# holds the whole dependency tree but torch, so it installs with --no-deps: nothing is resolved afresh)
 $(RUN_STAMP): requirements/run.lock pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet --require-hashes -r requirements/run.lock
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/run.lock
 	$(INSTALL_PACKAGE)
+	$(PY) -m pip check
 	touch $@
 
 # `make test`: + the [dev] stack (pytest, transformers, triton for its interpreter tests, lm-eval)
 $(DEV_STAMP): requirements/dev.lock $(RUN_STAMP)
-	$(PY) -m pip install --quiet --require-hashes -r requirements/dev.lock
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/dev.lock
+	$(PY) -m pip check
 	touch $@
 
 setup: $(DEV_STAMP)
@@ -46,7 +49,7 @@ test: $(DEV_STAMP)
 	$(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(DEV_STAMP)
-	$(PY) -m pip install --quiet --require-hashes -r requirements/bench.lock
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/bench.lock
 	$(PY) bench/run_all.py
 
 bench-gpu: $(DEV_STAMP)

@@ -2,8 +2,9 @@
 # `make lock`: re-resolve the lock files from pyproject.toml's ranges, deliberately (commit them after the suite
 # passes on them). Exact versions with sha256 hashes of every file of each release, for this project's machine
 # (Linux x86_64, CPython 3.11); torch itself is left out (its build is chosen by `make`'s TORCH), its
-# dependencies are in. run.lock: the package (`make run`); dev.lock: + [dev] (`make test`, CI); bench.lock:
-# + [dev,bench] (`make bench`). run.lock and bench.lock are resolved within dev.lock's versions, so the three agree.
+# dependencies are in. Each lock is complete (every package of the tree): `make` installs it with --no-deps, so
+# pip resolves nothing, and `pip check` then confirms the set is consistent.
+# run.lock: the package (`make run`); dev.lock: + [dev] (`make test`, CI); bench.lock: + [dev,bench] (`make bench`). run.lock and bench.lock are resolved within dev.lock's versions, so the three agree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 UV_VERSION=0.13.9
