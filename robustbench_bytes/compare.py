@@ -1,8 +1,8 @@
 """The CI gate: compare a candidate run against a baseline run, cell by cell, paired over documents.
 
 Pairing: cells are matched by (corpus sha256, noise, seed) when each run holds one model (the usual
-"new checkpoint vs last checkpoint" case, where the two model names differ), and by model name too
-when either run holds several.
+"new checkpoint vs last checkpoint" case, where the two model names differ), and by model too when either run
+holds several (model_key: the model's name with its path normalised, the same key for task cells).
 
 For each pair, a paired bootstrap over documents (the same document draws on both sides) gives
   Δ bits per clean byte      = candidate − baseline          (positive = worse)
@@ -19,26 +19,35 @@ IMPROVES when the upper bound of Δ bits per clean byte is below 0.
 
 The gate fails closed. It passes (exit 0) only when every cell of the baseline was compared and none
 regressed; it fails (exit 1) on any regression; runs that cannot be compared (different corpora, no
-common cells, documents that do not line up or hold a non-finite NLL) are exit 2, and so is a comparison
-with gaps: a baseline cell the candidate lacks, or a baseline cell that failed (`allow_missing` lets those
-pass, listed as not compared).
+common cells, documents that do not line up, a stored cell whose values or labels do not follow from its
+per-document records, a field of the wrong type) are exit 2, and so is a comparison with gaps: a baseline cell
+the candidate lacks, a baseline cell that failed, or a threshold that could not be checked (a word-PPL increase
+ratio asked for where a word-PPL is undefined); `allow_missing` lets those pass, listed as not compared.
+
+What the gate writes besides its exit code: a Markdown summary (markdown), and the same verdicts as JSON
+(gate_document: every pair with its key, both sides' values, each delta with its interval and threshold, the
+verdict and the exit reason) and as JUnit XML (junit_xml: one testcase per pair), for CI systems.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 
 from robustbench_bytes import results as results_io
 from robustbench_bytes import stats
-from robustbench_bytes.errors import NotComparable
-from robustbench_bytes.formatting import NA, format_bits, format_interval, format_signed
+from robustbench_bytes.errors import BadInput, NotComparable
+from robustbench_bytes.formatting import (NA, format_bits, format_interval, format_ppl, format_signed,
+                                          short_model_labels)
 from robustbench_bytes.result_schema import CLEAN, CellResult
 
 REGRESSED, NOT_COMPARABLE = 1, 2  # the gate's exit codes (0: passed)
+GATE_FORMAT = "robustbench-compare/1"
 
 
 def gate_exit_code(regressed: bool, gaps: bool, allow_missing: bool) -> int:
@@ -56,15 +65,16 @@ def combined_exit_code(*codes: int) -> int:
 
 @dataclass(frozen=True)
 class Thresholds:
+    """Every threshold of the gate (perplexity and task cells) and the bootstrap's settings."""
+
     max_bpb_increase: float = 0.01
     max_ppl_increase_ratio: float | None = None
     confidence: float = 0.95
     replicates: int = stats.DEFAULT_REPLICATES
     allow_missing: bool = False
+    max_acc_drop: float = 0.02
 
     def __post_init__(self):
-        from robustbench_bytes.errors import BadInput
-
         if not math.isfinite(self.max_bpb_increase):
             raise BadInput(f"max_bpb_increase={self.max_bpb_increase}: expected a finite number")
         if self.max_ppl_increase_ratio is not None and not (math.isfinite(self.max_ppl_increase_ratio)
@@ -72,8 +82,105 @@ class Thresholds:
             raise BadInput(f"max_ppl_increase_ratio={self.max_ppl_increase_ratio}: expected a finite number > 0")
         if not (0.5 <= self.confidence < 1):  # also rejects nan
             raise BadInput(f"confidence={self.confidence}: expected a number in [0.5, 1)")
-        if self.replicates < 10:
-            raise BadInput(f"replicates={self.replicates}: expected at least 10")
+        if isinstance(self.replicates, bool) or not isinstance(self.replicates, int) \
+                or not 10 <= self.replicates <= stats.MAX_REPLICATES:
+            raise BadInput(f"replicates={self.replicates}: expected an integer from 10 to {stats.MAX_REPLICATES:,}")
+        if not (math.isfinite(self.max_acc_drop) and 0 <= self.max_acc_drop <= 1):
+            raise BadInput(f"max_acc_drop={self.max_acc_drop}: expected a number in [0, 1]")
+
+    def as_json(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# ---------------------------------------------------------------- what both gates share: keys and stored cells
+
+def model_key(result) -> str:
+    """The model part of a pairing key, the same for perplexity and task cells: the model's name (a checkpoint's
+    path, a zoo name, hf:PATH) with its path normalised, so that `--model ckpt/new/` and `--model ckpt/new` are
+    one model."""
+    name = result.model or result.model_spec
+    prefix = "hf:" if name.startswith("hf:") else ""
+    rest = name[len(prefix):]
+    return prefix + os.path.normpath(rest) if rest else name
+
+
+def pair_by_model(base_results, cand_results) -> bool:
+    """Whether cells are paired by model too: when either run holds more than one model (one model each: the
+    baseline's model against the candidate's, whatever their names)."""
+    return len({model_key(r) for r in base_results}) > 1 or len({model_key(r) for r in cand_results}) > 1
+
+
+_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "dict": (dict,), "list": (list,),
+          "None": (type(None),)}
+
+
+def field_type_problem(result) -> str | None:
+    """The first field of a loaded result object (CellResult, TaskResult) whose value is not of its declared type
+    (a string for a number, a list for an object), or a number no float can hold; None when every field is.
+    (A check that belongs in result_schema's reader; the gate runs it on everything it reads.)"""
+    for f in fields(result):
+        if f.name == "extra":
+            continue
+        value, allowed = getattr(result, f.name), [t.strip() for t in str(f.type).split("|")]
+        expected = " or ".join("null" if t == "None" else ("a number" if t == "float" else f"a {t}") for t in allowed)
+        if isinstance(value, bool) and "bool" not in allowed \
+                or not isinstance(value, tuple(t for name in allowed for t in _TYPES.get(name, (object,)))):
+            return f"field {f.name!r} is {type(value).__name__} {_brief(value)}; expected {expected}"
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                float(value)
+            except OverflowError:
+                return f"field {f.name!r} is a number past the float range; expected {expected}"
+    cell = result.extra.get("cell")
+    if cell is not None and not isinstance(cell, str):
+        return f"field 'cell' is {type(cell).__name__}; expected a string"
+    return None
+
+
+def _brief(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_types(results, side: str, run_dir: Path, listing: str) -> None:
+    """NotComparable naming the run, listing file, entry and field when any listed result has a field of the
+    wrong type."""
+    for i, r in enumerate(results):
+        why = field_type_problem(r)
+        if why:
+            raise NotComparable(f"{side} {run_dir}: {listing} entry {i}: {why}")
+
+
+_IDENTITY = ("model", "model_spec", "task", "task_spec", "noise", "seed", "noise_choices", "corpus", "corpus_sha256",
+             "task_sha256")
+
+
+def stored_problem(listed, record, cell: str) -> str | None:
+    """Why a listed ok cell (a results.json or tasks.json entry) cannot be trusted by the gate, None when it can:
+    a label that is not its cell file's, then the checks a run applies before reusing a stored cell
+    (results.verified_problem: totals, derived values, intervals, predictions and labels against its per-document
+    or per-item records, the cell name `cell` it is stored under and its inputs) applied to what the listing
+    says."""
+    for name in _IDENTITY:
+        if hasattr(listed, name) and getattr(listed, name) != getattr(record.result, name):
+            return f"{name} {getattr(listed, name)!r} is not the cell file's {getattr(record.result, name)!r}"
+    records = record.documents if hasattr(record, "documents") else record.items
+    return results_io.verified_problem(listed, records, inputs=record.inputs, key=cell)
+
+
+def check_failed_cell_name(listed, side: str, run_dir: Path) -> None:
+    """A failed cell has no records to check; its labels must still give the name it is listed under."""
+    stored = listed.extra.get("cell")
+    if stored is not None and stored != listed.cell:
+        raise refuse(side, run_dir, stored, f"its labels (model, noise, seed) name cell {listed.cell}")
+
+
+def refuse(side: str, run_dir: Path, cell: str, why: str) -> NotComparable:
+    return NotComparable(f"{side} {run_dir}: cell {cell}: {why}; the gate reads only cells whose stored values "
+                         f"follow from their records (rerun `robustbench run` on that directory to rescore it)")
+
+
+# ---------------------------------------------------------------- the perplexity cells
 
 
 @dataclass
@@ -92,12 +199,20 @@ class PairResult:
     reasons: list[str] = field(default_factory=list)
     devices: tuple[str | None, str | None] = (None, None)  # (baseline, candidate) cell's device
     dtypes: tuple[str | None, str | None] = (None, None)  # and dtype: a difference is reported, not gated
+    key: dict = field(default_factory=dict)  # what paired the two cells (model?, corpus sha256, noise, seed)
+    specs: tuple[str, str] = ("", "")  # (baseline, candidate) model as the runs named it
+    models: tuple[str, str] = ("", "")  # and as results name it (display names)
+    cells: tuple[str, str] = ("", "")  # (baseline, candidate) cell names
 
     @property
     def setup_differences(self) -> list[str]:
         """'device cpu → cuda:0' / 'dtype ...' where both cells record it and the two differ."""
         return [f"{what} {a} → {b}" for what, (a, b) in (("device", self.devices), ("dtype", self.dtypes))
                 if a is not None and b is not None and a != b]
+
+    @property
+    def name(self) -> str:
+        return f"{self.model} / {self.noise} / seed {self.seed}"
 
 
 @dataclass
@@ -117,22 +232,25 @@ class Comparison:
     @property
     def gaps(self) -> list[str]:
         """What the baseline measured and this comparison could not check."""
-        failed = [f"{p.model} / {p.noise} / seed {p.seed} ({'; '.join(p.reasons)})"
-                  for p in self.pairs if p.verdict == "not compared"]
+        failed = [f"{p.name} ({'; '.join(p.reasons)})" for p in self.pairs if p.verdict == "not compared"]
         return [f"{c} (missing from the candidate)" for c in self.only_baseline] + failed
 
     @property
     def exit_code(self) -> int:
         return gate_exit_code(bool(self.regressions), bool(self.gaps), self.thresholds.allow_missing)
 
+    @property
+    def empty(self) -> bool:
+        return not self.pairs and not self.only_baseline
+
+    def records(self) -> list[dict]:
+        return pair_records(self)
+
+    def markdown(self) -> str:
+        return markdown(self)
+
 
 Incomparable = NotComparable
-
-
-def pair_by_model(base_results, cand_results) -> bool:
-    """Whether cells are paired by model too: when either run holds more than one model (one model each: the
-    baseline's model against the candidate's, whatever their names)."""
-    return len({r.model_spec for r in base_results}) > 1 or len({r.model_spec for r in cand_results}) > 1
 
 
 def _corpus_id(result: CellResult, manifest: dict) -> str:
@@ -145,26 +263,30 @@ def _index(run_dir: Path, results: list[CellResult], by_model: bool) -> dict[tup
     for r in results:
         key = (_corpus_id(r, manifest), r.noise, r.seed)
         if by_model:
-            key = (r.model,) + key
+            key = (model_key(r),) + key
         index.setdefault(key, r)
     return index
 
 
-def _clean_cells(index: dict[tuple, CellResult], by_model: bool) -> dict[tuple, CellResult]:
+def _clean_cells(index: dict[tuple, CellResult]) -> dict[tuple, CellResult]:
     """(model?, corpus) -> the clean cell of that group."""
     return {key[:-2]: r for key, r in index.items() if key[-2] == CLEAN and r.ok}
 
 
 def _documents(run_dir: Path, result: CellResult, side: str) -> stats.DocumentArrays:
-    docs = results_io.read_documents(run_dir, result)
-    if not docs:
-        raise Incomparable(f"{side} {run_dir}: cell {result.cell} has no per-document NLLs")
-    arrays = stats.DocumentArrays.from_documents(docs)
-    if not np.isfinite(arrays.nll).all():
-        bad = int(np.flatnonzero(~np.isfinite(arrays.nll))[0])
-        raise Incomparable(f"{side} {run_dir}: cell {result.cell}: document {bad} has a non-finite NLL "
-                           f"({arrays.nll[bad]}); rescore that run")
-    return arrays
+    """The per-document sums of a listed ok cell, after checking that what the listing says of the cell follows
+    from them (stored_problem); NotComparable naming the run, the cell and the fault otherwise."""
+    cell = result.extra.get("cell") or result.cell
+    record = results_io.read_cell(run_dir, cell)
+    if record is None:
+        results_io.read_documents(run_dir, result)  # raises the reason: missing, not JSON, no document list
+        raise refuse(side, run_dir, cell, f"{results_io.cell_path(run_dir, cell)} is not a readable cell file")
+    if not record.documents:
+        raise NotComparable(f"{side} {run_dir}: cell {cell} has no per-document NLLs")
+    why = stored_problem(result, record, cell)
+    if why:
+        raise refuse(side, run_dir, cell, why)
+    return stats.DocumentArrays.from_documents(sorted(record.documents, key=lambda d: d.index))
 
 
 def _check_aligned(a: stats.DocumentArrays, b: stats.DocumentArrays, what: str) -> None:
@@ -175,19 +297,28 @@ def _check_aligned(a: stats.DocumentArrays, b: stats.DocumentArrays, what: str) 
         raise Incomparable(f"{what}: documents differ in clean bytes; runs must score the same corpus")
 
 
-def _describe_corpora(results: list[dict], manifest: dict) -> str:
+def _describe_corpora(results: list[CellResult], manifest: dict) -> str:
     names = sorted({f"{r.corpus} (sha256 {_corpus_id(r, manifest)[:12]})" for r in results})
     return ", ".join(names) or "nothing"
 
 
 def compare_runs(baseline: Path | str, candidate: Path | str, thresholds: Thresholds = Thresholds()) -> Comparison:
+    """The perplexity cells of the two runs, pair by pair. A baseline without perplexity cells (a task-only run)
+    gives an empty comparison; the task gate (compare_tasks) then decides."""
     baseline, candidate = Path(baseline), Path(candidate)
     base_results = results_io.read_results(baseline)
     cand_results = results_io.read_results(candidate)
+    check_types(base_results, "baseline", baseline, results_io.RESULTS_FILE)
+    check_types(cand_results, "candidate", candidate, results_io.RESULTS_FILE)
     if not base_results:
-        raise Incomparable(f"baseline {baseline}: holds no cells")
+        return Comparison(baseline, candidate, [], thresholds, by_model=False)
     if not cand_results:
-        raise Incomparable(f"candidate {candidate}: holds no cells")
+        raise Incomparable(f"candidate {candidate}: holds no perplexity cells; the baseline holds "
+                           f"{len(base_results)}")
+    sides = _Sides(baseline, candidate)
+    for side, results in (("baseline", base_results), ("candidate", cand_results)):
+        for r in results:  # every listed cell, paired or not: an edited label would otherwise unpair it unseen
+            sides.verify(side, r)
     base_manifest, cand_manifest = results_io.read_manifest(baseline), results_io.read_manifest(candidate)
     base_corpora = {_corpus_id(r, base_manifest) for r in base_results}
     cand_corpora = {_corpus_id(r, cand_manifest) for r in cand_results}
@@ -202,13 +333,14 @@ def compare_runs(baseline: Path | str, candidate: Path | str, thresholds: Thresh
     if not common:
         what = "(model, noise, seed)" if by_model else "(noise, seed)"
         raise Incomparable(f"no common cells: no {what} on the same corpus is in both {baseline} and {candidate}")
-    base_clean, cand_clean = _clean_cells(base_index, by_model), _clean_cells(cand_index, by_model)
+    base_clean, cand_clean = _clean_cells(base_index), _clean_cells(cand_index)
 
     pairs = []
     for key in common:
         base, cand = base_index[key], cand_index[key]
-        pairs.append(_compare_pair(key, base, cand, base_clean.get(key[:-2]), cand_clean.get(key[:-2]),
-                                   baseline, candidate, thresholds))
+        pairs.append(_compare_pair(key, base, cand, base_clean.get(key[:-2]), cand_clean.get(key[:-2]), sides,
+                                   thresholds))
+
     def describe(key):
         model = f"{key[0]} " if by_model else ""
         return f"{model}{key[-2]} (seed {key[-1]})"
@@ -218,11 +350,34 @@ def compare_runs(baseline: Path | str, candidate: Path | str, thresholds: Thresh
                       only_candidate=[describe(k) for k in cand_index if k not in base_index])
 
 
-def _compare_pair(key, base: CellResult, cand: CellResult, base_clean, cand_clean, baseline, candidate,
+class _Sides:
+    """Both runs' verified per-document sums, read once per cell."""
+
+    def __init__(self, baseline: Path, candidate: Path):
+        self.dirs = {"baseline": baseline, "candidate": candidate}
+        self.cache: dict[tuple[str, str], stats.DocumentArrays] = {}
+
+    def verify(self, side: str, result: CellResult) -> None:
+        if result.ok:
+            self.documents(side, result)
+        else:
+            check_failed_cell_name(result, side, self.dirs[side])
+
+    def documents(self, side: str, result: CellResult) -> stats.DocumentArrays:
+        key = (side, result.extra.get("cell") or result.cell)
+        if key not in self.cache:
+            self.cache[key] = _documents(self.dirs[side], result, side)
+        return self.cache[key]
+
+
+def _compare_pair(key, base: CellResult, cand: CellResult, base_clean, cand_clean, sides: _Sides,
                   th: Thresholds) -> PairResult:
-    model = base.model if key[0] == base.model and len(key) == 4 else f"{base.model} → {cand.model}"
+    model = base.model if len(key) == 4 else f"{base.model} → {cand.model}"
     pair = PairResult(model=model, noise=base.noise, seed=base.seed, devices=(base.device, cand.device),
-                      dtypes=(base.dtype, cand.dtype))
+                      dtypes=(base.dtype, cand.dtype), specs=(base.model_spec, cand.model_spec),
+                      models=(base.model, cand.model),
+                      cells=(base.extra.get("cell") or base.cell, cand.extra.get("cell") or cand.cell),
+                      key=dict(zip(("model", "corpus_sha256", "noise", "seed")[4 - len(key):], key)))
     if not base.ok:
         pair.verdict = "not compared"
         pair.reasons.append(f"baseline cell failed ({base.error})")
@@ -233,40 +388,70 @@ def _compare_pair(key, base: CellResult, cand: CellResult, base_clean, cand_clea
         pair.reasons.append(f"candidate cell failed: {cand.error}")
         return pair
     pair.candidate_bpcb = cand.bits_per_clean_byte
-    what = f"{pair.model} / {pair.noise} / seed {pair.seed}"
-    b_docs, c_docs = _documents(baseline, base, "baseline"), _documents(candidate, cand, "candidate")
-    _check_aligned(b_docs, c_docs, what)
+    b_docs, c_docs = sides.documents("baseline", base), sides.documents("candidate", cand)
+    _check_aligned(b_docs, c_docs, pair.name)
     n = len(b_docs)
 
     def interval(metric):
         return stats.bootstrap(metric, n, confidence=th.confidence, replicates=th.replicates)
 
     pair.delta_bpcb = interval(stats.difference(stats.bits_per_clean_byte(c_docs), stats.bits_per_clean_byte(b_docs)))
-    if pair.noise != CLEAN and base_clean is not None and cand_clean is not None:
-        bc_docs, cc_docs = _documents(baseline, base_clean, "baseline"), _documents(candidate, cand_clean, "candidate")
-        if len(bc_docs) == n and len(cc_docs) == n:
-            base_inc = stats.difference(stats.word_perplexity(b_docs), stats.word_perplexity(bc_docs))
-            cand_inc = stats.difference(stats.word_perplexity(c_docs), stats.word_perplexity(cc_docs))
-            pair.baseline_increase = _difference(base.word_perplexity, base_clean.word_perplexity)
-            pair.candidate_increase = _difference(cand.word_perplexity, cand_clean.word_perplexity)
-            if pair.baseline_increase is not None and pair.candidate_increase is not None:
-                pair.delta_increase = interval(stats.difference(cand_inc, base_inc))
-            if th.max_ppl_increase_ratio is not None and pair.delta_increase is not None \
-                    and pair.baseline_increase > 0:
-                pair.increase_ratio = interval(stats.ratio(cand_inc, base_inc))
+    unchecked = _word_ppl_increases(pair, base, cand, base_clean, cand_clean, sides, interval, th)
 
     if pair.delta_bpcb.low > th.max_bpb_increase:
         pair.verdict = "regressed"
-        pair.reasons.append(f"bits per clean byte up by {pair.delta_bpcb.estimate:+.4f} "
-                            f"(interval low {pair.delta_bpcb.low:+.4f} > {th.max_bpb_increase:g})")
+        pair.reasons.append(f"bits per clean byte up by {format_signed(pair.delta_bpcb.estimate)} "
+                            f"(interval low {format_signed(pair.delta_bpcb.low)} > {th.max_bpb_increase:g})")
     if pair.increase_ratio is not None and th.max_ppl_increase_ratio is not None \
             and pair.increase_ratio.low > th.max_ppl_increase_ratio:
         pair.verdict = "regressed"
         pair.reasons.append(f"word-PPL increase {pair.increase_ratio.estimate:.3g}x the baseline's "
                             f"(interval low {pair.increase_ratio.low:.3g} > {th.max_ppl_increase_ratio:g})")
-    if pair.verdict != "regressed" and pair.delta_bpcb.high < 0:
+    if unchecked:
+        pair.reasons.append(f"--max-ppl-increase-ratio could not be checked: {unchecked}")
+        if pair.verdict != "regressed":
+            pair.verdict = "not compared"
+    if pair.verdict == "unchanged" and pair.delta_bpcb.high < 0:
         pair.verdict = "improved"
     return pair
+
+
+def _word_ppl_increases(pair: PairResult, base, cand, base_clean, cand_clean, sides: _Sides, interval,
+                        th: Thresholds) -> str | None:
+    """Fills the pair's word-PPL increases (noisy cells) and, when --max-ppl-increase-ratio is given, their ratio;
+    returns why that ratio could not be computed (a gap, not a pass), None when it was or was not asked for."""
+    if pair.noise == CLEAN:
+        return None
+    if base_clean is None or cand_clean is None:
+        return "no clean cell of the same model to measure the increase from" if th.max_ppl_increase_ratio else None
+    b_docs, c_docs = sides.documents("baseline", base), sides.documents("candidate", cand)
+    bc_docs, cc_docs = sides.documents("baseline", base_clean), sides.documents("candidate", cand_clean)
+    n = len(b_docs)
+    if len(bc_docs) != n or len(cc_docs) != n:
+        return "the clean cell scored other documents" if th.max_ppl_increase_ratio else None
+    base_inc = stats.difference(stats.word_perplexity(b_docs), stats.word_perplexity(bc_docs))
+    cand_inc = stats.difference(stats.word_perplexity(c_docs), stats.word_perplexity(cc_docs))
+    pair.baseline_increase = _difference(base.word_perplexity, base_clean.word_perplexity)
+    pair.candidate_increase = _difference(cand.word_perplexity, cand_clean.word_perplexity)
+    undefined = [f"the {side} word-PPL of {what} is undefined ({why})"
+                 for side, what, r in (("baseline", "noise " + pair.noise, base), ("baseline", "clean", base_clean),
+                                       ("candidate", "noise " + pair.noise, cand), ("candidate", "clean", cand_clean))
+                 for why in [(r.undefined or {}).get("word_perplexity") or "no value"] if r.word_perplexity is None]
+    if not undefined:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            pair.delta_increase = interval(stats.difference(cand_inc, base_inc))
+    if th.max_ppl_increase_ratio is None:
+        return None
+    if undefined:
+        return undefined[0]
+    if not pair.baseline_increase > 0:
+        return f"the baseline's word-PPL increase is {format_signed(pair.baseline_increase, format_ppl)}, not > 0"
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        pair.increase_ratio = interval(stats.ratio(cand_inc, base_inc))
+    if not (math.isfinite(pair.increase_ratio.low) and math.isfinite(pair.increase_ratio.estimate)):
+        ratio, pair.increase_ratio = pair.increase_ratio, None
+        return f"the increase ratio has no finite interval (estimate {ratio.estimate:.3g})"
+    return None
 
 
 def _difference(a: float | None, b: float | None) -> float | None:
@@ -274,16 +459,32 @@ def _difference(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
 
 
-def _signed_increase(value: float | None) -> str:
-    """A word-PPL increase as the gate's table writes it: signed, thousands separated, 2 decimals."""
-    return format_signed(value, lambda v: f"{v:,.2f}")
+def _signed_ppl(value: float | None) -> str:
+    """A word-PPL increase as every table writes a word-PPL (formatting.format_ppl), signed."""
+    return format_signed(value, format_ppl)
 
 
 _VERDICT_MARK = {"regressed": "❌ regressed", "improved": "✅ improved", "unchanged": "unchanged",
                  "not compared": "⚠️ not compared"}
 
 
+def model_column(pairs) -> list[str]:
+    """Each pair's model as tables show it: short labels (formatting.short_model_labels; the full names are in the
+    JSON), 'old → new' where the two runs' models differ."""
+    labels = short_model_labels(m for p in pairs for m in p.models)
+    return [labels[a] if a == b else f"{labels[a]} → {labels[b]}" for a, b in (p.models for p in pairs)]
+
+
+def verdict_text(verdict: str, reasons: list[str]) -> str:
+    """A pair's verdict cell of a Markdown table (its reasons after it; no `|`)."""
+    text = _VERDICT_MARK[verdict] + (": " + "; ".join(reasons) if reasons else "")
+    return text.replace("|", "/")
+
+
 def markdown(comparison: Comparison) -> str:
+    """The perplexity cells' part of the summary: the rule, a table of pairs, warnings; '' when there are none."""
+    if comparison.empty:
+        return ""
     th = comparison.thresholds
     pct = f"{th.confidence:.0%}"
     rule = (f"a cell regresses when the lower bound of the {pct} paired-bootstrap interval of Δ bits per clean "
@@ -292,37 +493,28 @@ def markdown(comparison: Comparison) -> str:
         rule += (f", or when that of the candidate's word-PPL increase over the baseline's exceeds "
                  f"{th.max_ppl_increase_ratio:g}x")
     rule += ", or when the candidate's cell failed."
-    regressions = comparison.regressions
     improved = sum(p.verdict == "improved" for p in comparison.pairs)
     unchanged = sum(p.verdict == "unchanged" for p in comparison.pairs)
-    gaps = comparison.gaps
-    if regressions:
-        headline = f"**FAIL: {len(regressions)} of {len(comparison.pairs)} cells regressed.**"
-    elif gaps and not th.allow_missing:
-        headline = (f"**FAIL: not comparable: {len(gaps)} baseline cell(s) could not be checked** "
-                    f"(pass --allow-missing to accept that).")
-    else:
-        headline = (f"**PASS: no regression** ({improved} improved, {unchanged} unchanged"
-                    + (f", {len(gaps)} not compared (allowed)" if gaps else "") + f", {len(comparison.pairs)} cells).")
-    lines = ["## robustbench compare", "", headline, "",
-             f"Baseline `{comparison.baseline}`, candidate `{comparison.candidate}`; cells paired by "
+    labels = dict(zip(map(id, comparison.pairs), model_column(comparison.pairs)))
+    lines = ["", "### Bits per clean byte", "",
+             f"{len(comparison.regressions)} of {len(comparison.pairs)} cells regressed, {improved} improved, "
+             f"{unchanged} unchanged. Cells paired by "
              + ("model, noise and seed" if comparison.by_model else "noise and seed") + f" on the same corpus; {rule}",
              "", "| model | noise | seed | bits/clean byte (base → cand) | Δ bits/clean byte "
              f"[{pct}] | word-PPL increase (base → cand) | Δ increase [{pct}] | verdict |",
              "|---|---|---:|---:|---:|---:|---:|---|"]
     for p in comparison.pairs:
         bpcb = f"{format_bits(p.baseline_bpcb)} → {format_bits(p.candidate_bpcb)}"
-        increase = (NA if p.baseline_increase is None else
-                    f"{_signed_increase(p.baseline_increase)} → {_signed_increase(p.candidate_increase)}")
-        verdict = _VERDICT_MARK[p.verdict] + (": " + "; ".join(p.reasons) if p.reasons else "")
-        lines.append(f"| {p.model.replace('|', '/')} | `{p.noise}` | {p.seed} | {bpcb} | "
+        increase = (NA if p.baseline_increase is None and p.candidate_increase is None else
+                    f"{_signed_ppl(p.baseline_increase)} → {_signed_ppl(p.candidate_increase)}")
+        lines.append(f"| {labels[id(p)].replace('|', '/')} | `{p.noise}` | {p.seed} | {bpcb} | "
                      f"{format_interval(p.delta_bpcb, format_signed)} | {increase} | "
-                     f"{format_interval(p.delta_increase, _signed_increase)} | {verdict.replace('|', '/')} |")
+                     f"{format_interval(p.delta_increase, _signed_ppl)} | {verdict_text(p.verdict, p.reasons)} |")
     mismatched = [p for p in comparison.pairs if p.setup_differences]
     if mismatched:
         lines += ["", f"⚠️ Warning: {len(mismatched)} paired cell(s) ran on a different device or dtype, so part of "
                   "a difference may come from the arithmetic rather than the model: "
-                  + "; ".join(f"{p.model} / `{p.noise}` / seed {p.seed}: {', '.join(p.setup_differences)}"
+                  + "; ".join(f"{labels[id(p)]} / `{p.noise}` / seed {p.seed}: {', '.join(p.setup_differences)}"
                               for p in mismatched) + "."]
     if comparison.only_baseline:
         lines += ["", "Not compared, missing from the candidate run: "
@@ -331,3 +523,181 @@ def markdown(comparison: Comparison) -> str:
         lines += ["", "Not compared, missing from the baseline run: "
                   + ", ".join(f"`{c}`" for c in comparison.only_candidate) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _interval_json(interval: stats.Interval | None) -> dict | None:
+    return None if interval is None else {"estimate": interval.estimate, "low": interval.low, "high": interval.high,
+                                          "confidence": interval.confidence}
+
+
+def check_json(metric: str, baseline, candidate, delta: stats.Interval | None, threshold, rule: str) -> dict:
+    """One checked quantity of a pair, for the JSON: both sides' values, the delta with its interval, the
+    threshold and the rule that compares them."""
+    return {"metric": metric, "baseline": baseline, "candidate": candidate, "delta": _interval_json(delta),
+            "threshold": threshold, "regresses_when": rule}
+
+
+def pair_records(comparison: Comparison) -> list[dict]:
+    """Every perplexity pair as the JSON output lists it."""
+    th = comparison.thresholds
+    records = []
+    for p, label in zip(comparison.pairs, model_column(comparison.pairs)):
+        checks = [check_json("bits_per_clean_byte", p.baseline_bpcb, p.candidate_bpcb, p.delta_bpcb,
+                             th.max_bpb_increase, "delta.low > threshold"),
+                  check_json("word_ppl_increase", p.baseline_increase, p.candidate_increase, p.delta_increase,
+                             None, "reported, not gated")]
+        if th.max_ppl_increase_ratio is not None and p.noise != CLEAN:
+            checks.append(check_json("word_ppl_increase_ratio", None, None, p.increase_ratio,
+                                     th.max_ppl_increase_ratio, "delta.low > threshold (delta: candidate "
+                                     "increase / baseline increase)"))
+        records.append({"kind": "perplexity", "name": f"{label} / {p.noise} / seed {p.seed}", "key": p.key,
+                        "baseline": {"model": p.specs[0], "cell": p.cells[0], "device": p.devices[0],
+                                     "dtype": p.dtypes[0]},
+                        "candidate": {"model": p.specs[1], "cell": p.cells[1], "device": p.devices[1],
+                                      "dtype": p.dtypes[1]},
+                        "checks": checks, "verdict": p.verdict, "reasons": list(p.reasons)})
+    records += [{"kind": "perplexity", "name": c, "verdict": "not compared", "reasons": ["missing from the candidate"]}
+                for c in comparison.only_baseline]
+    return records
+
+
+# ---------------------------------------------------------------- the whole gate: its parts, verdict and outputs
+
+
+@dataclass
+class Gate:
+    """The gate over its parts: the perplexity comparison (Comparison) and the task one (compare_tasks), each with
+    pairs, regressions, gaps, exit_code, empty, records() and markdown()."""
+
+    baseline: Path
+    candidate: Path
+    thresholds: Thresholds
+    parts: list
+
+    def __post_init__(self):
+        if all(part.empty for part in self.parts):
+            raise NotComparable(f"baseline {self.baseline}: holds no cells to compare (no perplexity cell in "
+                                f"{results_io.RESULTS_FILE}, no task cell in tasks.json)")
+
+    @property
+    def exit_code(self) -> int:
+        return combined_exit_code(*(part.exit_code for part in self.parts))
+
+    @property
+    def pairs(self) -> list:
+        return [p for part in self.parts for p in part.pairs]
+
+    def records(self) -> list[dict]:
+        """Every pair of every part as the JSON lists it (short model labels in their names)."""
+        return [r for part in self.parts for r in part.records()]
+
+    @property
+    def reason(self) -> str:
+        """Why the gate exits as it does, in one line."""
+        records = self.records()
+        regressed = [r for r in records if r["verdict"] == "regressed"]
+        gaps = [r for r in records if r["verdict"] == "not compared"]
+        code, n = self.exit_code, len(self.pairs)
+
+        def first(rs):
+            return f"{rs[0]['name']}: {'; '.join(rs[0]['reasons'])}"
+
+        if code == REGRESSED:
+            return f"{len(regressed)} of {n} cells regressed (first: {first(regressed)})"
+        if code == NOT_COMPARABLE:
+            return f"{len(gaps)} baseline cell(s) could not be checked (first: {first(gaps)})"
+        return f"no regression in {n} cells" + (f", {len(gaps)} not compared (allowed)" if gaps else "")
+
+    def headline(self) -> str:
+        code = self.exit_code
+        if code == REGRESSED:
+            return f"**FAIL: {self.reason}.**"
+        if code == NOT_COMPARABLE:
+            return f"**FAIL: not comparable: {self.reason}** (pass --allow-missing to accept that)."
+        return f"**PASS: {self.reason}.**"
+
+    def markdown(self) -> str:
+        return "\n".join(["## robustbench compare", "", self.headline(), "",
+                          f"Baseline `{self.baseline}`, candidate `{self.candidate}`."]) + "\n" + "".join(
+            part.markdown() for part in self.parts)
+
+    def document(self) -> dict:
+        return gate_document(self.baseline, self.candidate, self.thresholds, self.records(), self.exit_code,
+                             self.reason)
+
+
+def refused_markdown(reason: str) -> str:
+    """The summary of a gate that could not compare the runs at all."""
+    return f"## robustbench compare\n\n**Cannot compare:** {reason}\n"
+
+
+def gate_document(baseline: Path, candidate: Path, thresholds: Thresholds | None, records: list[dict],
+                  code: int, reason: str) -> dict:
+    """The JSON output: the runs, the thresholds, every pair and the exit code with its reason."""
+    return {"format": GATE_FORMAT, "baseline": str(baseline), "candidate": str(candidate),
+            "thresholds": thresholds.as_json() if thresholds else None,
+            "exit_code": code, "result": {0: "passed", REGRESSED: "regressed", NOT_COMPARABLE: "not comparable"}[code],
+            "reason": reason, "pairs": records}
+
+
+def _case_message(record: dict) -> str:
+    """A failed pair's message: its reasons, then each checked delta with its interval and threshold."""
+    formats = {"bits_per_clean_byte": format_signed, "word_ppl_increase": _signed_ppl,
+               "word_ppl_increase_ratio": lambda v: NA if v is None or not math.isfinite(v) else f"{v:.3g}"}
+    parts = list(record.get("reasons") or [])
+    for check in record.get("checks") or []:
+        delta = check["delta"]
+        if delta is not None:
+            fmt = formats.get(check["metric"], format_signed)
+            interval = stats.Interval(delta["estimate"], delta["low"], delta["high"], delta["confidence"])
+            threshold = "" if check["threshold"] is None else f", threshold {check['threshold']:g}"
+            parts.append(f"Δ {check['metric']} {format_interval(interval, fmt)} at {delta['confidence']:.0%}"
+                         f"{threshold}")
+    return "; ".join(parts)
+
+
+def junit_xml(document: dict) -> str:
+    """The JSON output as JUnit XML (the structure CI systems read: testsuites > testsuite > testcase, with a
+    failure per regressed pair, an error per pair that could not be checked, or skipped when that is allowed;
+    a gate that could not compare the runs at all is one testcase with an error)."""
+    allow_missing = bool((document.get("thresholds") or {}).get("allow_missing"))
+    suites = ElementTree.Element("testsuites", name="robustbench compare")
+    kinds = {}
+    for record in document["pairs"]:
+        kinds.setdefault(record["kind"], []).append(record)
+    if not document["pairs"]:
+        kinds["gate"] = [{"kind": "gate", "name": "compare", "verdict": document["result"],
+                          "reasons": [document["reason"]]}]
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for kind, records in kinds.items():
+        suite = ElementTree.SubElement(suites, "testsuite", name=f"robustbench compare: {kind}")
+        counts = {"tests": len(records), "failures": 0, "errors": 0, "skipped": 0}
+        for record in records:
+            case = ElementTree.SubElement(suite, "testcase", name=record["name"],
+                                          classname=f"robustbench.compare.{kind}", time="0")
+            message = _case_message(record)
+            if record["verdict"] == "regressed":
+                counts["failures"] += 1
+                ElementTree.SubElement(case, "failure", message=message, type="regression").text = message
+            elif record["verdict"] in ("not compared", "not comparable") and not (
+                    allow_missing and record["verdict"] == "not compared"):
+                counts["errors"] += 1
+                ElementTree.SubElement(case, "error", message=message, type=record["verdict"]).text = message
+            elif record["verdict"] == "not compared":
+                counts["skipped"] += 1
+                ElementTree.SubElement(case, "skipped", message=message)
+        suite.attrib.update({k: str(v) for k, v in counts.items()}, time="0")
+        totals = {k: totals[k] + counts[k] for k in totals}
+    suites.attrib.update({k: str(v) for k, v in totals.items() if k != "skipped"}, time="0")
+    ElementTree.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(suites, encoding="unicode") + "\n"
+
+
+def write_outputs(document: dict, json_path: Path | None, junit_path: Path | None) -> None:
+    """The JSON and JUnit files, each written atomically."""
+    from robustbench_bytes.files import write_text_atomic
+
+    if json_path is not None:
+        write_text_atomic(json_path, results_io.json_text(document) + "\n")
+    if junit_path is not None:
+        write_text_atomic(junit_path, junit_xml(document))

@@ -24,9 +24,15 @@ def format_bits(value: float) -> str:
     return NA if value is None or not math.isfinite(value) else f"{value:.4f}"
 
 
+def format_accuracy(value: float) -> str:
+    """A share of items right (acc, acc_norm, or a change in one): three decimals."""
+    return NA if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+
 _FORMATTERS = {"word_perplexity": format_ppl, "ppl_increase": format_ppl,
                "bits_per_byte": format_bits, "bits_per_clean_byte": format_bits, "bits_rise": format_bits,
-               "mean_rise": format_bits, "clean_bits_per_byte": format_bits}
+               "mean_rise": format_bits, "clean_bits_per_byte": format_bits,
+               "acc": format_accuracy, "acc_norm": format_accuracy}
 
 
 UNDEFINED = "n/a"
@@ -80,3 +86,24 @@ def format_interval(interval, fmt) -> str:
     if math.isfinite(interval.low) and math.isfinite(interval.high):
         text += f" [{fmt(interval.low)}, {fmt(interval.high)}]"
     return text
+
+
+def short_model_labels(names) -> dict[str, str]:
+    """A short label for each model name (a zoo name, hf:PATH, a checkpoint's path): the fewest trailing path
+    parts that still tell the names apart ('runs/ckpt/new' -> 'new', unless another name also ends in 'new');
+    names without a path stay as they are. For tables; the full names belong in machine-readable output."""
+    names = list(dict.fromkeys(names))
+    parts = {name: [p for p in name.replace("\\", "/").split("/") if p] or [name] for name in names}
+    labels = {}
+    for name in names:
+        for k in range(1, len(parts[name]) + 1):
+            label = "/".join(parts[name][-k:])
+            clash = [other for other in names if other != name and "/".join(parts[other][-k:]) == label]
+            if not clash:
+                break
+        else:
+            label = name
+        if name.startswith("hf:") and not label.startswith("hf:"):
+            label = "hf:" + label
+        labels[name] = label
+    return labels

@@ -21,6 +21,7 @@ import numpy as np
 
 LN2 = math.log(2.0)
 DEFAULT_REPLICATES = 1000
+MAX_REPLICATES = 100_000  # the most a caller may ask for: time and memory grow with replicates x documents
 _MAX_WEIGHTS_PER_CHUNK = 4_000_000
 _CACHE_LIMIT = 8_000_000  # weights kept for reuse: 64 MB of float64
 
