@@ -57,13 +57,13 @@ class LengthSection:
 def position_curves(run_dirs, confidence: float = 0.95, replicates: int = stats.DEFAULT_REPLICATES,
                     seed: int = 0) -> list[PositionCurve]:
     """One curve per (run, model, noise) whose ok cells all carry positions."""
-    from robustbench_bytes.report_table import _group_label  # the labels the rest of the report uses
+    from robustbench_bytes.report_table import _group_label, perplexity_results  # as the rest of the report
 
     run_dirs = [Path(d) for d in run_dirs]
     curves = []
     for run_dir in run_dirs:
         by_model: dict[str, list[CellResult]] = {}
-        for r in results_io.read_results(run_dir):
+        for r in perplexity_results(run_dir):
             if r.ok:
                 by_model.setdefault(r.model_spec, []).append(r)
         for cells in by_model.values():

@@ -43,6 +43,7 @@ def _pyplot():
 
     matplotlib.use("Agg")
     matplotlib.rcParams["svg.hashsalt"] = "robustbench"  # stable element ids in SVG files
+    matplotlib.rcParams["svg.id"] = None  # no id on the root element (the default; set whatever the user's rc says)
     matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: SVGs a third the size, searchable in report.html
     import matplotlib.pyplot as plt
 
@@ -82,15 +83,18 @@ def _caption(ax, text: str, width: int = 110, below: float = 42) -> None:
                 annotation_clip=False)
 
 
+# byte-reproducible files: no creation date, no library version (an unchanged report rewrites identical files, and
+# a matplotlib upgrade changes a file only where its drawing changes); SVG ids come from svg.hashsalt
+REPRODUCIBLE_METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
+
+
 def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     """Writes the figure as PNG and SVG, then closes it."""
     paths = []
     for ext in ("png", "svg"):
         path = out_dir / f"{stem}.{ext}"
         with atomic_path(path) as tmp:
-            # no creation date in the SVG: an unchanged report rewrites identical files
-            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight",
-                        metadata={"Date": None} if ext == "svg" else None)
+            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight", metadata=REPRODUCIBLE_METADATA[ext])
         paths.append(path)
     _pyplot().close(fig)
     return paths

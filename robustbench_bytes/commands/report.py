@@ -11,17 +11,20 @@ import click
 @click.command("report")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="RUN_DIR...")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="report",
-              show_default=True, help="Folder for README.md, report.html, report.csv, documents.csv, report.tex and plots/.")
+              show_default=True, help="Folder for README.md, report.html, report.csv, documents.csv, report.tex and "
+              "plots/: a new or empty folder, or one a report was written to (it holds report.json).")
 @click.option("--confidence", type=float, default=0.95,
               show_default=True, help="Level of the bootstrap intervals over documents.")
 @click.option("--replicates", type=click.IntRange(min=10), default=1000, show_default=True,
               help="Bootstrap replicates.")
 @click.option("--no-plots", is_flag=True, help="Write the tables only.")
 def report(run_dirs, out_dir, confidence, replicates, no_plots):
-    """Write the robustness report of one or more runs: a leaderboard (each model's mean rise in bits
-    per clean byte over the noises, next to its clean bits per byte), per model and noise bits per
-    clean byte and its rise over clean, bits per byte, word-PPL and its increase, with bootstrap
-    intervals over documents; plots as PNG and SVG; the same as one offline page, report.html."""
+    """Write the robustness report of one or more runs (perplexity cells, task cells or both): a
+    leaderboard ranked by performance on noised text (mean bits per clean byte over the noises; for
+    tasks, mean noised accuracy) beside the clean score and the rise or drop, absolute and relative;
+    what each noise does to a line of the text; per model and noise bits per clean byte and its rise,
+    bits per byte, word-PPL and its increase, with bootstrap intervals over documents; accuracy; bits
+    per byte by position; plots as PNG and SVG; the same as one offline page, report.html."""
     from robustbench_bytes.report import ReportOptions, write_report
 
     if not out_dir.strip():
