@@ -22,8 +22,10 @@ def git_hash() -> str | None:
     try:
         out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
                              timeout=5)
-        if out.returncode != 0:
-            return None
+        tracked = subprocess.run(["git", "-C", str(here), "ls-files", "--error-unmatch", "__init__.py"],
+                                 capture_output=True, text=True, timeout=5)
+        if out.returncode != 0 or tracked.returncode != 0:  # not a checkout of this package (an install inside
+            return None                                     # someone's repository is not their commit)
         dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=5)
         return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
@@ -64,15 +66,43 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def grid_record(grid, options, models: dict[str, dict], started: str, finished: str | None) -> dict:
-    """What every manifest records of a grid (of perplexity or task cells: each has model, noise, seed and key):
-    the software and machine, the models with their fingerprints, the noises, seeds and cells, the command line
-    and the times. models: spec -> {"model_fingerprint", "checkpoint_sha256", "files"} as far as known."""
+PLUGIN_GROUPS = ("robustbench_bytes.noises", "robustbench_bytes.models", "robustbench_bytes.corpora",
+                 "robustbench_bytes.tasks")
+
+
+def installed_plugins() -> list[dict]:
+    """Every installed plug-in (noise, model source, corpus, task): its entry point and the distribution, with
+    its version, that ships it (None where the entry point does not say)."""
+    from importlib import metadata
+
+    found = []
+    for group in PLUGIN_GROUPS:
+        for ep in sorted(metadata.entry_points(group=group), key=lambda e: e.name):
+            dist = getattr(ep, "dist", None)
+            found.append({"group": group, "name": ep.name, "value": ep.value,
+                          "distribution": dist.metadata["Name"] if dist is not None else None,
+                          "version": dist.version if dist is not None else None})
+    return found
+
+
+def software_record() -> dict:
+    """What every manifest records of the software: this package (version, git commit or null), Python, the
+    platform, the libraries and the installed plug-ins with their distributions' versions."""
     return {
         "package": {"name": "robustbench-bytes", "version": __version__, "git": git_hash()},
         "python": platform.python_version(),
         "platform": platform.platform(),
         "libraries": library_versions(),
+        "plugins": installed_plugins(),
+    }
+
+
+def grid_record(grid, options, models: dict[str, dict], started: str, finished: str | None) -> dict:
+    """What every manifest records of a grid (of perplexity or task cells: each has model, noise, seed and key):
+    the software and machine, the models with their fingerprints, the noises, seeds and cells, the command line
+    and the times. models: spec -> {"model_fingerprint", "checkpoint_sha256", "files"} as far as known."""
+    return {
+        **software_record(),
         "device": device_description(options.device),
         "batch_size": options.batch_size,
         "seeds": sorted({c.seed for c in grid if c.noise != CLEAN}) or [CLEAN_SEED],

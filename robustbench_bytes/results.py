@@ -169,22 +169,28 @@ def write_results(run_dir: Path | str, results: list[CellResult]) -> None:
     write_json_atomic(Path(run_dir) / RESULTS_FILE, [r.to_json() for r in results])
 
 
+# a folder is a run directory when it holds one of these (a perplexity run's results or manifest, a task run's
+# or an lm-eval run's manifest)
+RUN_MARKERS = (RESULTS_FILE, MANIFEST_FILE, f"tasks/{MANIFEST_FILE}", f"lm_eval/{MANIFEST_FILE}")
+
+
 def is_run_dir(path: Path) -> bool:
-    return (path / RESULTS_FILE).is_file() or (path / MANIFEST_FILE).is_file()
+    return any((Path(path) / marker).is_file() for marker in RUN_MARKERS)
 
 
 def check_run_dir(run_dir: Path | str) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise BadInput(f"{run_dir}: no such run directory")
-    if not (run_dir / RESULTS_FILE).is_file():
+    if not is_run_dir(run_dir):
         raise BadInput(f"{run_dir}: not a run directory (no {RESULTS_FILE}; make one with `robustbench run`)")
     return run_dir
 
 
 def read_results(run_dir: Path | str) -> list[CellResult]:
-    """results.json of a run directory as CellResults."""
-    return read_result_list(check_run_dir(run_dir) / RESULTS_FILE, CellResult.from_json, "result")
+    """results.json of a run directory as CellResults; [] for a run directory of task or lm-eval runs only."""
+    path = check_run_dir(run_dir) / RESULTS_FILE
+    return read_result_list(path, CellResult.from_json, "result") if path.is_file() else []
 
 
 def read_manifest(run_dir: Path | str) -> dict:

@@ -20,6 +20,7 @@ finished cells and the documents of finished shards.
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from contextlib import ExitStack, contextmanager
@@ -168,6 +169,27 @@ def texts_sha256(texts: list[str]) -> str:
     return Corpus("", list(texts)).sha256
 
 
+_PROBE = ("The quick brown fox jumps over the lazy dog, 1234567890 times. Ça coûte 5 €; naïve café — "
+          "ünïcödé, 日本語のテキスト, emoji 🦉.\n") * 8
+
+
+def noise_code_sha256(spec: str, seed: int) -> str:
+    """A fingerprint of the code behind a noise spec, for cells whose noised text is not known before scoring
+    (lm-eval's): the sha256 of the source files of each part's transform and of the spec applied to a probe text."""
+    import inspect
+
+    from robustbench_bytes import noise as noise_lib
+
+    h = hashlib.sha256(noise_lib.apply(_PROBE, spec, seed=seed).encode("utf-8", "surrogatepass"))
+    for part in noise_lib.parse(spec):
+        try:
+            source = inspect.getsourcefile(part.noise.transform)
+            h.update(Path(source).read_bytes() if source else b"")
+        except (OSError, TypeError):  # a transform without a source file: the probe alone stands for it
+            pass
+    return h.hexdigest()
+
+
 def expected_documents(corpus, texts: list[str]) -> list[dict]:
     """What each document record of a cell must say of its sizes: its noised and clean UTF-8 bytes and clean
     words (CONTRACT.md's definitions)."""
@@ -233,12 +255,12 @@ def merge_cell(cell: Cell, corpus, stored: list[shards_io.Shard], scored: list[s
                                  error=f"merging the ranks' shards: {e}"), []
 
 
-def remove_stale_temporaries(out: Path) -> None:
-    """Temporary files a killed writer left behind in a run directory, of perplexity or task cells (we hold the
-    lock, so nobody is writing them)."""
+def remove_stale_temporaries(out: Path, also: list[Path] = ()) -> None:
+    """Temporary files a killed writer left behind in a run directory, of perplexity or task cells, and in the
+    folders `also` (we hold the lock, so nobody is writing them)."""
     cells = out / results_io.CELLS_DIR
-    folders = [out, cells, out / TASKS_DIR] + (sorted(cells.glob(f"*{shards_io.SHARDS_SUFFIX}")) if cells.is_dir()
-                                               else [])
+    folders = [out, cells, out / TASKS_DIR, *also] + (sorted(cells.glob(f"*{shards_io.SHARDS_SUFFIX}"))
+                                                      if cells.is_dir() else [])
     for folder in folders:
         if folder.is_dir():
             for path in folder.glob(".*.tmp"):
