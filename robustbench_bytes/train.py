@@ -15,6 +15,7 @@ uses before a document's first token.
 from __future__ import annotations
 
 import math
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +25,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from robustbench_bytes.errors import BadInput
+from robustbench_bytes.errors import BadInput, RunFailed, first_line
+from robustbench_bytes.files import check_output_dir, read_json
 from robustbench_bytes.model_card import write_model_dir
 from robustbench_bytes.models.base import count_parameters
 from robustbench_bytes.progress import progress_bar
@@ -43,6 +45,20 @@ LN2 = math.log(2.0)
 def build_model(cfg: TrainConfig, vocab_size: int, seq_len: int) -> tuple[torch.nn.Module, dict]:
     """The randomly initialised model and its config.json dict. A Transformer whose config names no
     block_size gets the training sequence length."""
+    network, config = _network(cfg, vocab_size, seq_len)
+    rng = torch.get_rng_state()  # the sizing build must not move the initialisation's random stream
+    with torch.device("meta"):  # sizes first: nothing is allocated for a model that cannot fit
+        check_memory(count_parameters(network()), cfg.batch_size * seq_len * vocab_size)
+    torch.set_rng_state(rng)
+    model = network()
+    if hasattr(model, "scan_backend"):
+        model.scan_backend = "cpu"  # the kernel's fast, differentiable CPU path
+    return model, config
+
+
+def _network(cfg: TrainConfig, vocab_size: int, seq_len: int) -> tuple[Callable[[], torch.nn.Module], dict]:
+    """(a function building the network, its config.json dict) from the config's model; BadInput naming the
+    field of model.config at fault."""
     arch = cfg.model["architecture"]
     model_cfg = dict(cfg.model.get("config", {}), vocab_size=vocab_size)
     try:
@@ -50,20 +66,36 @@ def build_model(cfg: TrainConfig, vocab_size: int, seq_len: int) -> tuple[torch.
             from robustbench_bytes.models.mamba import MambaConfig, MambaLM
 
             mc = MambaConfig.from_dict(model_cfg)
-            model = MambaLM(mc)
-            model.scan_backend = "cpu"  # the kernel's fast, differentiable CPU path
-            return model, mc.to_dict()
+            return (lambda: MambaLM(mc)), mc.to_dict()
         from robustbench_bytes.models.transformer import GPT, GPTConfig
 
         model_cfg.setdefault("block_size", seq_len)
         gc = GPTConfig.from_dict(model_cfg)
         if seq_len > gc.block_size:
             raise ValueError(f"training sequences of {seq_len} tokens exceed block_size={gc.block_size}")
-        return GPT(gc), gc.to_dict()
+        return (lambda: GPT(gc)), gc.to_dict()
     except KeyError as e:
         raise BadInput(f"model.config: missing required field {e.args[0]!r}") from None
     except (TypeError, ValueError) as e:
         raise BadInput(f"model.config: {e}") from None
+
+
+def check_memory(parameters: int, logits_per_batch: int) -> None:
+    """BadInput when training would need more than the machine's memory: per parameter its weight, gradient
+    and AdamW's two moments (16 bytes), per logit of a batch its value, gradient and softmax (12 bytes). A
+    lower bound (activations come on top): it refuses sizes that cannot fit, it does not promise a fit."""
+    need = 16 * parameters + 12 * logits_per_batch
+    have = _physical_memory()
+    if have and need > have:
+        raise BadInput(f"model.config: {parameters:,} parameters with batches of {logits_per_batch:,} logits need "
+                       f"at least {need / 2**30:,.1f} GiB to train; this machine has {have / 2**30:,.1f} GiB")
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def logits_of(model: torch.nn.Module, ids: torch.Tensor, state=None):
@@ -160,6 +192,8 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, quiet: bool, command: s
     stop_after: stop (after checkpointing) once this many steps are done: for tests of resumption.
     Resuming a finished run rewrites the model directory from its last checkpoint."""
     ckpt_path = out / CHECKPOINT
+    check_output_dir(out, written_by_train, f"one `robustbench train` wrote (no {CHECKPOINT}, no training "
+                                            f"record in config.json)")
     record = config_record(cfg)
     state = None
     if resume and ckpt_path.is_file():
@@ -174,8 +208,8 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, quiet: bool, command: s
     if cfg.tokenizer["type"] == "bytes":
         tokenizer = byte_tokenizer()
     else:
-        tok_json = state["tokenizer_json"] if state else train_bpe(train_docs, cfg.tokenizer["vocab_size"])
-        tokenizer = bpe_tokenizer(tok_json)
+        tokenizer = resumed_bpe(ckpt_path, state["tokenizer_json"]) if state else \
+            bpe_tokenizer(train_bpe(train_docs, cfg.tokenizer["vocab_size"]))
     stream = token_stream(tokenizer, train_docs)
     byte_sizes = target_byte_sizes(tokenizer)
     per_token = bytes_per_token(byte_sizes, stream)
@@ -191,16 +225,18 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, quiet: bool, command: s
     optimizer = make_optimizer(model, cfg)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     step, seen, tokens, log, elapsed, cpu_before = 0, 0, 0, [], 0.0, 0.0
+    saved_step = 0  # the step of the checkpoint on disk
     if state is not None:
         try:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             torch.set_rng_state(state["torch_rng"])
             gen.set_state(state["sampler_rng"])
-        except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
             raise BadInput(f"{ckpt_path}: does not fit this config's model ({str(e).splitlines()[0][:200]})") \
                 from None
         step, log, elapsed = state["step"], state["log"], float(state.get("elapsed", 0.0))
+        saved_step = step
         seen = int(state.get("bytes_seen", 0))
         tokens = int(log[-1].get("tokens", step * cfg.batch_size * seq_len)) if log else 0
         cpu_before = float(state.get("cpu_seconds", 0.0))
@@ -237,8 +273,11 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, quiet: bool, command: s
         seen += batch_bytes
         tokens += batch.shape[0] * seq_len
         loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            raise RuntimeError(f"training loss is {loss_value} at step {step}")
+        diverged = not_finite(loss_value, model)
+        if diverged:
+            last = f"{CHECKPOINT} of step {saved_step} is kept" if saved_step else "no checkpoint is written"
+            raise RunFailed(f"{out}: {diverged} at step {step}; no model is written and {last} (a lower lr "
+                            f"or a grad_clip may help)")
         entry = {"step": step, "loss": round(loss_value, 5), "lr": lr, "bytes": seen, "tokens": tokens,
                  "seconds": round(time.perf_counter() - started, 2)}
         if eval_docs and (step % cfg.eval_every == 0 or done()):
@@ -252,6 +291,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, quiet: bool, command: s
             save_checkpoint(ckpt_path, step=step, bytes_seen=seen, model=model, optimizer=optimizer, gen=gen,
                             log=log, tokenizer_json=tokenizer_json(tokenizer), elapsed=time.perf_counter() - started,
                             cpu_seconds=time.process_time() - cpu_started, config=record)
+            saved_step = step
         if stopping and not done():
             bar.close()
             return TrainResult(out, step, n_params, time.perf_counter() - started,
@@ -266,5 +306,51 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, quiet: bool, command: s
                 for spec in cfg.data.get("test", [])}
     result = TrainResult(out, step, n_params, train_seconds, cpu_seconds, loss_value, val_bpb, test_bpb, log,
                          seq_len, per_token, tokens, seen, command)
+    check_publishable(out, model, {"validation": val_bpb, **test_bpb})
     write_model_dir(out, cfg, model, model_config, tokenizer, result)
     return result
+
+
+def resumed_bpe(ckpt_path: Path, tokenizer_json: str):
+    """The BPE tokenizer a checkpoint holds; BadInput naming the checkpoint when it cannot be read."""
+    try:
+        return bpe_tokenizer(tokenizer_json)
+    except BadInput as e:
+        raise BadInput(f"{ckpt_path}: its tokenizer: {e}") from None
+    except Exception as e:  # the tokenizers library raises its own exception types for a broken tokenizer
+        raise BadInput(f"{ckpt_path}: its tokenizer cannot be read ({first_line(e)})") from None
+
+
+def written_by_train(out: Path) -> bool:
+    """Whether `out` is a folder `robustbench train` wrote: its checkpoint, or a config.json with the training
+    record (model_card.training_record) that a finished run writes."""
+    if (out / CHECKPOINT).is_file():
+        return True
+    try:
+        config = read_json(out / "config.json")
+    except BadInput:
+        return False
+    record = config.get("robustbench") if isinstance(config, dict) else None
+    return isinstance(record, dict) and "train_config" in record
+
+
+def not_finite(loss: float, model: torch.nn.Module) -> str | None:
+    """What is not finite after a training step (the loss, else the first weight that is NaN or infinite), or
+    None: a step that diverged is never checkpointed, so a checkpoint on disk always holds finite weights."""
+    if not math.isfinite(loss):
+        return f"the training loss is {loss}"
+    for name, p in model.named_parameters():
+        if not torch.isfinite(p).all():
+            return f"weight {name!r} is not finite"
+    return None
+
+
+def check_publishable(out: Path, model: torch.nn.Module, bits: dict[str, float | None]) -> None:
+    """RunFailed (nothing written) when the model has a weight or a measured bits per byte that is not finite:
+    a model directory is only ever written with finite weights and numbers."""
+    diverged = not_finite(0.0, model)
+    if diverged:
+        raise RunFailed(f"{out}: {diverged} in the trained model; no model is written")
+    for corpus, value in bits.items():
+        if value is not None and not math.isfinite(value):
+            raise RunFailed(f"{out}: {corpus} bits per byte is {value}; no model is written")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -55,4 +56,45 @@ def load_checkpoint(path: Path) -> dict:
                            f"train afresh into another --out")
     state["config"] = parse_json(state["config"], f"{path} (its config)", "the training config as a JSON object")
     state["log"] = parse_json(state["log"], f"{path} (its log)", "the training log as a JSON list")
+    check_state(path, state)
     return state
+
+
+def check_state(path: Path, state: dict) -> None:
+    """BadInput naming the key of a loaded checkpoint whose value a resumed run could not use: counts that are
+    not integers >= 0, times that are not finite numbers >= 0, a config or log of the wrong shape, or weights
+    that are not finite (a resumed run would publish their NaN bits per byte)."""
+    def bad(key, expected):
+        raise BadInput(f"{path}: training checkpoint key {key!r} is {_shown(state.get(key))}; expected {expected}; "
+                       f"train afresh into another --out")
+
+    for key in ("step", "bytes_seen"):
+        v = state.get(key, 0)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            bad(key, "an integer >= 0")
+    for key in ("elapsed", "cpu_seconds"):
+        v = state.get(key, 0.0)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            bad(key, "a finite number >= 0")
+    if not isinstance(state.get("tokenizer_json", ""), str):
+        bad("tokenizer_json", "a string")
+    if not isinstance(state["config"], dict):
+        bad("config", "a JSON object")
+    log = state["log"]
+    if not isinstance(log, list) or not all(isinstance(e, dict) for e in log):
+        bad("log", "a JSON list of objects")
+    tokens = log[-1].get("tokens", 0) if log else 0
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
+        raise BadInput(f"{path}: the last entry of the training log has tokens = {_shown(tokens)}; expected an "
+                       f"integer >= 0")
+    for name, tensor in state["model"].items():
+        if not isinstance(tensor, torch.Tensor):
+            raise BadInput(f"{path}: model entry {_shown(name)} is not a tensor")
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise BadInput(f"{path}: model weight {name!r} is not finite (NaN or infinite); a resumed run would "
+                           f"publish a broken model: train afresh into another --out")
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({type(value).__name__})"

@@ -11,6 +11,17 @@ from robustbench_bytes.files import read_json
 
 ARCHITECTURES = ("mamba", "transformer")
 TOKENIZERS = ("bytes", "bpe")
+# the integer keys and their ranges: wide enough for any CPU run, bounded so that a typo cannot ask for a batch
+# that fills the machine's memory or a seed torch cannot take (seed + 1 seeds the batch sampler)
+INT_RANGES = {
+    "steps": (1, 10**9), "batch_size": (1, 4096), "seq_len": (1, 1 << 16), "eval_every": (1, 10**9),
+    "checkpoint_every": (1, 10**9), "train_bytes": (1, 1 << 50), "seq_bytes": (1, 1 << 20),
+    "eval_bytes": (1, 1 << 50), "threads": (1, 1024), "warmup_steps": (0, 10**9), "seed": (0, (1 << 63) - 2),
+}
+# the number keys' largest values: what torch's float32 optimizer arithmetic can take (AdamW multiplies the
+# weights by 1 - lr * weight_decay)
+NUMBER_LIMITS = {"lr": 1e4, "min_lr": 1e4, "weight_decay": 1e4, "grad_clip": 1e30}
+OPTIONAL = ("train_bytes", "seq_bytes", "eval_bytes", "threads")
 # keys that cannot change a trained weight: a checkpoint written before an edit of them still resumes
 COSMETIC_KEYS = ("description",)
 
@@ -78,7 +89,9 @@ class TrainConfig:
 
     def check(self, where: str) -> None:
         def bad(key, expected):
-            raise BadInput(f"{where}: key {key!r} = {getattr(self, key)!r}; expected {expected}")
+            shown = repr(getattr(self, key))
+            shown = shown if len(shown) <= 60 else f"{shown[:40]}... ({len(shown)} characters)"
+            raise BadInput(f"{where}: key {key!r} = {shown}; expected {expected}")
 
         def is_int(v):
             return isinstance(v, int) and not isinstance(v, bool)
@@ -104,24 +117,19 @@ class TrainConfig:
             specs = self.data.get(part, [])
             if not isinstance(specs, list) or not all(isinstance(s, str) for s in specs):
                 raise BadInput(f"{where}: key 'data.{part}' must be a list of corpus names")
-        for key in ("steps", "batch_size", "seq_len", "eval_every", "checkpoint_every"):
-            if not is_int(getattr(self, key)) or getattr(self, key) < 1:
-                bad(key, "a positive integer")
-        for key in ("train_bytes", "seq_bytes", "eval_bytes", "threads"):
+        for key, (low, high) in INT_RANGES.items():
             v = getattr(self, key)
-            if v is not None and (not is_int(v) or v < 1):
-                bad(key, "a positive integer or null")
+            if v is None and key in OPTIONAL:
+                continue
+            if not is_int(v) or not low <= v <= high:
+                bad(key, f"an integer in {low}..{high}" + (" or null" if key in OPTIONAL else ""))
         if (self.train_bytes is None) != (self.seq_bytes is None):
             raise BadInput(f"{where}: keys 'train_bytes' and 'seq_bytes' go together (a byte budget in "
                            f"sequences of seq_bytes); give both or neither")
-        if not is_int(self.warmup_steps) or self.warmup_steps < 0:
-            bad("warmup_steps", "an integer >= 0")
-        if not is_int(self.seed):
-            bad("seed", "an integer")
-        for key in ("lr", "min_lr", "weight_decay", "grad_clip"):
+        for key, high in NUMBER_LIMITS.items():
             v = getattr(self, key)
-            if not is_number(v) or v < 0:
-                bad(key, "a finite number >= 0")
+            if not is_number(v) or not 0 <= v <= high:
+                bad(key, f"a number in 0..{high:g}")
         if not (isinstance(self.betas, (list, tuple)) and len(self.betas) == 2
                 and all(is_number(b) and 0 <= b < 1 for b in self.betas)):
             bad("betas", "two numbers in [0, 1)")

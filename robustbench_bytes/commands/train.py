@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import shlex
+import sys
 
 import click
+
+from robustbench_bytes.commands.common import INTERRUPTED
 
 
 @click.command("train")
@@ -13,11 +16,13 @@ import click
                    "learning-rate schedule, seed. See configs/zoo/*.json.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Model directory to write (config.json, model.safetensors, tokenizer.json, MODEL_CARD.md); "
-                   "checkpoints go to OUT/checkpoints/.")
+                   "checkpoints go to OUT/checkpoints/. A missing or empty folder, or one `train` wrote: "
+                   "any other folder is refused, never written over.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last.pt if it exists.")
 @click.option("--quiet", is_flag=True, help="No progress bar or log lines on stderr.")
 def train(config_path: str, out: str, resume: bool, quiet: bool):
-    """Train a small language model on the CPU, deterministically given the config's seed."""
+    """Train a small language model on the CPU, deterministically given the config's seed. Exit 1 when the
+    training diverges (a loss or weight that is not finite): no model is written."""
     from robustbench_bytes.train import TrainConfig
     from robustbench_bytes.train import train as run_training
 
@@ -27,7 +32,8 @@ def train(config_path: str, out: str, resume: bool, quiet: bool):
     try:
         result = run_training(cfg, out, resume=resume, quiet=quiet, command=command, echo=echo)
     except KeyboardInterrupt:
-        raise click.ClickException("interrupted; continue with --resume") from None
+        click.echo("\ninterrupted; the last checkpoint is kept: continue with --resume", err=True)
+        sys.exit(INTERRUPTED)
     fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731
     tests = ", ".join(f"{name} {fmt(v)}" for name, v in result.test_bpb.items()) or "n/a"
     click.echo(f"{cfg.name}: {result.steps} steps, {result.bytes_seen:,} bytes in {result.train_seconds / 60:.1f} min, "
