@@ -214,3 +214,49 @@ def test_a_folder_with_anything_else_is_still_refused(tmp_path, foreign):
         (out / foreign).write_text("mine")
     with pytest.raises(BadInput, match="not empty and not a run directory"):
         runs.check_out_dir(out)
+
+
+PLUGIN = '''
+from robustbench_bytes.noise import Noise, Param
+
+
+def mark(text, rng, p):
+    return "".join(c + "{mark}" if rng.random() < p else c for c in text)
+
+
+MARK = Noise("rb_mark", (Param("p", "probability", 0.3),), "a mark after some characters", mark)
+'''
+
+
+@pytest.mark.slow
+def test_an_installed_plugin_noise_whose_code_changes_is_rescored(files, tmp_path):
+    """The issue's example: a plug-in package's noise code changes between two runs of the same command."""
+    import os
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    (site / "rb_mark-2.1.dist-info").mkdir(parents=True)
+    (site / "rb_mark-2.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: rb-mark\nVersion: 2.1\n")
+    (site / "rb_mark-2.1.dist-info" / "entry_points.txt").write_text(
+        "[robustbench_bytes.noises]\nrb_mark = rb_mark:MARK\n")
+    out = tmp_path / "run"
+
+    def run(mark):
+        (site / "rb_mark.py").write_text(PLUGIN.replace("{mark}", mark))
+        env = dict(os.environ, PYTHONPATH=str(site), MPLCONFIGDIR=str(tmp_path / "mpl"))
+        done = subprocess.run([sys.executable, "-m", "robustbench_bytes", "run", "--quiet", "--model", files["model"],
+                               "--corpus", str(tmp_path / "corpus"), "--noise", "rb_mark", "--out", str(out)],
+                              capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout.strip().splitlines()[-1]
+
+    from test_run_fakes import write_tiny_corpus
+
+    write_tiny_corpus(tmp_path / "corpus")
+    assert run("*").startswith("2 scored, 0 reused")
+    assert run("*").startswith("0 scored, 2 reused")
+    assert run("#").startswith("1 scored, 1 reused")  # the noised cell, not the clean one
+    plugins = json.loads((out / "manifest.json").read_text())["plugins"]
+    assert {"group": "robustbench_bytes.noises", "name": "rb_mark", "value": "rb_mark:MARK",
+            "distribution": "rb-mark", "version": "2.1"} in plugins
