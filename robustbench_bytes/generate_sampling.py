@@ -13,6 +13,9 @@ def choose(logits: torch.Tensor, temperature: float = 0.0, top_k: int | None = N
     if temperature == 0:
         return int(torch.argmax(logits))
     scaled = logits.float().cpu() / temperature  # drawn on the CPU, where the generator lives
+    if not torch.isfinite(scaled).all():  # a temperature so small that logits / T overflow float32: scale the
+        shifted = logits.double().cpu()     # distances to the maximum, in float64 (the maximum stays at 0)
+        scaled = (shifted - shifted.max()) / temperature
     if top_k is not None and top_k < scaled.numel():
         kth = torch.topk(scaled, top_k).values[-1]
         scaled = scaled.masked_fill(scaled < kth, float("-inf"))

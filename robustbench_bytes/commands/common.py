@@ -38,6 +38,16 @@ def read_stdin() -> bytes:
         raise InputError(f"standard input cannot be read ({getattr(e, 'strerror', None) or e})") from None
 
 
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses NaN (which compares false with both bounds and so passes it)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"{value!r} is not a number; expected one in {self._describe_range()}", param, ctx)
+        return number + 0.0  # -0.0 -> 0.0
+
+
 class NoiseSpecType(click.ParamType):
     """A noise spec or preset name, converted to its canonical form (presets stay as named)."""
 

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import click
 
-from robustbench_bytes.commands.common import read_stdin
+from robustbench_bytes.commands.common import FiniteFloatRange, read_stdin
+
+# the options' ranges: a typo must not ask for a run that never ends or a draft that fills the memory
+MAX_BYTES = 1 << 20
+MAX_TEMPERATURE = 1000.0  # far beyond it the distribution is uniform to float precision
+MAX_TOP_K = 1 << 24  # SIZE_LIMITS' largest vocabulary
+MAX_SEED = (1 << 63) - 2  # torch takes seeds below 2^63; the drafter's generator is seeded with seed + 1
+MAX_DRAFT_TOKENS = 256
 
 
 def _prompt(prompt, prompt_file) -> str:
@@ -54,15 +61,18 @@ class _Stream:
               help="Decode speculatively: this subword model drafts, MODEL (byte-level) verifies.")
 @click.option("--prompt", "-p", default=None, metavar="TEXT", help="The text to continue.")
 @click.option("--prompt-file", default=None, metavar="FILE", help="Read the prompt from FILE (UTF-8; - for stdin).")
-@click.option("--max-bytes", default=256, show_default=True, type=click.IntRange(min=0),
-              help="UTF-8 bytes to generate (subword models may stop earlier at an end-of-text token).")
-@click.option("--temperature", default=0.0, show_default=True, type=click.FloatRange(min=0),
-              help="0: greedy; otherwise sample from softmax(logits / T).")
-@click.option("--top-k", default=None, type=click.IntRange(min=1), help="Sample from the K most likely only.")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of the sampling.")
-@click.option("--draft-tokens", default=3, show_default=True, type=click.IntRange(min=1),
-              help="Tokens the drafter proposes per round.")
-@click.option("--beta", default=1.0, show_default=True, type=click.FloatRange(min=1),
+@click.option("--max-bytes", default=256, show_default=True, type=click.IntRange(0, MAX_BYTES),
+              help=f"UTF-8 bytes to generate, 0..{MAX_BYTES} (subword models may stop earlier at an end-of-text "
+                   f"token).")
+@click.option("--temperature", default=0.0, show_default=True, type=FiniteFloatRange(0, MAX_TEMPERATURE),
+              help=f"0: greedy; otherwise (up to {MAX_TEMPERATURE:g}) sample from softmax(logits / T).")
+@click.option("--top-k", default=None, type=click.IntRange(1, MAX_TOP_K),
+              help="Sample from the K most likely only (K >= the vocabulary: no cut).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, MAX_SEED),
+              help="Seed of the sampling, 0..2^63-2.")
+@click.option("--draft-tokens", default=3, show_default=True, type=click.IntRange(1, MAX_DRAFT_TOKENS),
+              help=f"Tokens the drafter proposes per round, 1..{MAX_DRAFT_TOKENS}.")
+@click.option("--beta", default=1.0, show_default=True, type=FiniteFloatRange(1, MAX_TOP_K),
               help="A drafted byte is accepted while its rank under the verifier is below beta (1: only the "
                    "verifier's own choice; greedy output then equals plain greedy decoding).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (text, bytes, seconds, ...) instead.")
