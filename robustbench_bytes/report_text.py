@@ -51,16 +51,23 @@ def _percent(value: float) -> str:
 _KIND_FORMATS = {"bits": format_bits, "accuracy": _accuracy}
 
 
-def _signed(fmt):
-    return lambda v: format_signed(v, fmt)
+_SHORT_MEASURES = {"bits": "noised bits/clean byte", "accuracy": "noised acc"}
 
 
 def leaderboard_header(board: Leaderboard) -> list[str]:
     """The leaderboard's columns: the ranking measure first after the model, then clean, change, relative change."""
     noises = sorted({e.noises for e in board.entries})
-    over = f" (mean of {noises[0]} noises)" if len(noises) == 1 else " (mean over the noises)"
-    return ["rank", "model", "level", board.measure + over, board.clean_measure, board.change_name,
-            f"relative {board.change_name}", "documents"]
+    over = f" (mean, {noises[0]} noises)" if len(noises) == 1 else " (mean over the noises)"
+    return ["rank", "model", "level", _SHORT_MEASURES[board.kind] + over, board.clean_measure, board.change_name,
+            f"relative {board.change_name}", "items" if board.kind == "accuracy" else "documents"]
+
+
+def _change_text(interval, fmt) -> str:
+    """A change with its sign, its interval's bounds as the report's other changes write them (no sign)."""
+    text = format_signed(interval.estimate, fmt)
+    if math.isfinite(interval.low) and math.isfinite(interval.high):
+        text += f" [{fmt(interval.low)}, {fmt(interval.high)}]"
+    return text
 
 
 def leaderboard_texts(entry: LeaderboardEntry, board: Leaderboard) -> list[str]:
@@ -71,8 +78,7 @@ def leaderboard_texts(entry: LeaderboardEntry, board: Leaderboard) -> list[str]:
         numbers = [f"n/a ({entry.missing})", NA, NA, NA]
     else:
         numbers = [format_interval(entry.noised, fmt), format_interval(entry.clean, fmt),
-                   format_interval(entry.change, _signed(fmt)), format_interval(entry.relative_change,
-                                                                                _signed(_percent))]
+                   _change_text(entry.change, fmt), _change_text(entry.relative_change, _percent)]
         if entry.interval_note and not math.isfinite(entry.noised.low):
             numbers = [f"{t} [{UNDEFINED}]" for t in numbers]
     return ["–" if entry.rank is None else str(entry.rank), str(entry.label), level, *numbers, str(entry.documents)]
@@ -103,13 +109,12 @@ def leaderboard_notes(board: Leaderboard, markdown: bool = True) -> list[str]:
     if best is not None:
         notes.append(f"{bold('Best on noised text')} ({better} {board.measure}): {best.entry.label}, "
                      f"{format_interval(best.value, fmt)}; {verdict(best)}.")
-    for field, name, value_fmt in (("change", change, _signed(fmt)),
-                                   ("relative_change", f"relative {change}", _signed(_percent))):
+    for field, name, value_fmt in (("change", change, fmt), ("relative_change", f"relative {change}", _percent)):
         s = standing(board, field, lower_is_better=True)
         if s is None:
             continue
         title = f"Most robust by the {name}" if s.clear else f"Smallest {name}"
-        notes.append(f"{bold(title)}: {s.entry.label}, {format_interval(s.value, value_fmt)}; {verdict(s)}.")
+        notes.append(f"{bold(title)}: {s.entry.label}, {_change_text(s.value, value_fmt)}; {verdict(s)}.")
     if len(board.ranked) >= 2:
         what = "accuracy" if board.kind == "accuracy" else "bits"
         notes.append(f"{bold('Why the ranking is by noised text')}: the noised score is what a reader of noised text "

@@ -65,7 +65,7 @@ def test_a_model_weak_clean_does_not_rank_first_for_losing_little(tmp_path):
     readme = report.write_report([tmp_path / "run"], tmp_path / "rep", FAST, plots=False)["readme"].read_text()
     assert "mean bits per clean byte on noised text" in readme and "compare` gates on" not in readme
     header = next(line for line in readme.splitlines() if line.startswith("| rank |"))
-    assert header.split(" | ")[3].startswith("mean noised bits per clean byte")  # the first number: the ranking's
+    assert header.split(" | ")[3].startswith("noised bits/clean byte (mean, 2 noises)")  # the first number: the ranking's
     assert "relative rise" in header and "| rise |" in header
     summary = report.summary_text(tmp_path / "run", FAST)
     assert summary.splitlines()[0].startswith("Leaderboard (ranked by mean noised bits per clean byte")
