@@ -193,8 +193,7 @@ def _noise_rows_plot(table, metric: str, out_dir: Path, stem: str, xlabel: str, 
 
 
 def plot_bits_rise(table, out_dir: Path, text: str) -> list[Path]:
-    """The main plot: rise in bits per clean byte over clean per noise and model, with paired intervals (the
-    quantity `robustbench compare` gates on)."""
+    """The main plot: rise in bits per clean byte over clean per noise and model, with paired intervals."""
     return _noise_rows_plot(table, "bits_rise", out_dir, "bits_rise",
                             "rise in bits per clean byte over clean text (0 = unaffected; lower is more robust)",
                             "How much each noise raises bits per clean byte", text)
