@@ -13,7 +13,7 @@ from robustbench_bytes import builtin_corpora
 from robustbench_bytes.corpus import Corpus, decode_utf8, read_text
 from robustbench_bytes.errors import BadInput, printable
 from robustbench_bytes.files import parse_json
-from robustbench_bytes.plugins import Registry
+from robustbench_bytes.plugins import Registry, guarded, type_name
 
 __all__ = ["CORPORA", "Corpus", "decode_utf8", "load_corpus", "read_text", "register_corpus", "require_text"]
 
@@ -26,21 +26,44 @@ def _accept_loader(name: str, obj: object) -> Callable[[], Corpus]:
 
     def load() -> Corpus:
         value = obj()
-        if isinstance(value, Corpus):
-            return value
         if isinstance(value, (list, tuple)) and all(isinstance(d, str) for d in value):
             return Corpus(name=name, documents=list(value), provenance=f"corpus plug-in {name}")
-        raise BadInput(f"corpus plug-in {name!r}: returned {type(value).__name__}; expected a Corpus or a "
-                       f"list of strings")
+        return value  # a Corpus, or what _corpus_problem names
 
     return load
 
 
-CORPORA: Registry[Callable[[], Corpus]] = Registry("corpus", "robustbench_bytes.corpora", _accept_loader)
+def _corpus_problem(value) -> str | None:
+    """What is wrong with a plug-in's corpus (None: nothing): it must be a Corpus of str documents of valid
+    Unicode, with one str id per document or none."""
+    if not isinstance(value, Corpus):
+        return f"{type_name(value)}; expected a Corpus or a list of strings"
+    if not isinstance(value.documents, list):
+        return f"a Corpus whose documents are a {type(value.documents).__name__}; expected a list of str"
+    for i, doc in enumerate(value.documents):
+        if not isinstance(doc, str):
+            return f"a Corpus whose document {i} is {type_name(doc)}; expected str"
+        try:
+            doc.encode("utf-8")
+        except UnicodeEncodeError as e:
+            return f"a Corpus whose document {i} holds a lone surrogate at character {e.start}; expected valid Unicode"
+    ids = value.doc_ids
+    if ids and not (isinstance(ids, list) and len(ids) == len(value.documents) and all(isinstance(d, str) for d in ids)):
+        return "a Corpus whose doc_ids are not one str per document"
+    return None
+
+
+def _guard(load: Callable[[], Corpus], where: str) -> Callable[[], Corpus]:
+    return guarded(where, load, "its loader", _corpus_problem)
+
+
+CORPORA: Registry[Callable[[], Corpus]] = Registry("corpus", "robustbench_bytes.corpora", _accept_loader,
+                                                   guard=_guard)
 
 
 def register_corpus(name: str, loader: Callable[[], Corpus]) -> None:
-    CORPORA.register(name, _accept_loader(name, loader))
+    """Adds a corpus from code (what the entry-point group does for an installed package), checked the same way."""
+    CORPORA.register(name, _guard(_accept_loader(name, loader), f"corpus {name!r}"))
 
 
 for _name, _loader in builtin_corpora.loaders().items():

@@ -3,21 +3,25 @@ packages through a Python entry-point group, found on first use."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from importlib import metadata
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Any, Callable, Generic, Iterator, TypeVar
 
-from robustbench_bytes.errors import BadInput
+from robustbench_bytes.errors import BadInput, RobustbenchError, first_line
 
 T = TypeVar("T")
 
 
 class Registry(Mapping, Generic[T]):
     """name -> T. `accept(name, obj)` turns what an entry point loads (the object itself, or a function of no
-    arguments returning it) into a T, or raises TypeError/ValueError saying what was expected."""
+    arguments returning it) into a T, or raises saying what was expected. `guard(item, where)`: the item with
+    each of its plug-in functions wrapped by guarded(), so that a plug-in that raises or returns the wrong type
+    is one line naming it (`where`: the plug-in, its entry point and its distribution)."""
 
-    def __init__(self, kind: str, group: str, accept: Callable[[str, object], T], forbidden: str = " \t\n"):
-        self.kind, self.group, self.accept, self.forbidden = kind, group, accept, forbidden
+    def __init__(self, kind: str, group: str, accept: Callable[[str, object], T], forbidden: str = " \t\n",
+                 guard: Callable[[T, str], T] | None = None):
+        self.kind, self.group, self.accept, self.forbidden, self.guard = kind, group, accept, forbidden, guard
         self._items: dict[str, T] = {}
         self._loaded = False
 
@@ -36,16 +40,18 @@ class Registry(Mapping, Generic[T]):
             return
         self._loaded = True
         for ep in sorted(metadata.entry_points(group=self.group), key=lambda e: e.name):
-            where = f"{self.kind} plug-in {ep.name!r} ({ep.value}, entry point group {self.group})"
+            where = describe_entry_point(self.kind, ep)
             try:
                 obj = ep.load()
             except Exception as e:  # an installed package that does not import is the user's to fix
-                raise BadInput(f"{where}: cannot be imported ({type(e).__name__}: {e})") from None
-            try:
+                raise BadInput(f"{where}: cannot be imported ({type(e).__name__}: {first_line(e)})") from None
+            try:  # accept may call the plug-in's factory: whatever that raises is the plug-in's fault
                 item = self.accept(ep.name, obj)
             except (TypeError, ValueError) as e:
-                raise BadInput(f"{where}: {e}") from None
-            self.register(ep.name, item)
+                raise BadInput(f"{where}: {first_line(e)}") from None
+            except Exception as e:
+                raise BadInput(f"{where}: raised {type(e).__name__}: {first_line(e)}") from None
+            self.register(ep.name, self.guard(item, where) if self.guard else item)
 
     def __getitem__(self, name: str) -> T:
         if name not in self._items:
@@ -78,3 +84,38 @@ def instance_or_factory(expected: type, what: str) -> Callable[[str, object], ob
         return obj
 
     return accept
+
+
+def describe_entry_point(kind: str, ep: metadata.EntryPoint) -> str:
+    """'KIND plug-in NAME (MODULE:OBJECT from distribution DIST VERSION)': what an error about it names."""
+    dist = getattr(ep, "dist", None)
+    origin = f"distribution {dist.name} {dist.version}" if dist is not None else f"entry point group {ep.group}"
+    return f"{kind} plug-in {ep.name!r} ({ep.value} from {origin})"
+
+
+def guarded(where: str, fn: Callable, what: str, check: Callable[[Any], str | None] | None = None) -> Callable:
+    """`fn` (a plug-in's function) as called before, but what it raises (other than the project's own errors
+    and Ctrl-C) and a result `check` refuses (check returns what is wrong, or None) become BadInput naming
+    `where` and `what` (e.g. "its transform"): one line and exit 2 (a failed cell inside a run), never a
+    traceback from someone else's code."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            result = fn(*args, **kwargs)
+        except RobustbenchError:
+            raise
+        except Exception as e:
+            raise BadInput(f"{where}: {what} raised {type(e).__name__}: {first_line(e)}") from None
+        problem = check(result) if check is not None else None
+        if problem:
+            raise BadInput(f"{where}: {what} returned {problem}")
+        return result
+
+    return call
+
+
+def type_name(value: Any) -> str:
+    """How a result of the wrong type is quoted: its type and a short repr."""
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"

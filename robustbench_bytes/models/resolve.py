@@ -11,14 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.files import sha256_file
-from robustbench_bytes.plugins import Registry, instance_or_factory
+from robustbench_bytes.plugins import Registry, guarded, instance_or_factory, type_name
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 
@@ -84,8 +84,33 @@ class ModelSource:
         return self.names() if self.names else [entry["name"] for entry in self.listing()]
 
 
+def _guard(source: ModelSource, where: str) -> ModelSource:
+    """An installed model source whose functions raise or return the wrong type is one line naming it."""
+    from robustbench_bytes.models.base import LoadedModel
+
+    def of_type(kind, what):
+        return lambda value: None if isinstance(value, kind) else f"{type_name(value)}; expected {what}"
+
+    def strings(value):
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        return None if ok else f"{type_name(value)}; expected a list of names"
+
+    def entries(value):
+        ok = isinstance(value, list) and all(isinstance(e, dict) and LISTING_KEYS <= set(e) for e in value)
+        return None if ok else f"{type_name(value)}; expected a list of dicts with {', '.join(sorted(LISTING_KEYS))}"
+
+    return replace(
+        source,
+        matches=guarded(where, source.matches, "matches()"),
+        resolve=guarded(where, source.resolve, "resolve()", of_type(ResolvedModel, "a ResolvedModel")),
+        load=guarded(where, source.load, "load()", of_type(LoadedModel, "a LoadedModel")),
+        listing=guarded(where, source.listing, "listing()", entries),
+        names=guarded(where, source.names, "names()", strings) if source.names else None)
+
+
+LISTING_KEYS = {"name", "level", "architecture", "parameters", "size_bytes", "provenance", "source"}
 MODEL_SOURCES: Registry[ModelSource] = Registry("model source", "robustbench_bytes.models",
-                                                instance_or_factory(ModelSource, "a ModelSource"))
+                                                instance_or_factory(ModelSource, "a ModelSource"), guard=_guard)
 
 
 def register_model_source(source: ModelSource) -> ModelSource:

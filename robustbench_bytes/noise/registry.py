@@ -8,10 +8,12 @@ of no arguments returning one), or a script calls register_noise()."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
-from robustbench_bytes.plugins import Registry, instance_or_factory
+import numpy as np
+
+from robustbench_bytes.plugins import Registry, guarded, instance_or_factory, type_name
 
 from . import transforms
 
@@ -80,8 +82,37 @@ class Noise:
         return ", ".join(p.describe() for p in self.params) or "-"
 
 
+MAX_CODEPOINT = 0x10FFFF
+SURROGATES = (0xD800, 0xDFFF)
+
+
+def _text_problem(value) -> str | None:
+    if not isinstance(value, str):
+        return f"{type_name(value)}; expected str"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return f"a str holding a lone surrogate at character {e.start}; expected valid Unicode"
+    return None
+
+
+def _codepoints_problem(value) -> str | None:
+    if not (isinstance(value, np.ndarray) and value.ndim == 1 and np.issubdtype(value.dtype, np.integer)):
+        return f"{type_name(value)}; expected a 1-D integer numpy array of code points"
+    if value.size and (int(value.min()) < 0 or int(value.max()) > MAX_CODEPOINT
+                       or bool(((value >= SURROGATES[0]) & (value <= SURROGATES[1])).any())):
+        return f"an array holding a value that is not a code point; expected 0..{MAX_CODEPOINT:#x} without surrogates"
+    return None
+
+
+def _guard(noise: Noise, where: str) -> Noise:
+    """An installed noise whose transform raises or returns the wrong type is one line naming it."""
+    check = _text_problem if noise.on == "text" else _codepoints_problem
+    return replace(noise, transform=guarded(where, noise.transform, "its transform", check))
+
+
 NOISES: Registry[Noise] = Registry("noise", "robustbench_bytes.noises", instance_or_factory(Noise, "a Noise"),
-                                   forbidden=" +,:=\t\n")
+                                   forbidden=" +,:=\t\n", guard=_guard)
 
 
 def register_noise(noise: Noise) -> Noise:
