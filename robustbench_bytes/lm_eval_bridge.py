@@ -4,8 +4,8 @@
     import robustbench_bytes.lm_eval_bridge   # registers the model "robustbench" with lm_eval
     lm_eval.simple_evaluate(model="robustbench", model_args="model=mambabyte-kjv-shakespeare,dtype=auto", tasks=[...])
 
-model_args: model (a MODEL as `robustbench run --model` takes it), device (auto), dtype (auto | float32 |
-bfloat16), batch_size, noise (one noise spec; default clean), seed, noise_choices (true/false), add_bos_token.
+model_args: model (a MODEL as `robustbench run --model` takes it), device (auto), dtype (precision.DTYPES),
+batch_size, noise (one noise spec; default clean), seed, noise_choices (true/false), add_bos_token.
 
 add_bos_token (default true): loglikelihood conditions every context on the model's prefix (BOS, else EOS, or
 the prefix byte), as `robustbench run --task` does; false conditions on it only when the context is empty,
@@ -70,7 +70,7 @@ class RobustbenchLM(LM):
         super().__init__()
         from robustbench_bytes import noise as noise_lib
         from robustbench_bytes.models import load_model, resolve_device
-        from robustbench_bytes.task_scoring import DTYPES
+        from robustbench_bytes.precision import DTYPES
 
         if loaded is None and not model:
             raise BadInput("model_args: give model=NAME (a zoo name, a checkpoint directory or hf:PATH)")

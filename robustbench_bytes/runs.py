@@ -95,7 +95,7 @@ class RunOptions:
     progress: bool = False
     log: Callable[[str], None] | None = None
     command_line: list[str] = field(default_factory=list)
-    dtype: str | None = None  # float32 | bfloat16 | float16 (scoring.dtype_name); None: the device's default
+    dtype: str | None = None  # precision.DTYPES; None: auto, the device's default
     world: World = field(default_factory=World)  # this process's rank (distributed.py); one process by default
 
 
@@ -322,7 +322,7 @@ def execute(grid: list[Cell], corpus, options: RunOptions) -> RunOutcome:
     results.json. Only rank 0 writes shared files."""
     import torch
 
-    from robustbench_bytes import provenance, scoring
+    from robustbench_bytes import precision, provenance, scoring
 
     out, world = Path(options.out), options.world
     log = (options.log if world.is_main else None) or (lambda message: None)
@@ -334,7 +334,7 @@ def execute(grid: list[Cell], corpus, options: RunOptions) -> RunOutcome:
     started = provenance.now()
     requested = {"chunk_size": scoring.DEFAULT_CHUNK_SIZE, "context": None, "stride": None,
                  "max_length": options.max_length,
-                 "dtype": scoring.dtype_name(torch.device(options.device), options.dtype)}
+                 "dtype": precision.label(torch.device(options.device), options.dtype)}
     sizes = [len(d.encode("utf-8")) for d in corpus.documents]
     kept: dict[str, list[shards_io.Shard]] = {}  # rank 0: stored shards of the cell being scored
     world.check_same_plan(run_plan(grid, corpus, options, models, requested))  # before any file or score

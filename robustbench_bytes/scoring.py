@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from robustbench_bytes import positions as positions_lib
+from robustbench_bytes import precision
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.progress import progress_bar
 from robustbench_bytes.result_schema import CellResult, DocumentRecord, derived_metrics
@@ -155,16 +156,12 @@ class _BucketSums:
         return self.sums[i, :n_buckets].cpu().numpy()
 
 
-DTYPES = ("float32", "bfloat16", "float16")
 # The dtype score_corpus scores in (set for the duration of one call, so the scoring loops need no argument).
 _SCORING_DTYPE: contextvars.ContextVar[str | None] = contextvars.ContextVar("scoring_dtype", default=None)
 
 
 def _autocast(device: torch.device):
-    name = dtype_name(device, _SCORING_DTYPE.get())
-    if name == "float32":
-        return torch.autocast(device.type, enabled=False)
-    return torch.autocast(device.type, dtype=getattr(torch, name.removesuffix("-autocast")))
+    return precision.autocast(device, _SCORING_DTYPE.get())
 
 
 def _token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -307,16 +304,6 @@ def scoring_options(model, chunk_size: int = DEFAULT_CHUNK_SIZE, context: int | 
     return {"method": "rolling_windows", "max_length": max_length, "context": context, "stride": stride}
 
 
-def dtype_name(device: torch.device, dtype: str | None = None) -> str:
-    """What a cell records as its dtype: float32 (weights and arithmetic), or bfloat16-autocast /
-    float16-autocast (float32 weights, matrix products in the lower precision). dtype None: float32 on the
-    CPU, bfloat16 autocast on CUDA."""
-    dtype = dtype or ("bfloat16" if device.type == "cuda" else "float32")
-    if dtype not in DTYPES:
-        raise BadInput(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
-    return dtype if dtype == "float32" else f"{dtype}-autocast"
-
-
 def score_corpus(model, corpus, noise: str = "clean", seed: int = 0, *, batch_size: int = 8,
                  progress: bool = True, desc: str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
                  context: int | None = None, stride: int | None = None,
@@ -325,7 +312,7 @@ def score_corpus(model, corpus, noise: str = "clean", seed: int = 0, *, batch_si
     """Scores `corpus` (a corpora.Corpus) under `noise` with `model` (a models.LoadedModel).
 
     indices: the documents' numbers in a larger corpus this one is a share of (its noise streams and the
-    records' `index`; default 0..n-1); a share may hold only empty documents. dtype: see dtype_name.
+    records' `index`; default 0..n-1); a share may hold only empty documents. dtype: see precision.py.
 
     Raises BadInput for an empty corpus, NonFiniteScore naming the first document whose NLL is NaN or
     infinite. A derived metric that is undefined (word perplexity past the largest float) is None, with
@@ -342,7 +329,7 @@ def score_corpus(model, corpus, noise: str = "clean", seed: int = 0, *, batch_si
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise BadInput(f"seed={seed!r}: expected an integer >= 0")
     method = scoring_options(model, chunk_size, context, stride, max_length)
-    dtype_label = dtype_name(model.device, dtype)
+    dtype_label = precision.label(model.device, dtype)
     spec, texts = _apply_noise(corpus.documents, noise, seed, indices)
     clean_bytes = [len(d.encode("utf-8")) for d in corpus.documents]
     clean_words = [len(d.split()) for d in corpus.documents]

@@ -103,7 +103,8 @@ def _manifest(grid, tasks, options: TaskRunOptions, described, started, finished
     import torch
 
     from robustbench_bytes import provenance
-    from robustbench_bytes.task_scoring import TASK_SCORING_VERSION, dtype_label
+    from robustbench_bytes.precision import label as dtype_label
+    from robustbench_bytes.task_scoring import TASK_SCORING_VERSION
 
     return {
         "format": "robustbench-tasks/1",

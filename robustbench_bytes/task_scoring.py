@@ -15,26 +15,24 @@ A NaN or infinite log-likelihood is never returned: NonFiniteLogLikelihood names
 - windowed models (Transformers): prefix + context + continuation in one window of at most max_length
   tokens (the context cut from the left when longer, as lm-evaluation-harness does).
 
-float32 on the CPU; on CUDA bf16 autocast by default (dtype="auto" or "bfloat16"), or dtype="float32".
+dtype as everywhere (precision.py): auto is float32 on the CPU and bf16 autocast on CUDA.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from robustbench_bytes import stats
+from robustbench_bytes import precision, stats
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.result_schema import CLEAN, ItemRecord, TaskResult
 from robustbench_bytes.scoring import DEFAULT_CHUNK_SIZE, LOGITS_BUDGET, NonFiniteScore, effective_chunk_size
 
 TASK_SCORING_VERSION = "1"
-DTYPES = ("auto", "float32", "bfloat16")
 # Streams of noised choices: choice j of item i draws from document index CHOICE_STREAMS + i * MAX_CHOICES + j,
 # apart from every context's stream (item i is document i), whatever the task's size.
 CHOICE_STREAMS = 1 << 40
@@ -67,20 +65,6 @@ def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], 
     whole = list(tokenizer.encode(context + continuation))
     context_ids = list(tokenizer.encode(context)) if context else []
     return whole[:len(context_ids)], whole[len(context_ids):]
-
-
-def autocast_for(device: torch.device, dtype: str):
-    if dtype not in DTYPES:
-        raise BadInput(f"dtype={dtype!r}: expected one of {', '.join(DTYPES)}")
-    if device.type == "cuda" and dtype in ("auto", "bfloat16"):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    if dtype == "bfloat16":
-        raise BadInput("dtype=bfloat16: needs a CUDA device (the CPU scores in float32)")
-    return nullcontext()
-
-
-def dtype_label(device: torch.device, dtype: str) -> str:
-    return "bfloat16-autocast" if device.type == "cuda" and dtype != "float32" else "float32"
 
 
 def _gather(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,7 +166,7 @@ def continuation_loglikelihoods(model, pairs: list[tuple[str, str]], *, batch_si
     was_training = module.training
     module.eval()
     try:
-        with torch.inference_mode(), autocast_for(model.device, dtype):
+        with torch.inference_mode(), precision.autocast(model.device, dtype):
             scores = (_score_streamed if model.streaming else _score_windowed)(model, encoded, batch_size)
     finally:
         module.train(was_training)
@@ -279,6 +263,6 @@ def score_task(model, task, noise: str = CLEAN, seed: int = 0, *, noise_choices:
         noise=spec, seed=seed, items=len(items), noise_choices=bool(noise_choices) and spec != CLEAN,
         **accuracies(items, confidence), confidence=confidence, choices=len(pairs), level=model.level,
         architecture=model.architecture, prefix=model.prefix, seconds=time.perf_counter() - started,
-        device=str(model.device), dtype=dtype_label(model.device, dtype), scoring_version=TASK_SCORING_VERSION,
+        device=str(model.device), dtype=precision.label(model.device, dtype), scoring_version=TASK_SCORING_VERSION,
         model_fingerprint=model.fingerprint, task_sha256=task.sha256)
     return TaskScore(result, items)
