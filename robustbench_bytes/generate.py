@@ -22,7 +22,7 @@ import torch
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.generate_decoders import make_decoder
 from robustbench_bytes.generate_sampling import choose
-from robustbench_bytes.generate_speculative import DraftStats, speculative
+from robustbench_bytes.generate_speculative import DEFAULT_POLICY, POLICIES, DraftStats, speculative
 from robustbench_bytes.generate_tokens import special_ids, token_bytes
 from robustbench_bytes.kernels.threads import use_threads
 
@@ -79,7 +79,7 @@ class GenerationInterrupted(KeyboardInterrupt):
 
 
 def check_options(max_bytes=DEFAULT_MAX_BYTES, temperature=0.0, top_k=None, draft_tokens=DEFAULT_DRAFT_TOKENS,
-                  beta=1.0, threads=None) -> None:
+                  beta=1.0, threads=None, policy=DEFAULT_POLICY) -> None:
     """BadInput naming the first option out of range."""
     def whole(x):
         return isinstance(x, int) and not isinstance(x, bool)
@@ -96,6 +96,8 @@ def check_options(max_bytes=DEFAULT_MAX_BYTES, temperature=0.0, top_k=None, draf
         raise BadInput(f"beta={beta!r}: expected a number >= 1 (1: accept only the verifier's own choice)")
     if threads is not None and (not whole(threads) or threads < 1):
         raise BadInput(f"threads={threads!r}: expected an integer >= 1 (or None: the cores this process may use)")
+    if policy not in POLICIES:
+        raise BadInput(f"policy={policy!r}: expected one of {', '.join(POLICIES)}")
 
 
 def check_pair(verifier, drafter) -> None:
@@ -110,13 +112,16 @@ def check_pair(verifier, drafter) -> None:
 
 def generate(model, prompt: str, *, max_bytes: int = DEFAULT_MAX_BYTES, temperature: float = 0.0,
              top_k: int | None = None, seed: int = 0, draft=None, draft_tokens: int = DEFAULT_DRAFT_TOKENS,
-             beta: float = 1.0, on_bytes=None, threads: int | None = None) -> Generation:
+             beta: float = 1.0, on_bytes=None, threads: int | None = None,
+             policy: str = DEFAULT_POLICY) -> Generation:
     """Continues `prompt` with up to max_bytes bytes from `model` (a LoadedModel). With `draft` (a subword
     LoadedModel) decodes speculatively, `model` verifying. `on_bytes(bytes)` receives each piece as it is
     decided. Temperature 0 is greedy; otherwise sampling (top_k: from the k most likely) is reproducible from
     `seed`. Subword models stop early at an end-of-text token. Decoding runs on `threads` threads (torch's and
-    numba's, set for the process; None: the cores this process may use)."""
-    check_options(max_bytes, temperature, top_k, draft_tokens, beta, threads)
+    numba's, set for the process; None: the cores this process may use). `policy`: what speculative decoding
+    does after a rejected byte ("redraft": draft again at once; "word": the verifier alone to the end of the word,
+    as MambaByte does; generate_speculative.py)."""
+    check_options(max_bytes, temperature, top_k, draft_tokens, beta, threads, policy)
     if draft is not None:
         check_pair(model, draft)
     if not isinstance(prompt, str):
@@ -130,7 +135,7 @@ def generate(model, prompt: str, *, max_bytes: int = DEFAULT_MAX_BYTES, temperat
                "seed": seed, "threads": threads}
     stats = None
     if draft is not None:
-        options.update(draft=draft.name, draft_tokens=draft_tokens, beta=beta)
+        options.update(draft=draft.name, draft_tokens=draft_tokens, beta=beta, policy=policy)
         stats = DraftStats()
     out = bytearray()
     timing = {"start": time.perf_counter(), "prefill": None}
@@ -154,7 +159,7 @@ def generate(model, prompt: str, *, max_bytes: int = DEFAULT_MAX_BYTES, temperat
                 crlf = newline == "crlf"
                 speculative(make_decoder(model), drafter, context, prompt.encode("utf-8"), max_bytes, collect,
                             draft_tokens=draft_tokens, beta=beta, temperature=temperature, top_k=top_k,
-                            generator=generator, stats=stats,
+                            generator=generator, stats=stats, policy=policy,
                             to_verifier=(lambda b: b.replace(b"\n", b"\r\n")) if crlf else (lambda b: b),
                             to_text=(lambda b: b.replace(b"\r\n", b"\n")) if crlf else (lambda b: b))
             else:

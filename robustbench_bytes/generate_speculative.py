@@ -5,8 +5,15 @@ One round: the drafter drafts `draft_tokens` tokens; their bytes go through the 
 byte is accepted while its rank under the verifier is below `beta`. A draft accepted whole is kept and the next
 round starts from the chunk's state. At the first rejected byte the accepted prefix and the verifier's own byte
 are kept, the verifier's state is recomputed from the saved one over exactly those bytes (nothing of a rejected
-byte remains), the verifier decodes byte by byte to the next space or newline, and the drafter is brought back
-in step with the text. With beta 1 at temperature 0 every kept byte is the verifier's argmax: the output is
+byte remains), and the drafter is brought back in step with the text. What happens in between is the policy:
+  "word" (MambaByte's, the default): the verifier decodes byte by byte up to the next space or newline first;
+  "redraft": the drafter drafts again at once, from the middle of a word if need be (its token healing holds the
+      word's start back and spells it first).
+After a rejection "word" pays a single verifier step per byte to the end of the word, where "redraft" lets the
+next draft propose those bytes, at the price of a drafting round (drafter steps, a resync) per rejection. Which is
+faster depends on what a verifier chunk costs against its single steps: on the CPU with the fused step, a chunk of
+the zoo's model costs as much per byte as a step, and "word" is the faster (bench/results/generate.md); "redraft"
+pays where chunks are much cheaper per byte than steps (a memory-bound verifier, a GPU). With beta 1 at temperature 0 every kept byte is the verifier's argmax: the output is
 greedy decoding of the verifier (for a windowed verifier, a Transformer, while the text fits its window: past
 it, plain and speculative decoding restart the window at different points).
 """
@@ -20,7 +27,9 @@ import torch
 
 from robustbench_bytes.generate_sampling import choose, ranks
 
-BOUNDARIES = (0x20, 0x0A)  # space, newline: where byte-by-byte correction hands back to the drafter
+BOUNDARIES = (0x20, 0x0A)  # space, newline: where byte-by-byte correction hands back to the drafter ("word")
+POLICIES = ("word", "redraft")  # after a rejection: correct to the end of the word first / draft again at once
+DEFAULT_POLICY = "word"  # the faster on the CPU (see above)
 
 
 @dataclass
@@ -45,11 +54,15 @@ class _Clock:
 
 def speculative(verifier, drafter, context: list[int], prompt_text: bytes, max_bytes: int, emit,
                 draft_tokens: int = 3, beta: float = 1.0, temperature: float = 0.0, top_k=None, generator=None,
-                to_verifier=lambda b: b, to_text=lambda b: b, stats: DraftStats | None = None) -> bytearray:
+                to_verifier=lambda b: b, to_text=lambda b: b, stats: DraftStats | None = None,
+                policy: str = DEFAULT_POLICY) -> bytearray:
     """Generates up to max_bytes verifier bytes after `context` (the verifier's prefix + prompt ids); `emit(bytes)`
     receives each committed piece as it is decided. `prompt_text` is the prompt as the drafter reads it (UTF-8);
     to_verifier / to_text map drafter bytes to verifier bytes and back (CR LF verifiers; a CR LF split across two
-    committed pieces reaches the drafter as CR LF, which only costs proposals). Returns the bytes."""
+    committed pieces reaches the drafter as CR LF, which only costs proposals). `policy`: what follows a rejection
+    (POLICIES; see the module's docstring). Returns the bytes."""
+    if policy not in POLICIES:
+        raise ValueError(f"policy={policy!r}; expected one of {', '.join(POLICIES)}")
     stats = stats if stats is not None else DraftStats()
 
     def pick(row):
@@ -104,7 +117,7 @@ def speculative(verifier, drafter, context: list[int], prompt_text: bytes, max_b
             verifier.restore(saved)
             logits = verifier.step(own) if accepted == 0 else verifier.feed(proposed[:accepted] + bytes([own]))[-1]
         commit(bytes([own]))
-        while len(out) < max_bytes and out[-1] not in BOUNDARIES:
+        while policy == "word" and len(out) < max_bytes and out[-1] not in BOUNDARIES:
             b = pick(logits)
             commit(bytes([b]))
             if len(out) < max_bytes:

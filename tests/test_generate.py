@@ -15,7 +15,7 @@ from robustbench_bytes.generate import Generation, check_options, generate
 from robustbench_bytes.generate_decoders import make_decoder
 from robustbench_bytes.generate_drafter import Drafter, split_point
 from robustbench_bytes.generate_sampling import choose, rank, ranks
-from robustbench_bytes.generate_speculative import DraftStats, speculative
+from robustbench_bytes.generate_speculative import POLICIES, DraftStats, speculative
 from robustbench_bytes.generate_tokens import token_bytes
 from robustbench_bytes.models.base import LoadedModel, count_parameters
 from robustbench_bytes.models.mamba import MambaConfig, MambaLM
@@ -309,16 +309,17 @@ def _pairs():
     return pairs
 
 
-def test_greedy_speculative_equals_greedy_plain_on_tiny_random_models():
+@pytest.mark.parametrize("policy", POLICIES)
+def test_greedy_speculative_equals_greedy_plain_on_tiny_random_models(policy):
     """Every prompt on one verifier/drafter pair, the pairs taking turns (the zoo test runs every prompt on
-    every byte model)."""
+    every byte model), under each policy after a rejection."""
     ties, total = [], 0
     pairs = list(_pairs())
     for i, prompt in enumerate(PROMPTS):
         verifier, drafter = pairs[i % len(pairs)]
         n = 24 + (i * 7) % 29  # max-bytes lands anywhere in a draft
         plain = generate(verifier, prompt, max_bytes=n)
-        spec = generate(verifier, prompt, max_bytes=n, draft=drafter, draft_tokens=1 + i % 5)
+        spec = generate(verifier, prompt, max_bytes=n, draft=drafter, draft_tokens=1 + i % 5, policy=policy)
         assert spec.bytes == plain.bytes == n
         total += 1
         if not same_greedy(plain.data, spec.data, verifier, prompt):
@@ -327,9 +328,10 @@ def test_greedy_speculative_equals_greedy_plain_on_tiny_random_models():
     assert_few_ties(ties, total)
 
 
-def test_greedy_speculative_equals_greedy_plain_on_the_zoo():
+@pytest.mark.parametrize("policy", POLICIES)
+def test_greedy_speculative_equals_greedy_plain_on_the_zoo(policy):
     """Every complete zoo byte model verifies all the prompts; its drafters (every complete subword model) take
-    turns prompt by prompt, so every pair is exercised."""
+    turns prompt by prompt, so every pair is exercised; under each policy after a rejection."""
     pairs = zoo_pairs()
     if pairs:
         verifiers = [(load(b), [load(s) for bb, s in pairs if bb == b]) for b in sorted({b for b, _ in pairs})]
@@ -341,7 +343,7 @@ def test_greedy_speculative_equals_greedy_plain_on_the_zoo():
         for i, prompt in enumerate(PROMPTS):
             plain = generate(verifier, prompt, max_bytes=40)
             spec = generate(verifier, prompt, max_bytes=40, draft=drafters[i % len(drafters)],
-                            draft_tokens=(1, 3, 5)[i % 3])
+                            draft_tokens=(1, 3, 5)[i % 3], policy=policy)
             accepted += spec.draft.accepted_bytes
             total += 1
             if not same_greedy(plain.data, spec.data, verifier, prompt):
@@ -400,6 +402,39 @@ def test_a_draft_rejected_at_its_first_byte():
     out, stats = _spec(v, "In the", 40, drafter)
     assert out == plain
     assert stats.accepted_bytes == 0 and stats.drafts >= 1 and drafter.resyncs >= 1
+
+
+class WrongDrafter(ScriptedDrafter):
+    """Proposes, every round, a byte other than the verifier's next greedy byte (`plain`): each draft is rejected
+    at its first byte."""
+
+    def __init__(self, plain: bytes):
+        super().__init__([])
+        self.plain, self.prompt_length, self.position = plain, 0, 0
+
+    def start(self, context):
+        self.prompt_length = len(context)
+
+    def propose(self, n_tokens):
+        self.calls += 1
+        return bytes([(self.plain[self.position] + 1) % 256]) + b"xyz", False
+
+    def resync(self, committed):
+        self.resyncs += 1
+        self.position = len(committed) - self.prompt_length
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_after_a_rejection_redraft_drafts_again_at_once_and_word_corrects_to_the_end_of_the_word(policy):
+    v = spacey_byte_mamba()
+    plain = generate(v, "In the", max_bytes=40).data
+    out, stats = _spec(v, "In the", 40, WrongDrafter(plain), policy=policy)
+    assert out == plain and stats.accepted_bytes == 0
+    if policy == "redraft":  # one byte of the verifier's own per draft
+        assert stats.drafts == 40
+    else:  # a draft at the start and after every space or newline
+        starts = [i for i in range(40) if i == 0 or plain[i - 1] in (0x20, 0x0A)]
+        assert 1 < len(starts) < 40 and stats.drafts == len(starts)
 
 
 def test_utf8_characters_split_across_drafts_and_empty_drafts():
@@ -461,7 +496,8 @@ def test_drafter_proposes_what_its_tokens_spell_after_the_pending_word():
 
 def test_bad_options_are_refused_with_the_parameter_named():
     for kwargs, name in [({"max_bytes": -1}, "max_bytes"), ({"temperature": -0.5}, "temperature"),
-                         ({"top_k": 0}, "top_k"), ({"beta": 0.5}, "beta"), ({"draft_tokens": 0}, "draft_tokens")]:
+                         ({"top_k": 0}, "top_k"), ({"beta": 0.5}, "beta"), ({"draft_tokens": 0}, "draft_tokens"),
+                         ({"policy": "eager"}, "policy")]:
         with pytest.raises(BadInput, match=name):
             check_options(**kwargs)
     v, d = tiny_byte_mamba(), tiny_subword_mamba()
