@@ -219,11 +219,12 @@ def load_mamba(directory, device="cpu", checkpoint: CheckpointDirectory | None =
 
 def check_sizes(config_file: Path, weights: Path, state: dict, n_layer: int, layer_prefix: str,
                 shapes: dict[str, tuple]) -> None:
-    """The config's sizes against the weight file, before a network is built from them: as many layers
-    (keys `layer_prefix`N.*) as n_layer, and the listed tensors (the embeddings) of the shapes that the
-    config's sizes give. BadInput naming config.json and the size that disagrees."""
+    """The config's sizes against the weight file, before a network is built from them: at least n_layer
+    layers (keys `layer_prefix`N.*; extra ones are named by the key check after the build, which the file's
+    size bounds), and the listed tensors (the embeddings) of the shapes that the config's sizes give.
+    BadInput naming config.json and the size that disagrees."""
     layers = {key[len(layer_prefix):].split(".", 1)[0] for key in state if key.startswith(layer_prefix)}
-    if len(layers) != n_layer:
+    if len(layers) < n_layer:
         raise BadInput(f"{config_file}: n_layer = {n_layer} but {weights.name} holds {len(layers)} layer(s)")
     for key, shape in shapes.items():
         found = state.get(key)
