@@ -81,3 +81,16 @@ def test_a_zoo_folder_with_a_broken_config(runner, tiny_mamba, tmp_path, monkeyp
     (zoo / "broken" / "config.json").write_text(text)
     monkeypatch.setattr(models, "ZOO_DIR", zoo)
     assert_one_line_error(runner.invoke(cli, ["models"]), "config.json", needle)
+
+
+def test_a_zoo_config_whose_parameter_count_is_not_a_number_lists_as_unknown(runner, tiny_mamba, tmp_path,
+                                                                          monkeypatch):
+    zoo = tmp_path / "zoo"
+    shutil.copytree(tiny_mamba, zoo / "odd")
+    (zoo / "odd" / "model.safetensors").unlink()  # the count then comes from config.json's robustbench block
+    edit_config(zoo / "odd", robustbench={"parameters": "many"})
+    monkeypatch.setattr(models, "ZOO_DIR", zoo)
+    result = runner.invoke(cli, ["models"])
+    assert result.exit_code == 0, result.output
+    line = next(l for l in result.output.splitlines() if l.startswith("odd"))
+    assert line.split()[3] == "?", line

@@ -8,8 +8,13 @@ import textwrap
 import click
 
 
+def _known(n) -> bool:
+    """A count a listing can show (a zoo config or a plug-in may give anything)."""
+    return isinstance(n, (int, float)) and not isinstance(n, bool) and n == n and abs(n) != float("inf")
+
+
 def _size(n: int | None) -> str:
-    if n is None:
+    if not _known(n):
         return "?"
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
         if n >= scale:
@@ -18,7 +23,7 @@ def _size(n: int | None) -> str:
 
 
 def _count(n: int | None) -> str:
-    if n is None:
+    if not _known(n):
         return "?"
     return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}K" if n >= 1e3 else str(n)
 
