@@ -89,9 +89,13 @@ def test_fused_step_matches_the_full_forward():
         assert float((row - full[0, i]).abs().max()) <= 1e-4 * scale(full[0, i]), i
 
 
-def test_save_restore_and_chunks_interleaved_with_fused_steps():
+@pytest.mark.parametrize("stepped", [1, 8])
+def test_save_restore_and_chunks_interleaved_with_fused_steps(stepped):
+    """stepped: feeds of up to that many tokens go step by step; longer ones through the module's forward (a
+    chunk), whose state the fused decoder takes over."""
     module = random_mamba(SHAPES[0], seed=3)
     fused, ref = make_decoder_pair(module)
+    fused.max_stepped = stepped
     with torch.inference_mode():
         for dec in (fused, ref):
             dec.prefill([10, 20, 30])
@@ -100,7 +104,9 @@ def test_save_restore_and_chunks_interleaved_with_fused_steps():
             dec.feed([50, 60, 70])
             dec.restore(dec.saved)
             dec.restore(dec.saved)  # a saved state stays reusable
-            dec.out = [dec.feed([41, 42])[-1], dec.step(43), dec.feed([44, 45, 46])[-1], dec.step(47)]
+            dec.out = [dec.feed([41, 42])[-1], dec.step(43), dec.feed([44, 45, 46])[-1], dec.step(47),
+                       *dec.feed(list(range(100, 120))), dec.step(48)]
+    assert fused.calls["chunks"] == (5 if stepped == 1 else 1) and fused.calls["steps"] >= 3
     for a, b in zip(fused.out, ref.out):
         assert float((a - b).abs().max()) <= REL * scale(b)
 
