@@ -50,11 +50,12 @@ def margin(row) -> float:
     return float(top[0] - top[1])
 
 
-def run_pair(module, vocab: int, prompt: list[int], steps: int):
+def run_pair(module, vocab: int, prompt: list[int], steps: int, stepped: int = 1):
     """Fused and reference decoders fed the same prompt, then the reference's greedy tokens. Returns the worst
     logit difference (relative to the logits' scale) and whether the greedy choices agreed away from ties."""
     fused, ref = MambaDecoder(module, vocab, "cpu", fused=True), MambaDecoder(module, vocab, "cpu", fused=False)
     assert fused.fused is not None and ref.fused is None
+    fused.max_stepped = stepped  # a prompt longer than this goes through the module's forward as a chunk
     worst = 0.0
     with torch.inference_mode():
         a, b = fused.prefill(prompt), ref.prefill(prompt)
@@ -73,8 +74,8 @@ def test_fused_step_equals_the_reference_step_on_random_shapes(index):
     config = SHAPES[index]
     module = random_mamba(config, seed=index)
     vocab = config["vocab_size"]
-    for prompt in ([3], [1, 2, 3, 4, 5, 6, 7]):  # a one-token prompt goes through step(), a longer one a chunk
-        assert run_pair(module, vocab, prompt, steps=30) <= REL
+    for prompt, stepped in (([3], 1), ([1, 2, 3, 4, 5, 6, 7], 1), ([1, 2, 3, 4, 5, 6, 7], 8)):
+        assert run_pair(module, vocab, prompt, steps=30, stepped=stepped) <= REL
 
 
 def test_fused_step_matches_the_full_forward():
