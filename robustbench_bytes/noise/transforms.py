@@ -58,11 +58,53 @@ def repeat(cps, rng, p, max):  # noqa: A002  (the contract's parameter name)
     to right."""
     if p == 0:
         return cps
+    if p < 1 and len(cps) >= FUSED_REPEAT_MIN:
+        return _repeat_fused(cps, rng, p, max)
     selected = np.flatnonzero(events(rng, len(cps), p))
     k = rng.integers(1, max, endpoint=True, size=len(selected))
     if 8 * len(selected) < len(cps):  # sparse: touch only the selected positions (same output)
         return insert_after(cps, selected, k, np.repeat(cps[selected], k))
     return _repeat_blocked(cps, selected, k)
+
+
+# From this many code points on, repeat() runs as one compiled loop (1.8x the numpy path's speed at p=0.3). numba
+# costs about a second to load once per process: below this size, the numpy path is done before.
+FUSED_REPEAT_MIN = 1 << 22
+
+
+def _repeat_fused(cps, rng, p, max):  # noqa: A002
+    """repeat() with the same draws (an event per position from the raw outputs, then the k's) and one pass that
+    writes each code point and its copies straight into the output."""
+    n = len(cps)
+    raw = rng.bit_generator.random_raw((n + 1) // 2).astype("<u8", copy=False)
+    u = raw.view("<u4")[:n]
+    threshold = np.uint32(math.floor(p * 2**32))
+    k = rng.integers(1, max, endpoint=True, size=int(np.count_nonzero(u < threshold)))
+    out = np.empty(n + int(k.sum()), dtype=cps.dtype)
+    _repeat_loop()(cps, u, threshold, k, out)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _repeat_loop():
+    """The compiled loop of _repeat_fused (numba is imported only when a text is that large)."""
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def fill(cps, u, threshold, k, out):
+        j = 0
+        s = 0
+        for i in range(cps.shape[0]):
+            c = cps[i]
+            out[j] = c
+            j += 1
+            if u[i] < threshold:
+                for _ in range(k[s]):
+                    out[j] = c
+                    j += 1
+                s += 1
+
+    return fill
 
 
 def _repeat_blocked(cps: np.ndarray, selected: np.ndarray, k: np.ndarray, block: int = 1 << 17) -> np.ndarray:
