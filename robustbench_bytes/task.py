@@ -15,7 +15,7 @@ from pathlib import Path
 
 from robustbench_bytes.corpus import read_bytes
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.files import write_text_atomic
+from robustbench_bytes.files import parse_json, write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -88,14 +88,8 @@ def load_task_file(path: Path | str) -> Task:
     for lineno, line in enumerate(data.split(b"\n"), start=1):
         if not line.strip():
             continue
-        where = f"{path}:{lineno}"
-        try:
-            raw = json.loads(line.decode("utf-8"))
-        except UnicodeDecodeError as e:
-            raise BadInput(f"{where}: not valid UTF-8 at byte offset {e.start} of the line") from None
-        except json.JSONDecodeError as e:
-            raise BadInput(f"{where}: not valid JSON at column {e.colno} ({e.msg})") from None
-        items.append(parse_item(raw, where, len(items)))
+        raw = parse_json(line, str(path), "one task item a line", line=lineno)
+        items.append(parse_item(raw, f"{path}:{lineno}", len(items)))
     if not items:
         raise BadInput(f"{path}: holds no items; expected one JSON object a line")
     return Task(name=path.stem, items=tuple(items), description=f"task file {path}", provenance=str(path))
