@@ -42,7 +42,7 @@ import numpy as np
 from robustbench_bytes import results as results_io
 from robustbench_bytes import stats
 from robustbench_bytes.errors import BadInput, NotComparable
-from robustbench_bytes.formatting import (NA, format_bits, format_interval, format_ppl, format_signed,
+from robustbench_bytes.formatting import (NA, format_accuracy, format_bits, format_interval, format_ppl, format_signed,
                                           short_model_labels)
 from robustbench_bytes.result_schema import CLEAN, CellResult
 
@@ -495,10 +495,11 @@ def markdown(comparison: Comparison) -> str:
     rule += ", or when the candidate's cell failed."
     improved = sum(p.verdict == "improved" for p in comparison.pairs)
     unchanged = sum(p.verdict == "unchanged" for p in comparison.pairs)
+    unchecked = sum(p.verdict == "not compared" for p in comparison.pairs)
     labels = dict(zip(map(id, comparison.pairs), model_column(comparison.pairs)))
     lines = ["", "### Bits per clean byte", "",
              f"{len(comparison.regressions)} of {len(comparison.pairs)} cells regressed, {improved} improved, "
-             f"{unchanged} unchanged. Cells paired by "
+             f"{unchanged} unchanged" + (f", {unchecked} not compared" if unchecked else "") + ". Cells paired by "
              + ("model, noise and seed" if comparison.by_model else "noise and seed") + f" on the same corpus; {rule}",
              "", "| model | noise | seed | bits/clean byte (base → cand) | Δ bits/clean byte "
              f"[{pct}] | word-PPL increase (base → cand) | Δ increase [{pct}] | verdict |",
@@ -643,7 +644,8 @@ def gate_document(baseline: Path, candidate: Path, thresholds: Thresholds | None
 def _case_message(record: dict) -> str:
     """A failed pair's message: its reasons, then each checked delta with its interval and threshold."""
     formats = {"bits_per_clean_byte": format_signed, "word_ppl_increase": _signed_ppl,
-               "word_ppl_increase_ratio": lambda v: NA if v is None or not math.isfinite(v) else f"{v:.3g}"}
+               "word_ppl_increase_ratio": lambda v: NA if v is None or not math.isfinite(v) else f"{v:.3g}",
+               "acc": lambda v: format_signed(v, format_accuracy)}
     parts = list(record.get("reasons") or [])
     for check in record.get("checks") or []:
         delta = check["delta"]
