@@ -125,8 +125,8 @@ def read_record(path: Path, formats) -> dict | None:
     """A stored cell file's JSON object when it is readable and of one of `formats`, else None (then the cell
     is recomputed)."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        raw = read_json(path)
+    except BadInput:  # missing, unreadable or JSON that does not parse whole (files.parse_json)
         return None
     return raw if isinstance(raw, dict) and raw.get("format") in formats else None
 

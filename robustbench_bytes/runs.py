@@ -32,7 +32,7 @@ from robustbench_bytes import results as results_io
 from robustbench_bytes import shards as shards_io
 from robustbench_bytes.distributed import World, plan_documents
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.files import exclusive_lock
+from robustbench_bytes.files import check_output_dir, exclusive_lock
 from robustbench_bytes.formatting import format_ppl
 from robustbench_bytes.result_schema import CLEAN, CLEAN_SEED, TASKS_DIR, CellResult, DocumentRecord, cell_key
 from robustbench_bytes.run_models import ModelCache, ModelUnavailable, describe_error
@@ -116,22 +116,9 @@ def run_lock(out: Path) -> Iterator[None]:
 
 
 def check_out_dir(out: Path) -> None:
-    """A run writes into a missing or empty folder, or a run directory; never into someone's other folder."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise BadInput(f"{out}: exists and is not a directory")
-    if results_io.is_run_dir(out) or all(_left_by_a_killed_run(p) for p in out.iterdir()):
-        return
-    raise BadInput(f"{out}: a folder that is not empty and not a run directory (no "
-                   f"{results_io.RESULTS_FILE}); choose another output folder")
-
-
-def _left_by_a_killed_run(path: Path) -> bool:
-    """What a run killed before its first manifest rename leaves in a new folder: its lock file and the
-    temporaries of its atomic writes (.NAME.*.tmp, files.atomic_path), which the run clears once it holds the lock."""
-    return path.is_file() and not path.is_symlink() and (
-        path.name == ".lock" or (path.name.startswith(".") and path.name.endswith(".tmp")))
+    """A run writes into a missing or empty folder (a killed run's lock and temporaries count as empty), or a
+    run directory; never into someone's other folder (files.check_output_dir, the rule of every writer)."""
+    check_output_dir(out, results_io.is_run_dir, f"a run directory (no {results_io.RESULTS_FILE})")
 
 
 def cell_inputs(cell: Cell, model_fingerprint: str, corpus_sha256: str, method: dict,
@@ -183,7 +170,7 @@ def noise_code_sha256(spec: str, seed: int) -> str:
     h = hashlib.sha256(noise_lib.apply(_PROBE, spec, seed=seed).encode("utf-8", "surrogatepass"))
     for part in noise_lib.parse(spec):
         try:
-            source = inspect.getsourcefile(part.noise.transform)
+            source = inspect.getsourcefile(inspect.unwrap(part.noise.transform))  # a plug-in's, not its guard's
             h.update(Path(source).read_bytes() if source else b"")
         except (OSError, TypeError):  # a transform without a source file: the probe alone stands for it
             pass

@@ -15,13 +15,13 @@ cell equals a single process's whenever each document's NLL does.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from robustbench_bytes import results as results_io
+from robustbench_bytes.files import read_json
 from robustbench_bytes.result_schema import CellResult, DocumentRecord, derived_metrics
 
 SHARD_FORMAT = "robustbench-shard/1"
@@ -83,8 +83,8 @@ def read_finished(run_dir: Path | str, cell: str, inputs: dict | None) -> list[S
     found = []
     for path in sorted(folder.glob("rank-*.json")):
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            if raw.get("format") != SHARD_FORMAT or raw.get("inputs") != inputs:
+            raw = read_json(path)
+            if not isinstance(raw, dict) or raw.get("format") != SHARD_FORMAT or raw.get("inputs") != inputs:
                 continue
             shard = Shard.from_json(raw, str(path))
         except (OSError, ValueError, KeyError, TypeError):

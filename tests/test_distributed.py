@@ -110,7 +110,7 @@ def test_dtype_is_recorded_and_checked(models):
     assert scoring.score_corpus(model, corpus, progress=False).result.dtype == "float32"
     low = scoring.score_corpus(model, corpus, progress=False, dtype="bfloat16").result
     assert low.dtype == "bfloat16-autocast" and math.isfinite(low.nll)
-    with pytest.raises(BadInput, match="dtype 'int8'"):
+    with pytest.raises(BadInput, match="dtype='int8'"):
         scoring.score_corpus(model, corpus, progress=False, dtype="int8")
 
 
