@@ -135,14 +135,11 @@ def _contents(md: list[str]) -> list[str]:
 
 
 def _leaderboard_markdown(board, options: ReportOptions) -> list[str]:
-    pct = f"{options.confidence:.0%}"
     return ["### Perplexity", "",
-            "Ranked by the **mean bits per clean byte on noised text** over the noises of the run (lower is better): "
-            "how well each model predicts the noised text, measured per byte of the clean text so that every noise "
-            "has the same unit. Beside it: the clean bits per byte, the **rise** (noised minus clean) and the "
-            f"**relative rise** (rise / clean). Brackets: {pct} paired bootstrap intervals over documents (every "
-            "noise and the clean text resample the same documents). `robustbench compare` gates something else: "
-            "each cell's change between two runs.", "",
+            "Ranked by the **mean bits per clean byte on noised text** over the noises (lower is better; per byte of "
+            "the clean text, so every noise has the same unit), beside the clean score, the **rise** (noised − clean) "
+            f"and the **relative rise** (rise / clean). Brackets: {options.confidence:.0%} paired bootstrap intervals "
+            "over documents. (`robustbench compare` gates something else: each cell's change between two runs.)", "",
             markdown_leaderboard(board), "", *[f"- {n}" for n in leaderboard_notes(board)], ""]
 
 
@@ -260,12 +257,14 @@ def write_report(run_dirs: list[Path | str], out_dir: Path | str, options: Repor
     written_plots = report_plots(table, plots_dir, options.confidence, options.replicates) if plots else []
 
     length = length_section(run_dirs, out_dir, options.confidence, options.replicates, options.seed, plots)
-    tasks = write_task_report(run_dirs, out_dir, options, plots=plots)
+    tasks = write_task_report(run_dirs, out_dir, options, plots=plots, leaderboards_inside=not table.empty)
     if table.empty and not tasks.markdown and not length.markdown:
         raise BadInput(f"{', '.join(map(str, run_dirs))}: no results to report (no perplexity or task cells)")
 
     files = {}
-    boards = (_leaderboard_markdown(board, options) if not table.empty else []) + tasks.leaderboard
+    # the first screen: the perplexity leaderboard and the noise examples; the task leaderboards open the accuracy
+    # section (or make the leaderboard of a run with task cells only)
+    boards = _leaderboard_markdown(board, options) if not table.empty else tasks.leaderboard
     body = (["## Leaderboard", ""] + boards if boards else []) + _noise_examples(run_dirs)
     if not table.empty:
         files["csv"] = out_dir / "report.csv"

@@ -31,6 +31,7 @@ th { background: #f2f2f2; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 code { background: #f4f4f4; padding: 0 0.2rem; }
 pre { background: #f4f4f4; padding: 0.6rem; overflow-x: auto; }
+pre code { padding: 0; background: none; }
 figure { margin: 1rem 0; }
 figure svg, figure img { max-width: 100%; height: auto; }
 """

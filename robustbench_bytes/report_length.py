@@ -253,7 +253,7 @@ def plot_positions(curves: list[PositionCurve], out_dir: Path, stem: str, title:
         ax.set_xlabel("byte offset (log2 scale)")
     handles, legend_labels = axes.flat[0].get_legend_handles_labels()
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_size_inches()[1]))  # room for the title above the panels
     fig.legend(handles, legend_labels, title=f"model (bands: {confidence:.0%} over documents)", loc="upper left",
                bbox_to_anchor=(1.0, 0.95), fontsize="small", title_fontsize="small")
     sizes = sorted({(c.documents, int(c.bytes.sum())) for c in curves if c.noise == CLEAN})

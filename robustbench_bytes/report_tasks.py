@@ -220,8 +220,9 @@ class TaskSection:
     files: list[Path] = field(default_factory=list)
 
 
-def write_task_report(run_dirs, out_dir: Path, options, plots: bool) -> TaskSection:
-    """Writes tasks.csv (and plots/task_accuracy.*); returns the Markdown (empty without task cells)."""
+def write_task_report(run_dirs, out_dir: Path, options, plots: bool, leaderboards_inside: bool = True) -> TaskSection:
+    """Writes tasks.csv (and plots/task_accuracy.*); returns the Markdown (empty without task cells), with the
+    task leaderboards after the section's introduction when leaderboards_inside (else only in .leaderboard)."""
     from robustbench_bytes.report_text import leaderboard_notes, markdown_leaderboard
 
     table, boards = build_task_tables([Path(d) for d in run_dirs], options)
@@ -243,7 +244,7 @@ def write_task_report(run_dirs, out_dir: Path, options, plots: bool) -> TaskSect
           "items whose true choice has the largest log-likelihood; **drop** = clean acc − noisy acc. Brackets: "
           f"{pct} bootstrap intervals over items ({options.replicates} replicates; the drop resamples the same "
           "items clean and noisy). Chance is 1 / number of choices (the dashed line of the plot). acc_norm is in "
-          f"[{CSV_NAME}]({CSV_NAME}).", ""]
+          f"[{CSV_NAME}]({CSV_NAME}).", ""] + (board_md if leaderboards_inside else [])
     few = sorted({int(n) for n in table["items"] if n < FEW_DOCUMENTS})
     if few:
         md += [f"**Warning: only {', '.join(map(str, few))} item(s) in a task; intervals over items are rough below "

@@ -117,10 +117,9 @@ def leaderboard_notes(board: Leaderboard, markdown: bool = True) -> list[str]:
         notes.append(f"{bold(title)}: {s.entry.label}, {_change_text(s.value, value_fmt)}; {verdict(s)}.")
     if len(board.ranked) >= 2:
         what = "accuracy" if board.kind == "accuracy" else "bits"
-        notes.append(f"{bold('Why the ranking is by noised text')}: the noised score is what a reader of noised text "
-                     f"gets. A model that is weak on clean text can lose little: its clean predictions are already "
-                     f"poor, so noise has fewer {what} to take away, and a small {change} (or relative {change}, "
-                     f"which divides by that clean score) rewards it. Read the {change} beside the clean score.")
+        notes.append(f"{bold('Why rank by noised text')}: it is what a reader of noised text gets. A model weak on "
+                     f"clean text can lose little (its predictions are already poor), so a small {change}, or "
+                     f"relative {change}, alone rewards weakness: read it beside the clean score.")
         smallest = standing(board, "change", lower_is_better=True)
         sign = -1.0 if board.higher_is_better else 1.0  # the worst clean score: the most bits, the least accuracy
         worst_clean = max(board.ranked, key=lambda e: sign * e.clean.estimate)

@@ -69,7 +69,7 @@ def test_a_model_weak_clean_does_not_rank_first_for_losing_little(tmp_path):
     assert "relative rise" in header and "| rise |" in header
     summary = report.summary_text(tmp_path / "run", FAST)
     assert summary.splitlines()[0].startswith("Leaderboard (ranked by mean noised bits per clean byte")
-    assert "Why the ranking is by noised text" in summary
+    assert "Why rank by noised text" in summary
 
 
 def test_most_robust_only_where_the_order_holds(tmp_path):
