@@ -12,7 +12,9 @@ For each pair, a paired bootstrap over documents (the same document draws on bot
 
 A pair REGRESSES when, at the chosen confidence (two-sided percentile interval):
   * the lower bound of Δ bits per clean byte exceeds --max-bpb-increase, or
-  * --max-ppl-increase-ratio R is given and the lower bound of the increase ratio exceeds R, or
+  * --max-ppl-increase-ratio R is given and the lower bound of the increase ratio exceeds R (where the
+    baseline's increase is not positive, R times it allows none: the lower bound of the candidate's increase
+    exceeds 0), or
   * the candidate's cell failed where the baseline's succeeded.
 So a regression must be both larger than the threshold and statistically clear of it. A pair
 IMPROVES when the upper bound of Δ bits per clean byte is below 0.
@@ -195,6 +197,8 @@ class PairResult:
     candidate_increase: float | None = None
     delta_increase: stats.Interval | None = None
     increase_ratio: stats.Interval | None = None
+    # where the baseline's word-PPL increase is not positive, R times it allows none: the candidate's own increase
+    candidate_increase_ci: stats.Interval | None = None
     verdict: str = "unchanged"  # regressed | improved | unchanged | not compared
     reasons: list[str] = field(default_factory=list)
     devices: tuple[str | None, str | None] = (None, None)  # (baseline, candidate) cell's device
@@ -407,6 +411,11 @@ def _compare_pair(key, base: CellResult, cand: CellResult, base_clean, cand_clea
         pair.verdict = "regressed"
         pair.reasons.append(f"word-PPL increase {pair.increase_ratio.estimate:.3g}x the baseline's "
                             f"(interval low {pair.increase_ratio.low:.3g} > {th.max_ppl_increase_ratio:g})")
+    if pair.candidate_increase_ci is not None and pair.candidate_increase_ci.low > 0:
+        pair.verdict = "regressed"
+        pair.reasons.append(f"word-PPL increase {_signed_ppl(pair.candidate_increase_ci.estimate)} where the "
+                            f"baseline's is {_signed_ppl(pair.baseline_increase)} (interval low "
+                            f"{_signed_ppl(pair.candidate_increase_ci.low)} > 0)")
     if unchecked:
         pair.reasons.append(f"--max-ppl-increase-ratio could not be checked: {unchecked}")
         if pair.verdict != "regressed":
@@ -444,13 +453,15 @@ def _word_ppl_increases(pair: PairResult, base, cand, base_clean, cand_clean, si
         return None
     if undefined:
         return undefined[0]
-    if not pair.baseline_increase > 0:
-        return f"the baseline's word-PPL increase is {format_signed(pair.baseline_increase, format_ppl)}, not > 0"
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        pair.increase_ratio = interval(stats.ratio(cand_inc, base_inc))
-    if not (math.isfinite(pair.increase_ratio.low) and math.isfinite(pair.increase_ratio.estimate)):
-        ratio, pair.increase_ratio = pair.increase_ratio, None
-        return f"the increase ratio has no finite interval (estimate {ratio.estimate:.3g})"
+        if pair.baseline_increase > 0:
+            pair.increase_ratio = interval(stats.ratio(cand_inc, base_inc))
+        else:  # noise cost the baseline nothing: R times that allows the candidate no increase either
+            pair.candidate_increase_ci = interval(cand_inc)
+    checked = pair.increase_ratio or pair.candidate_increase_ci
+    if not (math.isfinite(checked.low) and math.isfinite(checked.estimate)):
+        pair.increase_ratio = pair.candidate_increase_ci = None
+        return "the increase " + ("ratio " if pair.baseline_increase > 0 else "") + "has no finite interval"
     return None
 
 
@@ -491,7 +502,8 @@ def markdown(comparison: Comparison) -> str:
             f"byte exceeds {th.max_bpb_increase:+g}")
     if th.max_ppl_increase_ratio is not None:
         rule += (f", or when that of the candidate's word-PPL increase over the baseline's exceeds "
-                 f"{th.max_ppl_increase_ratio:g}x")
+                 f"{th.max_ppl_increase_ratio:g}x (where the baseline's increase is not positive: when that of the "
+                 f"candidate's increase exceeds 0)")
     rule += ", or when the candidate's cell failed."
     improved = sum(p.verdict == "improved" for p in comparison.pairs)
     unchanged = sum(p.verdict == "unchanged" for p in comparison.pairs)
@@ -547,7 +559,11 @@ def pair_records(comparison: Comparison) -> list[dict]:
                              th.max_bpb_increase, "delta.low > threshold"),
                   check_json("word_ppl_increase", p.baseline_increase, p.candidate_increase, p.delta_increase,
                              None, "reported, not gated")]
-        if th.max_ppl_increase_ratio is not None and p.noise != CLEAN:
+        if p.candidate_increase_ci is not None:
+            checks.append(check_json("candidate_word_ppl_increase", p.baseline_increase, p.candidate_increase,
+                                     p.candidate_increase_ci, 0, "delta.low > threshold (the ratio's stand-in where "
+                                     "the baseline's increase is not positive; delta: the candidate's increase)"))
+        elif th.max_ppl_increase_ratio is not None and p.noise != CLEAN:
             checks.append(check_json("word_ppl_increase_ratio", None, None, p.increase_ratio,
                                      th.max_ppl_increase_ratio, "delta.low > threshold (delta: candidate "
                                      "increase / baseline increase)"))
@@ -644,6 +660,7 @@ def gate_document(baseline: Path, candidate: Path, thresholds: Thresholds | None
 def _case_message(record: dict) -> str:
     """A failed pair's message: its reasons, then each checked delta with its interval and threshold."""
     formats = {"bits_per_clean_byte": format_signed, "word_ppl_increase": _signed_ppl,
+               "candidate_word_ppl_increase": _signed_ppl,
                "word_ppl_increase_ratio": lambda v: NA if v is None or not math.isfinite(v) else f"{v:.3g}",
                "acc": lambda v: format_signed(v, format_accuracy)}
     parts = list(record.get("reasons") or [])

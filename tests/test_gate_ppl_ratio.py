@@ -1,6 +1,7 @@
 """--max-ppl-increase-ratio is a threshold the gate must check or say it could not (issue 21): where a word-PPL is
-undefined (a text without spaces) or the baseline's increase is not positive, the pair is not compared (exit 2,
-the reason in the summary's first lines) instead of passing silently; --allow-missing accepts that."""
+undefined (a text without spaces) or a run has no clean cell, the pair is not compared (exit 2, the reason in the
+summary's first lines) instead of passing silently, and --allow-missing accepts that; where the baseline's increase
+is not positive, R times it allows the candidate none (checked, not skipped)."""
 
 from __future__ import annotations
 
@@ -42,17 +43,34 @@ def test_an_undefined_word_ppl_is_a_gap_when_the_ratio_is_asked_for(runner, tmp_
                 "--allow-missing").exit_code == 0
 
 
-def test_a_baseline_increase_that_is_not_positive_is_a_gap(runner, tmp_path):
-    # the noise made the baseline's text easier: no ratio of increases to hold the candidate to
-    grid = {"clean": {"m": 2.0}, "drop:p=0.1": {"m": 1.7}, "antspeak": {"m": 3.0}}
-    write_fake_run(tmp_path / "b", grid)
-    write_fake_run(tmp_path / "c", grid)
+def test_a_run_without_clean_cells_leaves_the_ratio_unchecked(runner, tmp_path):
+    noisy_only = {"drop:p=0.1": {"m": 2.3}, "antspeak": {"m": 3.0}}
+    write_fake_run(tmp_path / "b", noisy_only)
+    write_fake_run(tmp_path / "c", noisy_only)
+    assert gate(runner, tmp_path / "b", tmp_path / "c").exit_code == 0
     result = gate(runner, tmp_path / "b", tmp_path / "c", "--max-ppl-increase-ratio", "1.25")
     assert result.exit_code == 2, result.output
-    assert "drop:p=0.1" in headline(result.output) and "not > 0" in headline(result.output)
-    comparison = compare_runs(tmp_path / "b", tmp_path / "c", Thresholds(max_ppl_increase_ratio=1.25))
-    verdicts = {p.noise: p.verdict for p in comparison.pairs}
-    assert verdicts == {"clean": "unchanged", "drop:p=0.1": "not compared", "antspeak": "unchanged"}
+    assert "no clean cell" in headline(result.output)
+
+
+# the noise made the baseline's text easier (a weak model under `drop`): its increase is negative
+EASIER = {"clean": {"m": 2.0}, "drop:p=0.1": {"m": 1.7}, "antspeak": {"m": 3.0}}
+
+
+def test_where_the_baseline_lost_nothing_the_candidate_may_lose_nothing(runner, tmp_path):
+    write_fake_run(tmp_path / "b", EASIER)
+    write_fake_run(tmp_path / "same", EASIER)
+    # the candidate now loses word-PPL to drop (its increase turns positive); bits per clean byte are not gated here
+    write_fake_run(tmp_path / "worse", {"clean": {"m": 2.0}, "drop:p=0.1": {"m": 2.2}, "antspeak": {"m": 3.0}})
+    ratio = ("--max-ppl-increase-ratio", "1.25", "--max-bpb-increase", "5")
+    same = gate(runner, tmp_path / "b", tmp_path / "same", *ratio)
+    assert same.exit_code == 0, same.output  # before: the threshold skipped for drop; now checked and held
+    worse = gate(runner, tmp_path / "b", tmp_path / "worse", *ratio)
+    assert worse.exit_code == 1, worse.output  # before: exit 0
+    comparison = compare_runs(tmp_path / "b", tmp_path / "worse",
+                              Thresholds(max_ppl_increase_ratio=1.25, max_bpb_increase=5))
+    drop = next(p for p in comparison.pairs if p.noise == "drop:p=0.1")
+    assert drop.verdict == "regressed" and drop.baseline_increase < 0 < drop.candidate_increase_ci.low
 
 
 def test_a_regression_still_wins_over_an_unchecked_ratio(runner, tmp_path):
