@@ -12,7 +12,7 @@ import json
 from robustbench_bytes import results as results_io
 from robustbench_bytes import tasks_io
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.files import atomic_path, read_json, write_text_atomic
+from robustbench_bytes.files import atomic_path, check_output_dir, read_json, write_text_atomic
 from robustbench_bytes.report_html import heading_ids, headings, markdown_to_html
 from robustbench_bytes.report_length import length_section
 from robustbench_bytes.report_plots import PLOT_TITLES, caption, report_plots
@@ -79,17 +79,8 @@ def write_documents_csv(table, path: Path) -> Path:
 def check_report_out_dir(out_dir: Path) -> None:
     """The report writes only into a missing or empty folder, or one a report was written to (its report.json,
     or, from before report.json, its README.md titled as a report beside report.html): `-o .` must not replace
-    a project's README.md. BadInput otherwise."""
-    if not out_dir.exists():
-        return
-    if not out_dir.is_dir():
-        raise BadInput(f"{out_dir}: not a folder; -o expects a folder for the report")
-    entries = sorted(p.name for p in out_dir.iterdir())
-    if not entries or _is_report_folder(out_dir):
-        return
-    raise BadInput(f"{out_dir}: holds files no report wrote ({', '.join(entries[:3])}"
-                   f"{', ...' if len(entries) > 3 else ''}); give -o a new or empty folder, or one a report was "
-                   f"written to (it holds {REPORT_MANIFEST})")
+    a project's README.md. The rule of every output folder (files.check_output_dir); BadInput otherwise."""
+    check_output_dir(out_dir, _is_report_folder, f"a report folder (no {REPORT_MANIFEST})")
 
 
 def _is_report_folder(out_dir: Path) -> bool:

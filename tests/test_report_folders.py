@@ -41,7 +41,7 @@ def test_o_refuses_a_project_folder_and_leaves_its_readme(runner, run, tmp_path)
     (project / "README.md").write_text("# My project\n")
     result = _report(runner, run, project)
     assert result.exit_code == 2, result.output
-    assert "holds files no report wrote (README.md)" in result.output and "Traceback" not in result.output
+    assert "not a report folder (no report.json)" in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert (project / "README.md").read_text() == "# My project\n" and sorted(os.listdir(project)) == ["README.md"]
 
