@@ -152,7 +152,7 @@ def test_a_listed_field_of_the_wrong_type_is_exit_2(runner, runs, side, field, v
     assert str(runs[side]) in line and field in line
 
 
-@pytest.mark.parametrize("field,value", [("acc", "0.8"), ("model", ["m"]), ("items", [200]), ("noise_choices", "no")])
+@pytest.mark.parametrize("field,value", [("acc", "0.8"), ("model", ["m"]), ("items", [200]), ("task_spec", ["t"])])
 def test_a_task_listing_field_of_the_wrong_type_is_exit_2(runner, task_runs, field, value):
     edit_listing(task_runs[1], 0, TASKS_FILE, **{field: value})
     result = gate(runner, *task_runs)
