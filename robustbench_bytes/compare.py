@@ -44,8 +44,8 @@ import numpy as np
 from robustbench_bytes import results as results_io
 from robustbench_bytes import stats
 from robustbench_bytes.errors import BadInput, NotComparable
-from robustbench_bytes.formatting import (NA, format_accuracy, format_bits, format_interval, format_ppl, format_signed,
-                                          short_model_labels)
+from robustbench_bytes.formatting import (NA, format_accuracy, format_bits, format_interval, format_ppl,
+                                          format_ratio, format_signed, short_model_labels)
 from robustbench_bytes.result_schema import CLEAN, CellResult
 
 REGRESSED, NOT_COMPARABLE = 1, 2  # the gate's exit codes (0: passed)
@@ -153,8 +153,8 @@ def check_types(results, side: str, run_dir: Path, listing: str) -> None:
             raise NotComparable(f"{side} {run_dir}: {listing} entry {i}: {why}")
 
 
-_IDENTITY = ("model", "model_spec", "task", "task_spec", "noise", "seed", "noise_choices", "corpus", "corpus_sha256",
-             "task_sha256")
+_IDENTITY = ("model", "model_spec", "task", "task_spec", "noise", "seed", "noise_choices", "noise_target", "corpus",
+             "corpus_sha256", "task_sha256")
 
 
 def stored_problem(listed, record, cell: str) -> str | None:
@@ -409,8 +409,8 @@ def _compare_pair(key, base: CellResult, cand: CellResult, base_clean, cand_clea
     if pair.increase_ratio is not None and th.max_ppl_increase_ratio is not None \
             and pair.increase_ratio.low > th.max_ppl_increase_ratio:
         pair.verdict = "regressed"
-        pair.reasons.append(f"word-PPL increase {pair.increase_ratio.estimate:.3g}x the baseline's "
-                            f"(interval low {pair.increase_ratio.low:.3g} > {th.max_ppl_increase_ratio:g})")
+        pair.reasons.append(f"word-PPL increase {format_ratio(pair.increase_ratio.estimate)}x the baseline's "
+                            f"(interval low {format_ratio(pair.increase_ratio.low)} > {th.max_ppl_increase_ratio:g})")
     if pair.candidate_increase_ci is not None and pair.candidate_increase_ci.low > 0:
         pair.verdict = "regressed"
         pair.reasons.append(f"word-PPL increase {_signed_ppl(pair.candidate_increase_ci.estimate)} where the "
@@ -661,7 +661,7 @@ def _case_message(record: dict) -> str:
     """A failed pair's message: its reasons, then each checked delta with its interval and threshold."""
     formats = {"bits_per_clean_byte": format_signed, "word_ppl_increase": _signed_ppl,
                "candidate_word_ppl_increase": _signed_ppl,
-               "word_ppl_increase_ratio": lambda v: NA if v is None or not math.isfinite(v) else f"{v:.3g}",
+               "word_ppl_increase_ratio": format_ratio,
                "acc": lambda v: format_signed(v, format_accuracy)}
     parts = list(record.get("reasons") or [])
     for check in record.get("checks") or []:

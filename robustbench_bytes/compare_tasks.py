@@ -1,6 +1,6 @@
 """The CI gate's task part: a candidate run's multiple-choice accuracy against the baseline's, paired over items.
 
-Task cells are matched by (task sha256, noise, seed, noise_choices), and by model too when either run holds
+Task cells are matched by (task sha256, noise, seed, what the noise changed), and by model too when either run holds
 several models (compare.model_key, the key perplexity cells pair by). For each pair a paired bootstrap over items
 (the same item draws on both sides) gives Δacc = candidate acc − baseline acc. A pair REGRESSES when the upper
 bound of Δacc is below −max_acc_drop (the drop is both larger than allowed and statistically clear of it), or when
@@ -77,13 +77,19 @@ class TaskComparison:
         return markdown(self)
 
 
-_KEY_FIELDS = ("model", "task_sha256", "noise", "seed", "noise_choices")
+_KEY_FIELDS = ("model", "task_sha256", "noise", "seed", "noise_target")
+
+
+def _target(result):
+    """What a task cell's noise changed: its noise_target where the schema has one (context, completion, both),
+    else whether the choices were noised too."""
+    return getattr(result, "noise_target", result.noise_choices)
 
 
 def _index(results, by_model: bool) -> dict:
     index = {}
     for r in results:
-        key = (r.task_sha256 or r.task, r.noise, r.seed, r.noise_choices)
+        key = (r.task_sha256 or r.task, r.noise, r.seed, _target(r))
         index.setdefault(((model_key(r),) if by_model else ()) + key, r)
     return index
 

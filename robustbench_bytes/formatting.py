@@ -24,6 +24,11 @@ def format_bits(value: float) -> str:
     return NA if value is None or not math.isfinite(value) else f"{value:.4f}"
 
 
+def format_ratio(value: float) -> str:
+    """A ratio of two quantities (how many times another): three significant digits."""
+    return NA if value is None or not math.isfinite(value) else f"{value:.3g}"
+
+
 def format_accuracy(value: float) -> str:
     """A share of items right (acc, acc_norm, or a change in one): three decimals."""
     return NA if value is None or not math.isfinite(value) else f"{value:.3f}"
