@@ -191,3 +191,16 @@ def test_the_thresholds_object_bounds_replicates_too():
         with pytest.raises(BadInput, match="replicates"):
             Thresholds(replicates=bad)
     json.dumps(Thresholds().as_json())  # plain JSON
+
+
+@pytest.mark.parametrize("edit", [
+    lambda raw: raw["documents"][3].pop("nll"),          # a missing key
+    lambda raw: raw["documents"][3].update(bytes=[1]),   # a list for a number
+    lambda raw: raw.update(documents={"0": {}}),         # an object for a list
+])
+def test_a_cell_file_of_the_wrong_shape_is_exit_2(runner, runs, edit):
+    entry = listed(runs[1])[1]
+    edit_json(cell_file(runs[1], entry), edit)
+    result = gate(runner, *runs)
+    assert result.exit_code == 2, result.output
+    assert entry["cell"] in one_line(result)
