@@ -229,3 +229,16 @@ def test_short_labels_grow_until_they_differ():
     assert labels == {"runs/a/final": "a/final", "runs/b/final": "b/final", "zoo-model": "zoo-model",
                       "hf:org/x": "hf:x", "runs/c/best/": "best"}
     assert len(set(short_model_labels(["x/y", "x/y/"]).values())) == 2  # never one label for two names
+
+
+def test_an_allowed_gap_is_a_skipped_testcase(runner, runs, tmp_path):
+    write_fake_run(tmp_path / "partial", {"clean": {"m": 2.0}, "drop:p=0.1": {"m": 2.3}})
+    result = gate(runner, runs[0], tmp_path / "partial", "--allow-missing", "--junit", tmp_path / "g.xml",
+                  "--json", tmp_path / "g.json")
+    assert result.exit_code == 0, result.output
+    root = check_junit(tmp_path / "g.xml")
+    skipped = [case.get("name") for case in junit_cases(root) if case.find("skipped") is not None]
+    missing = [p["name"] for p in json.loads((tmp_path / "g.json").read_text())["pairs"]
+               if p["verdict"] == "not compared"]
+    assert skipped == missing and any("antspeak" in name for name in skipped)
+    assert root.get("errors") == "0" and root.get("failures") == "0"
