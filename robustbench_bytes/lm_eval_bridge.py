@@ -5,7 +5,8 @@
     lm_eval.simple_evaluate(model="robustbench", model_args="model=mambabyte-kjv-shakespeare,dtype=auto", tasks=[...])
 
 model_args: model (a MODEL as `robustbench run --model` takes it), device (auto), dtype (precision.DTYPES),
-batch_size, noise (one noise spec; default clean), seed, noise_choices (true/false), add_bos_token.
+batch_size, noise (one noise spec; default clean), seed, noise_target (context | completion | both; default
+context; noise_choices=true is both), add_bos_token.
 
 add_bos_token (default true): loglikelihood conditions every context on the model's prefix (BOS, else EOS, or
 the prefix byte), as `robustbench run --task` does; false conditions on it only when the context is empty,
@@ -15,8 +16,9 @@ loglikelihood goes through task_scoring.continuation_loglikelihoods (the very fu
 scores with), loglikelihood_rolling through scoring.score_corpus, generate_until through generate.generate.
 
 Noise: a request of document d (Instance.doc_id) has its context noised as document d of the seeded streams
-(seed, spec, d), so every choice of a question sees the same noised question; with noise_choices the
-continuation of choice j (Instance.idx) uses stream task_scoring.CHOICE_STREAMS + d * MAX_CHOICES + j.
+(seed, spec, d), so every choice of a question sees the same noised question; under the completion or both
+targets the continuation of choice j (Instance.idx) uses stream task_scoring.CHOICE_STREAMS + d * MAX_CHOICES +
+j, as `robustbench run --task` does. (lm-eval computes acc_norm from its own, clean, choice strings.)
 lm-evaluation-harness 0.4.13 has no entry-point group for models: import this module (or use
 `robustbench lm-eval`, or `python -m robustbench_bytes.lm_eval_bridge ARGS...` for lm-eval's own CLI) first.
 """
@@ -26,7 +28,7 @@ from __future__ import annotations
 import sys
 
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.result_schema import CLEAN
+from robustbench_bytes.result_schema import CLEAN, NOISE_TARGETS
 
 try:
     from lm_eval.api.model import LM
@@ -65,8 +67,8 @@ class RobustbenchLM(LM):
     """An lm-eval LM over a robustbench model (LoadedModel), with an optional noise on every request."""
 
     def __init__(self, model: str | None = None, device: str | None = "auto", dtype: str = "auto",
-                 batch_size=32, noise: str | None = None, seed=0, noise_choices=False, add_bos_token=True,
-                 loaded=None, **unused):
+                 batch_size=32, noise: str | None = None, seed=0, noise_target="context", noise_choices=False,
+                 add_bos_token=True, loaded=None, **unused):
         super().__init__()
         from robustbench_bytes import noise as noise_lib
         from robustbench_bytes.models import load_model, resolve_device
@@ -91,7 +93,10 @@ class RobustbenchLM(LM):
         except (TypeError, ValueError):
             raise BadInput(f"seed={seed!r}: expected an integer >= 0") from None
         spec = CLEAN if noise in (None, "", CLEAN) else noise_lib.canonical(str(noise))
-        self.noise, self.noise_choices = spec, _flag(noise_choices, "noise_choices")
+        if noise_target not in NOISE_TARGETS:
+            raise BadInput(f"noise_target={noise_target!r}: expected one of {', '.join(NOISE_TARGETS)}")
+        self.noise = spec
+        self.noise_target = "both" if _flag(noise_choices, "noise_choices") else noise_target
         self.prefix = "always" if _flag(add_bos_token, "add_bos_token") else "empty_context"
 
     @property
@@ -120,8 +125,9 @@ class RobustbenchLM(LM):
         pairs = []
         for request in requests:
             context, continuation = request.args[0], request.args[1]
-            context = self._noised(context, request.doc_id)
-            if self.noise_choices:
+            if self.noise_target in ("context", "both"):
+                context = self._noised(context, request.doc_id)
+            if self.noise_target in ("completion", "both"):
                 continuation = self._noised(continuation, self._continuation_index(request))
             pairs.append((context, continuation))
         scores = continuation_loglikelihoods(self.model, pairs, batch_size=self.batch_size, dtype=self.dtype,

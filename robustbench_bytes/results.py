@@ -46,6 +46,7 @@ class CellRecord:
 # what a cell's inputs fingerprint says of the result it stores: input field -> result field
 _INPUT_LABELS = {"model": "model_spec", "model_fingerprint": "model_fingerprint", "corpus_sha256": "corpus_sha256",
                  "task_sha256": "task_sha256", "noise": "noise", "seed": "seed", "noise_choices": "noise_choices",
+                 "noise_target": "noise_target",
                  "scoring_version": "scoring_version"}
 
 

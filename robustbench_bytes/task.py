@@ -1,9 +1,11 @@
 """One multiple-choice task: its items, and reading and writing a task file.
 
 A task file is a `.jsonl`, one item a line: {"context": str, "choices": [str, ...], "label": int} (optional
-"id"). HellaSwag's own fields are read too: {"ctx": str, "endings": [str, ...], "label": int or "3"} (optional
-"ind"); each ending is then scored as " " + ending, the separator lm-evaluation-harness puts between a
-HellaSwag context and its endings. Otherwise a choice is appended to the context exactly as written.
+"id", and "target_delimiter", default ""). HellaSwag's own fields are read too: {"ctx": str, "endings": [str,
+...], "label": int or "3"} (optional "ind"), with the target delimiter " " that lm-evaluation-harness puts
+between a HellaSwag context and its endings. A choice is scored as context + delimiter + choice; the choice
+itself (without the delimiter) is what acc_norm's length counts and what a noise on completions changes, as in
+lm-evaluation-harness (its doc_to_choice and target_delimiter).
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ class TaskItem:
     choices: tuple[str, ...]
     label: int
     id: str = ""
+    delimiter: str = ""  # between the context and every choice (lm-evaluation-harness's target_delimiter)
+
+    @property
+    def continuations(self) -> tuple[str, ...]:
+        """What is scored after the context: delimiter + choice."""
+        return tuple(self.delimiter + c for c in self.choices)
 
 
 @dataclass(frozen=True)
@@ -41,7 +49,8 @@ class Task:
         """sha256 of the items as canonical JSON lines: what decides the numbers (a file's whitespace does not)."""
         h = hashlib.sha256()
         for item in self.items:
-            h.update(json.dumps([item.context, list(item.choices), item.label], ensure_ascii=False).encode("utf-8"))
+            h.update(json.dumps([item.context, list(item.continuations), item.label],
+                                ensure_ascii=False).encode("utf-8"))
             h.update(b"\n")
         return h.hexdigest()
 
@@ -64,9 +73,11 @@ def parse_item(raw: object, where: str, index: int) -> TaskItem:
     if not isinstance(raw, dict):
         raise BadInput(f"{where}: expected a JSON object with context, choices and label")
     if "context" in raw or "choices" in raw:
-        context_key, choices_key, separator = "context", "choices", ""
+        context_key, choices_key, delimiter = "context", "choices", raw.get("target_delimiter", "")
+        if not isinstance(delimiter, str):
+            raise BadInput(f"{where}: 'target_delimiter' must be a string")
     elif "ctx" in raw or "endings" in raw:
-        context_key, choices_key, separator = "ctx", "endings", " "
+        context_key, choices_key, delimiter = "ctx", "endings", " "
     else:
         raise BadInput(f"{where}: has neither 'context'/'choices' nor HellaSwag's 'ctx'/'endings'")
     context, choices = raw.get(context_key), raw.get(choices_key)
@@ -78,7 +89,7 @@ def parse_item(raw: object, where: str, index: int) -> TaskItem:
         raise BadInput(f"{where}: has no 'label'")
     label = _label(raw["label"], len(choices), where)
     item_id = raw.get("id", raw.get("ind", index))
-    return TaskItem(context, tuple(separator + c for c in choices), label, str(item_id))
+    return TaskItem(context, tuple(choices), label, str(item_id), delimiter)
 
 
 def load_task_file(path: Path | str) -> Task:
@@ -97,6 +108,7 @@ def load_task_file(path: Path | str) -> Task:
 
 def write_task_file(task: Task, path: Path | str) -> None:
     """The task in our own format (the inverse of load_task_file), written atomically."""
-    lines = [json.dumps({"id": it.id, "context": it.context, "choices": list(it.choices), "label": it.label},
-                        ensure_ascii=False) for it in task.items]
+    lines = [json.dumps({"id": it.id, "context": it.context, "choices": list(it.choices), "label": it.label,
+                         **({"target_delimiter": it.delimiter} if it.delimiter else {})}, ensure_ascii=False)
+             for it in task.items]
     write_text_atomic(path, "\n".join(lines) + "\n")

@@ -19,8 +19,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from robustbench_bytes import results as results_io
-from robustbench_bytes import tasks_io
+from robustbench_bytes import stats, tasks_io
 from robustbench_bytes.result_schema import CLEAN, CLEAN_SEED, TaskResult, task_cell_key
 from robustbench_bytes.run_models import ModelCache, ModelUnavailable, describe_error
 from robustbench_bytes.runs import RunOptions, check_out_dir, remove_stale_temporaries, reusable, run_lock
@@ -32,36 +34,39 @@ class TaskCell:
     task: str  # the task as the user named it (a name or a file)
     noise: str
     seed: int
-    noise_choices: bool = False
+    noise_target: str = "context"  # result_schema.NOISE_TARGETS
 
     @property
     def key(self) -> str:
-        return task_cell_key(self.model, self.task, self.noise, self.seed, self.noise_choices)
+        return task_cell_key(self.model, self.task, self.noise, self.seed, self.noise_target)
 
 
 @dataclass
 class TaskRunOptions(RunOptions):
-    noise_choices: bool = False
+    noise_targets: tuple = ("context",)
     dtype: str = "auto"
 
 
 @dataclass
 class TaskRunOutcome:
     results: list[TaskResult] = field(default_factory=list)
+    summary: list[dict] = field(default_factory=list)  # noise_averages
     scored: int = 0
     skipped: int = 0
     failed: int = 0
 
 
 def build_task_grid(models: list[str], tasks: list[str], noises: list[str], seeds: list[int],
-                    noise_choices: bool = False) -> list[TaskCell]:
-    """Model-major: for each model and task its clean cell, then every noise x seed."""
+                    noise_targets: tuple = ("context",)) -> list[TaskCell]:
+    """Model-major: for each model and task its clean cell, then every noise target x noise x seed (BLT's
+    protocol: for each target, the five noises)."""
     seeds = list(dict.fromkeys(seeds)) or [0]
     grid = []
     for model in dict.fromkeys(models):
         for task in dict.fromkeys(tasks):
             grid.append(TaskCell(model, task, CLEAN, CLEAN_SEED))
-            grid += [TaskCell(model, task, noise, seed, noise_choices) for noise in noises for seed in seeds]
+            grid += [TaskCell(model, task, noise, seed, target) for target in dict.fromkeys(noise_targets)
+                     for noise in noises for seed in seeds]
     return grid
 
 
@@ -72,9 +77,15 @@ def task_cell_inputs(cell: TaskCell, model_fingerprint: str, task_sha256: str, d
     from robustbench_bytes.task_scoring import TASK_SCORING_VERSION
 
     return {"model": cell.model, "model_fingerprint": model_fingerprint, "task_sha256": task_sha256,
-            "noise": cell.noise, "seed": cell.seed, "noise_choices": cell.noise_choices and cell.noise != CLEAN,
+            "noise": cell.noise, "seed": cell.seed, **_target_input(cell),
             "dtype": dtype, "scoring_version": TASK_SCORING_VERSION,
             **({"noised_sha256": noised_sha256} if noised_sha256 is not None and cell.noise != CLEAN else {})}
+
+
+def _target_input(cell: TaskCell) -> dict:
+    """The noise target as a cell input: context cells keep the inputs they had before targets existed (no
+    field), so their stored cells stay reusable; the other targets name themselves."""
+    return {"noise_target": cell.noise_target} if cell.noise != CLEAN and cell.noise_target != "context" else {}
 
 
 def noised_task_sha256(cell: TaskCell, task) -> str:
@@ -82,7 +93,7 @@ def noised_task_sha256(cell: TaskCell, task) -> str:
     from robustbench_bytes.runs import texts_sha256
     from robustbench_bytes.task_scoring import noised_items
 
-    _, contexts, choices = noised_items(task, cell.noise, cell.seed, cell.noise_choices)
+    _, contexts, choices = noised_items(task, cell.noise, cell.seed, cell.noise_target)
     return texts_sha256([text for context, row in zip(contexts, choices) for text in [context, *row]])
 
 
@@ -95,7 +106,7 @@ def _labels(cell: TaskCell, task) -> tuple[dict, list[dict]]:
 def _failed(cell: TaskCell, task, error: str, model=None) -> TaskResult:
     return TaskResult(task=task.name, task_spec=cell.task, model=model.name if model else cell.model,
                       model_spec=cell.model, noise=cell.noise, seed=cell.seed, items=len(task.items),
-                      noise_choices=cell.noise_choices and cell.noise != CLEAN, task_sha256=task.sha256,
+                      noise_target=cell.noise_target if cell.noise != CLEAN else "context", task_sha256=task.sha256,
                       model_fingerprint=model.fingerprint if model else None, status="failed", error=error)
 
 
@@ -111,7 +122,7 @@ def _manifest(grid, tasks, options: TaskRunOptions, described, started, finished
         **provenance.grid_record(grid, options, described, started, finished),
         "dtype": dtype_label(torch.device(options.device), options.dtype),
         "task_scoring_version": TASK_SCORING_VERSION,
-        "noise_choices": options.noise_choices,
+        "noise_targets": list(options.noise_targets),
         "tasks": [{"task": spec, "name": t.name, "sha256": t.sha256, "items": len(t.items),
                    "description": t.description, "provenance": t.provenance} for spec, t in tasks.items()],
     }
@@ -128,6 +139,7 @@ def execute_tasks(grid: list[TaskCell], tasks: dict, options: TaskRunOptions) ->
     models = ModelCache(options.device)
     described: dict[str, dict] = {}
     finished: dict[str, TaskResult] = {}
+    item_records: dict[str, list] = {}  # cell -> its item records, for the noise average
     outcome = TaskRunOutcome()
     started = provenance.now()
 
@@ -140,9 +152,7 @@ def execute_tasks(grid: list[TaskCell], tasks: dict, options: TaskRunOptions) ->
 
     with run_lock(out):
         remove_stale_temporaries(out)
-        if not (out / results_io.RESULTS_FILE).is_file():
-            results_io.write_results(out, [])  # a run directory with no perplexity cells (yet)
-        write_manifest(None)
+        write_manifest(None)  # tasks/manifest.json: what makes the folder a run directory (results.is_run_dir)
         for number, cell in enumerate(grid, start=1):
             task = tasks[cell.task]
             label = f"[{number}/{len(grid)}] {cell.model} | {task.name} | {cell.noise} | seed {cell.seed}"
@@ -155,6 +165,7 @@ def execute_tasks(grid: list[TaskCell], tasks: dict, options: TaskRunOptions) ->
             stored = tasks_io.read_task_cell(out, cell.key)
             if reusable(stored, inputs, cell.key, *_labels(cell, task)):
                 finished[cell.key] = stored.result
+                item_records[cell.key] = list(stored.items)
                 outcome.skipped += 1
                 log(f"{label}: done before, skipped")
                 continue
@@ -166,7 +177,7 @@ def execute_tasks(grid: list[TaskCell], tasks: dict, options: TaskRunOptions) ->
                 result = _failed(cell, task, f"cannot load model: {e}")
             else:
                 try:
-                    scored = score_task(model, task, cell.noise, cell.seed, noise_choices=cell.noise_choices,
+                    scored = score_task(model, task, cell.noise, cell.seed, noise_target=cell.noise_target,
                                         batch_size=options.batch_size, dtype=options.dtype, task_spec=cell.task)
                     result, items = scored.result, scored.items
                     if model.fingerprint != fingerprint:  # a file changed while the run went on
@@ -177,6 +188,7 @@ def execute_tasks(grid: list[TaskCell], tasks: dict, options: TaskRunOptions) ->
                     result = _failed(cell, task, describe_error(e), model)
             tasks_io.write_task_cell(out, tasks_io.TaskCellRecord(inputs, result, tuple(items)))
             finished[cell.key] = result
+            item_records[cell.key] = list(items)
             write_results()
             if result.ok:
                 outcome.scored += 1
@@ -186,24 +198,63 @@ def execute_tasks(grid: list[TaskCell], tasks: dict, options: TaskRunOptions) ->
                 outcome.failed += 1
                 log(f"{label}: FAILED: {result.error}")
         write_results()
+        outcome.summary = noise_averages([(finished[c.key], item_records[c.key]) for c in grid if c.key in finished])
+        results_io.write_json_atomic(out / SUMMARY_FILE, outcome.summary)
         write_manifest(provenance.now())
     return outcome
 
 
-def format_task_summary(results: list[TaskResult]) -> str:
-    """A plain-text table for the terminal: accuracy and its interval, and the drop from clean."""
+SUMMARY_FILE = "task_summary.json"
+
+
+def noise_averages(cells: list[tuple[TaskResult, list]], confidence: float = 0.95) -> list[dict]:
+    """Per (model, task): clean accuracy and the noise average, the mean accuracy over every noised cell of the
+    run (noises x targets x seeds: BLT's "Noise Avg." over its 15 variants when the run is `--suite blt
+    --noise-target all`), with a bootstrap interval over items (each item's share of variants it got right),
+    the drop from clean and TokSuite's relative drop (clean - noised) / clean."""
+    from robustbench_bytes.task_scoring import accuracy_metric
+
+    groups: dict[tuple, list[tuple[TaskResult, list]]] = {}
+    for r, items in cells:
+        if r.ok:
+            groups.setdefault((r.model_spec, r.task_spec), []).append((r, items))
+    out = []
+    for (model, task), group in groups.items():
+        clean = next((r for r, _ in group if r.is_clean), None)
+        noised = [(r, items) for r, items in group if not r.is_clean]
+        if clean is None or not noised:
+            continue
+        right = np.mean([[i.correct for i in items] for _, items in noised], axis=0)
+        interval = stats.bootstrap(accuracy_metric(right), len(right), confidence=confidence)
+        out.append({"model": model, "task": task, "items": clean.items, "clean_acc": clean.acc,
+                    "variants": len(noised), "noises": sorted({r.noise for r, _ in noised}),
+                    "noise_targets": sorted({r.noise_target for r, _ in noised}),
+                    **interval.as_dict("noise_avg_acc"), "drop": clean.acc - interval.estimate,
+                    "relative_drop": (clean.acc - interval.estimate) / clean.acc if clean.acc else None})
+    return out
+
+
+def format_task_summary(results: list[TaskResult], summary: list[dict] = ()) -> str:
+    """A plain-text table for the terminal: accuracy and its interval and the drop from clean per cell, then
+    each (model, task)'s noise average (noise_averages)."""
     clean = {(r.model_spec, r.task_spec): r for r in results if r.is_clean and r.ok}
-    header = ["model", "task", "noise", "seed", "acc", "interval", "drop", "acc_norm", "status"]
+    header = ["model", "task", "noise", "target", "seed", "acc", "interval", "drop", "acc_norm", "status"]
     body = []
     for r in results:
         base = clean.get((r.model_spec, r.task_spec))
         drop = f"{base.acc - r.acc:+.3f}" if r.ok and base is not None and not r.is_clean else ""
-        body.append([r.model, r.task, r.noise, str(r.seed), f"{r.acc:.3f}" if r.ok else "–",
-                     f"[{r.acc_low:.3f}, {r.acc_high:.3f}]" if r.ok else "", drop,
+        body.append([r.model, r.task, r.noise, "" if r.is_clean else r.noise_target, str(r.seed),
+                     f"{r.acc:.3f}" if r.ok else "–", f"[{r.acc_low:.3f}, {r.acc_high:.3f}]" if r.ok else "", drop,
                      f"{r.acc_norm:.3f}" if r.ok else "–", "ok" if r.ok else f"FAILED: {r.error}"])
     widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
 
     def line(row):
-        return "  ".join(c.rjust(w) if 3 <= i <= 7 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        return "  ".join(c.rjust(w) if 4 <= i <= 8 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
 
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(row) for row in body])
+    lines = [line(header), line(["-" * w for w in widths])] + [line(row) for row in body]
+    for row in summary:
+        relative = "" if row["relative_drop"] is None else f", relative drop {row['relative_drop']:.1%}"
+        lines.append(f"\n{row['model']} | {row['task']}: clean acc {row['clean_acc']:.3f}; noise average "
+                     f"{row['noise_avg_acc']:.3f} [{row['noise_avg_acc_low']:.3f}, {row['noise_avg_acc_high']:.3f}] "
+                     f"over {row['variants']} noised cells{relative} ({SUMMARY_FILE})")
+    return "\n".join(lines)

@@ -1,5 +1,5 @@
 """Scoring multiple-choice tasks: the log-likelihood of a continuation given a context, and a task cell's
-acc / acc_norm with bootstrap intervals over items.
+acc / acc_norm / acc_bytes (lm-evaluation-harness's definitions) with bootstrap intervals over items.
 
 continuation_loglikelihoods(model, pairs) is the one function that scores (context, continuation) pairs; the
 task cells and the lm-evaluation-harness bridge both call it. A pair is encoded as lm-evaluation-harness
@@ -29,10 +29,11 @@ import torch
 
 from robustbench_bytes import precision, stats
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.result_schema import CLEAN, ItemRecord, TaskResult
+from robustbench_bytes.result_schema import (CLEAN, NOISE_TARGETS, ItemRecord, TaskResult, accuracy_columns,
+                                             predictions)
 from robustbench_bytes.scoring import DEFAULT_CHUNK_SIZE, LOGITS_BUDGET, NonFiniteScore, effective_chunk_size
 
-TASK_SCORING_VERSION = "1"
+TASK_SCORING_VERSION = "2"  # 2: acc_norm per character (lm-eval's), acc_bytes per byte; 1: acc_norm per byte
 # Streams of noised choices: choice j of item i draws from document index CHOICE_STREAMS + i * MAX_CHOICES + j,
 # apart from every context's stream (item i is document i), whatever the task's size.
 CHOICE_STREAMS = 1 << 40
@@ -185,17 +186,23 @@ class TaskScore:
     items: list[ItemRecord]
 
 
-def noised_items(task, noise: str, seed: int, noise_choices: bool) -> tuple[str, list[str], list[list[str]]]:
-    """(canonical noise, contexts, choices) as scored: item i's context is document i of the seeded streams."""
+def noised_items(task, noise: str, seed: int, target: str = "context") -> tuple[str, list[str], list[list[str]]]:
+    """(canonical noise, contexts, choices) as scored, without the items' delimiters: the noise changes the
+    contexts, the choices (the completion target) or both. Item i's context is document i of the seeded streams,
+    choice j of item i document CHOICE_STREAMS + i * MAX_CHOICES + j, so each text is noised alike whatever
+    else is noised."""
     from robustbench_bytes import noise as noise_lib
 
+    if target not in NOISE_TARGETS:
+        raise BadInput(f"noise target {target!r}: expected one of {', '.join(NOISE_TARGETS)}")
     contexts = [item.context for item in task.items]
     choices = [list(item.choices) for item in task.items]
     spec = CLEAN if noise in (None, "", CLEAN) else noise_lib.canonical(noise)
     if spec == CLEAN:
         return spec, contexts, choices
-    contexts = noise_lib.apply_corpus(contexts, spec, seed=seed)
-    if noise_choices:
+    if target in ("context", "both"):
+        contexts = noise_lib.apply_corpus(contexts, spec, seed=seed)
+    if target in ("completion", "both"):
         flat = [(i, j, c) for i, row in enumerate(choices) for j, c in enumerate(row)]
         if any(j >= MAX_CHOICES for _, j, _ in flat):
             raise BadInput(f"task {task.name}: an item has more than {MAX_CHOICES} choices")
@@ -211,37 +218,44 @@ def accuracy_metric(correct: np.ndarray) -> stats.Metric:
     return lambda w: (w @ correct) / w.sum(axis=1)
 
 
-def item_records(lls: list[list[float]], sizes: list[list[int]], tokens: list[list[int]], task) -> list[ItemRecord]:
+def item_records(lls: list[list[float]], choices: list[list[str]], tokens: list[list[int]], task) -> list[ItemRecord]:
+    """Each item's record: log-likelihoods, the choices' bytes and characters (as scored, without the
+    delimiter) and the predictions of acc, acc_norm and acc_bytes (result_schema.predictions)."""
     records = []
     for i, item in enumerate(task.items):
-        ll = np.array(lls[i], dtype=np.float64)
-        per_byte = ll / np.maximum(1, np.array(sizes[i], dtype=np.float64))
-        records.append(ItemRecord(index=i, id=item.id, label=item.label, loglikelihoods=list(map(float, ll)),
-                                  bytes=list(sizes[i]), tokens=list(tokens[i]), prediction=int(np.argmax(ll)),
-                                  prediction_norm=int(np.argmax(per_byte))))
+        sizes = [len(c.encode("utf-8")) for c in choices[i]]
+        chars = [len(c) for c in choices[i]]
+        prediction, norm, per_byte = predictions(lls[i], sizes, chars)
+        records.append(ItemRecord(index=i, id=item.id, label=item.label, loglikelihoods=[float(x) for x in lls[i]],
+                                  bytes=sizes, tokens=list(tokens[i]), prediction=prediction, prediction_norm=norm,
+                                  chars=chars, prediction_bytes=per_byte))
     return records
 
 
 def accuracies(items: list[ItemRecord], confidence: float = 0.95, replicates: int = stats.DEFAULT_REPLICATES,
                seed: int = 0) -> dict:
-    """acc and acc_norm with their bootstrap percentile intervals over items (field names of TaskResult)."""
+    """acc, acc_norm and acc_bytes (when the records have it) with their bootstrap percentile intervals over
+    items (field names of TaskResult)."""
     out = {}
-    for name, column in (("acc", [i.correct for i in items]), ("acc_norm", [i.correct_norm for i in items])):
+    for name, column in accuracy_columns(items).items():
+        if column is None:
+            continue
         interval = stats.bootstrap(accuracy_metric(np.array(column, dtype=np.float64)), len(items),
                                    confidence=confidence, replicates=replicates, seed=seed)
         out.update(interval.as_dict(name))
     return out
 
 
-def score_task(model, task, noise: str = CLEAN, seed: int = 0, *, noise_choices: bool = False,
+def score_task(model, task, noise: str = CLEAN, seed: int = 0, *, noise_target: str = "context",
                batch_size: int = 32, dtype: str = "auto", task_spec: str | None = None,
                confidence: float = 0.95) -> TaskScore:
-    """Scores every choice of every item of `task` (a tasks.Task) under `noise` with `model` (LoadedModel)."""
+    """Scores every choice of every item of `task` (a tasks.Task) under `noise` with `model` (LoadedModel), the
+    noise on the item's part `noise_target` (context, completion or both)."""
     if not task.items:
         raise BadInput(f"task {task.name}: holds no items")
     started = time.perf_counter()
-    spec, contexts, choices = noised_items(task, noise, seed, noise_choices)
-    pairs = [(contexts[i], c) for i, row in enumerate(choices) for c in row]
+    spec, contexts, choices = noised_items(task, noise, seed, noise_target)
+    pairs = [(contexts[i], item.delimiter + c) for i, item in enumerate(task.items) for c in choices[i]]
     try:
         scores = continuation_loglikelihoods(model, pairs, batch_size=batch_size, dtype=dtype)
     except NonFiniteLogLikelihood as e:
@@ -250,17 +264,16 @@ def score_task(model, task, noise: str = CLEAN, seed: int = 0, *, noise_choices:
                                      f"task {task.name} under noise {spec}") from None
     if model.device.type == "cuda":
         torch.cuda.synchronize(model.device)
-    lls, sizes, tokens, k = [], [], [], 0
-    for i, row in enumerate(choices):
+    lls, tokens, k = [], [], 0
+    for row in choices:
         got = scores[k:k + len(row)]
         k += len(row)
         lls.append([s.loglikelihood for s in got])
-        sizes.append([len(c.encode("utf-8")) for c in row])
         tokens.append([s.tokens for s in got])
-    items = item_records(lls, sizes, tokens, task)
+    items = item_records(lls, choices, tokens, task)
     result = TaskResult(
         task=task.name, task_spec=task_spec or task.name, model=model.name, model_spec=model.spec or model.name,
-        noise=spec, seed=seed, items=len(items), noise_choices=bool(noise_choices) and spec != CLEAN,
+        noise=spec, seed=seed, items=len(items), noise_target=noise_target if spec != CLEAN else "context",
         **accuracies(items, confidence), confidence=confidence, choices=len(pairs), level=model.level,
         architecture=model.architecture, prefix=model.prefix, seconds=time.perf_counter() - started,
         device=str(model.device), dtype=precision.label(model.device, dtype), scoring_version=TASK_SCORING_VERSION,

@@ -15,6 +15,7 @@ from robustbench_bytes.models import load_model
 from robustbench_bytes.models.checkpoint import save_pretrained
 from robustbench_bytes.models.transformer import GPT, GPTConfig
 from robustbench_bytes.result_schema import ItemRecord
+from robustbench_bytes.result_schema import accuracy_columns
 from robustbench_bytes.task_scoring import (accuracies, continuation_loglikelihoods, encode_pair, item_records,
                                             noised_items, score_task)
 from robustbench_bytes.tasks import Task, TaskItem, load_task_file
@@ -75,16 +76,30 @@ def test_trailing_space_of_the_context_moves_to_the_continuation(mamba):
         continuation_loglikelihoods(mamba, [("context", "")])
 
 
-def test_acc_and_acc_norm_by_hand():
-    # item 0: sums -3, -4 -> 0; per byte -3/3, -4/8 -> 1.  item 1: sums -2, -1 -> 1; per byte -2/1, -1/4 -> 1.
-    # item 2: sums -5, -6 -> 0; per byte -5/5, -6/2 -> 0.  labels 0, 1, 1.
-    task = Task("hand", (TaskItem("a", ("x", "y"), 0), TaskItem("b", ("x", "y"), 1), TaskItem("c", ("x", "y"), 1)))
-    records = item_records([[-3, -4], [-2, -1], [-5, -6]], [[3, 8], [1, 4], [5, 2]], [[1, 1]] * 3, task)
-    assert [(r.prediction, r.prediction_norm) for r in records] == [(0, 1), (1, 1), (0, 0)]
+def test_acc_acc_norm_and_acc_bytes_by_hand():
+    # item 0: choices "ab" (2 chars, 2 bytes) and "éé" (2 chars, 4 bytes); sums -3, -2.2 -> 1; per char -1.5, -1.1
+    # -> 1; per byte -1.5, -0.55 -> 1.  item 1: "x" (1, 1) and "ñññ" (3, 6): sums -2, -3.3 -> 0; per char -2, -1.1
+    # -> 1; per byte -2, -0.55 -> 1.  item 2: "zz" (2, 2) and "ü" (1, 2): sums -4, -2.1 -> 1; per char -2, -2.1 -> 0;
+    # per byte -2, -1.05 -> 1.  labels 1, 0, 0.
+    choices = [["ab", "éé"], ["x", "ñññ"], ["zz", "ü"]]
+    task = Task("hand", tuple(TaskItem(c, tuple(row), label) for c, row, label in zip("abc", choices, (1, 0, 0))))
+    records = item_records([[-3, -2.2], [-2, -3.3], [-4, -2.1]], choices, [[1, 1]] * 3, task)
+    assert [(r.prediction, r.prediction_norm, r.prediction_bytes) for r in records] == [(1, 1, 1), (0, 1, 1),
+                                                                                         (1, 0, 1)]
+    assert [r.chars for r in records] == [[2, 2], [1, 3], [2, 1]] and records[1].bytes == [1, 6]
     got = accuracies(records, replicates=200)
-    assert got["acc"] == pytest.approx(2 / 3) and got["acc_norm"] == pytest.approx(1 / 3)
+    assert got["acc"] == pytest.approx(2 / 3) and got["acc_norm"] == pytest.approx(2 / 3)
+    assert got["acc_bytes"] == pytest.approx(1 / 3)
     assert 0 <= got["acc_low"] <= got["acc"] <= got["acc_high"] <= 1
     assert ItemRecord.from_json(json.loads(json.dumps(records[0].to_json())), "x") == records[0]
+
+
+def test_version_1_records_keep_their_per_byte_acc_norm():
+    raw = {"index": 0, "label": 1, "loglikelihoods": [-3, -4], "bytes": [1, 8], "tokens": [1, 1], "prediction": 0,
+           "prediction_norm": 1}
+    record = ItemRecord.from_json(raw, "old")
+    assert record.chars is None and record.prediction_bytes is None and record.to_json() == {**raw, "id": "0"}
+    assert accuracy_columns([record])["acc_bytes"] is None
 
 
 def test_our_format_and_hellaswag_fields(tmp_path):
@@ -95,7 +110,9 @@ def test_our_format_and_hellaswag_fields(tmp_path):
     task = load_task_file(path)
     assert task.name == "t" and len(task.items) == 2
     assert task.items[0] == TaskItem("The cat", (" sat", " flew"), 0, "0")
-    assert task.items[1] == TaskItem("A man is", (" running.", " a fish.", " blue."), 2, "17")
+    # HellaSwag's endings keep lm-eval's target delimiter apart: scored as " " + ending, counted without it
+    assert task.items[1] == TaskItem("A man is", ("running.", "a fish.", "blue."), 2, "17", " ")
+    assert task.items[1].continuations == (" running.", " a fish.", " blue.")
 
 
 @pytest.mark.parametrize("line, needle", [
@@ -110,18 +127,18 @@ def test_bad_task_lines_name_the_line(tmp_path, line, needle):
     path.write_text('{"context": "a", "choices": ["x", "y"], "label": 1}\n' + line + "\n", encoding="utf-8")
     with pytest.raises(BadInput, match=needle) as e:
         load_task_file(path)
-    assert f"{path}:2" in str(e.value)
+    assert f"{path}:2" in str(e.value) or f"{path}: not valid JSON at line 2 " in str(e.value)
 
 
 def test_item_i_is_noised_as_document_i_alone_and_inside_the_task():
     items = tuple(TaskItem(f"context number {i} with some words", (" one", " two"), 0) for i in range(6))
     task = Task("t", items)
-    spec, contexts, choices = noised_items(task, "drop:p=0.3", 7, noise_choices=False)
+    spec, contexts, choices = noised_items(task, "drop:p=0.3", 7, "context")
     for i in (0, 3, 5):
         assert contexts[i] == noise_lib.apply(items[i].context, spec, seed=7, doc_index=i)
     assert len(set(contexts)) == len(contexts)  # each item its own stream
     assert choices == [list(it.choices) for it in items]  # choices stay clean by default
-    _, _, noisy_choices = noised_items(task, "uppercase", 7, noise_choices=True)
+    _, _, noisy_choices = noised_items(task, "uppercase", 7, "both")
     assert noisy_choices[0] == [" ONE", " TWO"]
 
 
@@ -132,7 +149,7 @@ def test_score_task_records_every_choice(mamba):
     r = scored.result
     assert (r.task, r.noise, r.seed, r.items, r.choices) == ("t", "drop:p=0.2", 1, 4, 12)
     assert r.acc == sum(i.correct for i in scored.items) / 4
-    _, contexts, _ = noised_items(task, "drop:p=0.2", 1, False)
+    _, contexts, _ = noised_items(task, "drop:p=0.2", 1, "context")
     direct = continuation_loglikelihoods(mamba, [(contexts[1], " made")])[0].loglikelihood
     assert scored.items[1].loglikelihoods[1] == pytest.approx(direct, abs=1e-4)  # other batch, other float32 sums
     assert all(math.isfinite(x) for item in scored.items for x in item.loglikelihoods)

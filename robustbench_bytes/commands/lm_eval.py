@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from robustbench_bytes.commands.common import NOISE_SPEC, InputError
+from robustbench_bytes.commands.run import NOISE_TARGET_CHOICES, dtype_option, expand_noise_targets
 
 LM_EVAL_FILE = "lm_eval.json"
 LM_EVAL_DIR = "lm_eval"
@@ -38,7 +39,10 @@ def _metrics(task_results: dict) -> dict:
               help="Noise spec or preset (repeatable); clean is always scored.")
 @click.option("--suite", metavar="PRESET", default=None, help="A noise preset whose specs join the grid.")
 @click.option("--seed", "seeds", multiple=True, type=click.IntRange(min=0), metavar="N", help="Noise seeds (default 0).")
-@click.option("--noise-choices", is_flag=True, help="Noise the continuations too, not only the contexts.")
+@click.option("--noise-target", "noise_targets", multiple=True, type=click.Choice(NOISE_TARGET_CHOICES),
+              help="What the noise changes (repeatable): the context (default), the completion (the continuations "
+                   "alone), both, or all three.")
+@click.option("--noise-choices", is_flag=True, help="The same as --noise-target both.")
 @click.option("--include-path", type=click.Path(exists=True, file_okay=False), default=None,
               help="A folder of lm-eval task YAML files (e.g. a local task with dataset_path: json).")
 @click.option("--only-include-path", is_flag=True,
@@ -48,11 +52,10 @@ def _metrics(task_results: dict) -> dict:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/lm-eval"),
               help="Run directory: lm_eval.json and lm_eval/<cell>.json go there.")
 @click.option("--device", default="auto", help="cpu, cuda, cuda:N or auto.")
-@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto",
-              help="auto: float32 on the CPU, bf16 autocast on CUDA.")
+@dtype_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, help="(context, continuation) pairs together.")
-def lm_eval(model_spec, task_names, noises, suite, seeds, noise_choices, include_path, only_include_path,
-            num_fewshot, limit, out, device, dtype, batch_size):
+def lm_eval(model_spec, task_names, noises, suite, seeds, noise_targets, noise_choices, include_path,
+            only_include_path, num_fewshot, limit, out, device, dtype, batch_size):
     """Score lm-evaluation-harness TASKs with MODEL, clean and under each noise (the tasks' inputs noised per
     document with our seeded streams). Each evaluation is stored as lm_eval/<cell>.json and listed in
     lm_eval.json; a rerun reuses evaluations whose model files, tasks, noise, seed and options match."""
@@ -98,36 +101,37 @@ def lm_eval(model_spec, task_names, noises, suite, seeds, noise_choices, include
                 "started": started, "finished": finished})
 
         write_manifest(None)
-        for spec in specs:
-            for seed in ([0] if spec == "clean" else seeds):
-                inputs = {"model": model_spec, "model_fingerprint": resolved.fingerprint(), "tasks": tasks,
-                          "noise": spec, "seed": seed, "noise_choices": noise_choices and spec != "clean",
-                          "num_fewshot": num_fewshot, "limit": limit, "dtype": dtype,
-                          "lm_eval": getattr(harness, "__version__", None), "tasks_sha256": tasks_sha256,
-                          "scoring_version": TASK_SCORING_VERSION,
-                          **({"noise_code_sha256": runs.noise_code_sha256(spec, seed)} if spec != "clean" else {})}
-                key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
-                path = out / LM_EVAL_DIR / f"{key}.json"
-                stored = _stored(path, inputs)
-                if stored is None:
-                    if model is None:
-                        model = load_model(model_spec, resolve_device(device))
-                    lm = RobustbenchLM(loaded=model, dtype=dtype, batch_size=batch_size, noise=spec, seed=seed,
-                                       noise_choices=noise_choices)
-                    got = _evaluate(harness, lm, tasks, num_fewshot, limit, manager, spec, seed)
-                    stored = {"format": LM_EVAL_CELL_FORMAT, "inputs": inputs,
-                              "results": {t: _metrics(r) for t, r in got["results"].items()},
-                              "versions": got.get("versions"), "n_samples": got.get("n-samples")}
-                    results_io.write_json_atomic(path, stored)
-                cells.append(key)
-                for task, metrics in stored["results"].items():
-                    summary.append({"model": model_spec, "task": task, "noise": spec, "seed": seed,
-                                    "noise_choices": inputs["noise_choices"], "cell": key, **metrics})
-                    click.echo(f"{model_spec} | {task} | {spec} | seed {seed}: "
-                               + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if "stderr" not in k),
-                               err=True)
-                results_io.write_json_atomic(out / LM_EVAL_FILE, summary)
-                write_manifest(None)
+        targets = expand_noise_targets(noise_targets, noise_choices)
+        for spec, target, seed in [("clean", "context", 0)] + [(spec, target, seed) for target in targets
+                                                                for spec in specs[1:] for seed in seeds]:
+            inputs = {"model": model_spec, "model_fingerprint": resolved.fingerprint(), "tasks": tasks,
+                      "noise": spec, "seed": seed, "noise_target": target,
+                      "num_fewshot": num_fewshot, "limit": limit, "dtype": dtype,
+                      "lm_eval": getattr(harness, "__version__", None), "tasks_sha256": tasks_sha256,
+                      "scoring_version": TASK_SCORING_VERSION,
+                      **({"noise_code_sha256": runs.noise_code_sha256(spec, seed)} if spec != "clean" else {})}
+            key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+            path = out / LM_EVAL_DIR / f"{key}.json"
+            stored = _stored(path, inputs)
+            if stored is None:
+                if model is None:
+                    model = load_model(model_spec, resolve_device(device))
+                lm = RobustbenchLM(loaded=model, dtype=dtype, batch_size=batch_size, noise=spec, seed=seed,
+                                   noise_target=target)
+                got = _evaluate(harness, lm, tasks, num_fewshot, limit, manager, spec, seed)
+                stored = {"format": LM_EVAL_CELL_FORMAT, "inputs": inputs,
+                          "results": {t: _metrics(r) for t, r in got["results"].items()},
+                          "versions": got.get("versions"), "n_samples": got.get("n-samples")}
+                results_io.write_json_atomic(path, stored)
+            cells.append(key)
+            for task, metrics in stored["results"].items():
+                summary.append({"model": model_spec, "task": task, "noise": spec, "seed": seed,
+                                "noise_target": target, "cell": key, **metrics})
+                click.echo(f"{model_spec} | {task} | {spec} ({target}) | seed {seed}: "
+                           + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if "stderr" not in k),
+                           err=True)
+            results_io.write_json_atomic(out / LM_EVAL_FILE, summary)
+            write_manifest(None)
         write_manifest(provenance.now())
     click.echo(json.dumps(summary, indent=1))
     sys.exit(0)

@@ -13,10 +13,19 @@ from robustbench_bytes.distributed import DEFAULT_TIMEOUT_S
 from robustbench_bytes.errors import BadInput
 
 
+NOISE_TARGET_CHOICES = ("context", "completion", "both", "all")
+# the options that apply to one kind of cell only: a run of the other kind refuses them when given
+ONLY_FOR = {"perplexity": ("corpus", "limit_bytes", "limit_documents", "max_document_bytes", "max_length",
+                           "rank_timeout"),
+            "task": ("noise_targets", "noise_choices", "limit_items")}
+
+
 def dtype_option(command):
-    return click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
-                        help="Scoring precision: float32, or bfloat16 / float16 autocast (float32 weights). "
-                             "Default: float32 on the CPU, bfloat16 on CUDA. Part of each cell's fingerprint.")(command)
+    from robustbench_bytes.precision import DTYPES
+
+    return click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True,
+                        help="Scoring precision: float32, or bfloat16 / float16 autocast (float32 weights); auto: "
+                             "float32 on the CPU, bfloat16 on CUDA. Part of each cell's fingerprint.")(command)
 
 
 def rank_timeout_option(command):
@@ -67,11 +76,15 @@ def quick_look_options(command):
 @click.option("--task", "task_specs", multiple=True, metavar="NAME_OR_FILE",
               help="Score a multiple-choice task instead of the corpus (repeatable): a name from "
                    "`robustbench tasks` or a .jsonl file; results go to tasks.json in the run directory.")
-@click.option("--noise-choices", is_flag=True, help="With --task: noise the choices too, not only the context.")
+@click.option("--noise-target", "noise_targets", multiple=True, type=click.Choice(NOISE_TARGET_CHOICES),
+              help="With --task: what the noise changes (repeatable): the context (default), the completion (the "
+                   "choices alone), both, or all three (BLT's protocol: --suite blt --noise-target all).")
+@click.option("--noise-choices", is_flag=True, help="With --task: the same as --noise-target both.")
 @click.option("--limit-items", type=click.IntRange(min=1), default=None, metavar="N",
               help="With --task: score only the first N items of each task.")
 def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, batch_size, max_length, dtype,
-        rank_timeout, quiet, task_specs, noise_choices, limit_items, limit_documents, max_document_bytes):
+        rank_timeout, quiet, task_specs, noise_targets, noise_choices, limit_items, limit_documents,
+        max_document_bytes):
     """Score models x (clean + each noise) x seeds; write results.json, per-document NLLs and
     manifest.json into the run directory. A rerun skips finished cells and recomputes cells whose
     inputs (checkpoint, corpus, noise, seed, scoring version) changed; results.json lists the cells
@@ -99,6 +112,7 @@ def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, ba
     except BadInput as e:
         raise click.BadParameter(str(e), param_hint="'--model'") from None
 
+    refuse_options_of_the_other_kind(click.get_current_context(), "task" if task_specs else "perplexity")
     if task_specs:
         if distributed.launched_world_size() > 1:
             raise InputError("--task: task runs are not split over ranks yet; run them in one process")
@@ -106,10 +120,9 @@ def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, ba
 
         return run_task_grid(model_specs=model_specs, task_specs=list(task_specs),
                              noise_specs=runs.expand_noises(list(noises), suite), seeds=list(seeds) or [0], out=out,
-                             device=resolve_device(device), batch_size=batch_size, noise_choices=noise_choices,
+                             device=resolve_device(device), batch_size=batch_size, dtype=dtype,
+                             noise_targets=expand_noise_targets(noise_targets, noise_choices),
                              limit_items=limit_items, quiet=quiet)
-    if noise_choices or limit_items is not None:
-        raise InputError("--noise-choices and --limit-items apply to --task runs only")
     if corpus is None:
         from robustbench_bytes.builtin_corpora import DEFAULT_CORPUS
 
@@ -131,6 +144,27 @@ def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, ba
             command_line=["robustbench"] + sys.argv[1:]))
     finally:
         world.close()
+
+
+def refuse_options_of_the_other_kind(ctx: click.Context, kind: str) -> None:
+    """Every option either applies to the cells of this run or is refused with one line (never dropped)."""
+    from click.core import ParameterSource
+
+    flag = {p.name: p.opts[0] for p in ctx.command.params}
+    for other, names in ONLY_FOR.items():
+        given = [flag[n] for n in names if other != kind
+                 and ctx.get_parameter_source(n) not in (None, ParameterSource.DEFAULT)]
+        if given:
+            what = "--task runs" if other == "task" else "perplexity runs (without --task)"
+            raise InputError(f"{', '.join(given)}: applies to {what} only")
+
+
+def expand_noise_targets(targets: tuple, noise_choices: bool) -> tuple:
+    """--noise-target values (all: the three) and the --noise-choices flag (both) as NOISE_TARGETS, in order."""
+    chosen = list(targets) + (["both"] if noise_choices else [])
+    if "all" in chosen:
+        chosen = ["context", "completion", "both"]
+    return tuple(dict.fromkeys(chosen)) or ("context",)
 
 
 def _interrupt(signum, frame):

@@ -50,12 +50,13 @@ def tasks(as_json):
     rule = (tasks_builtin.__doc__ or "").split("\n\n", 1)[-1].strip()
     click.echo(f"\nHow the built-in tasks are made:\n{rule}\n\nScoring: each choice by the log-likelihood of "
                "its bytes given the context (after the model's prefix); acc = argmax of the sum, acc_norm = argmax "
-               "of the sum / the choice's UTF-8 bytes. Noise goes on the context (item i is document i of the "
-               "seeded streams); --noise-choices noises the choices too.")
+               "of the sum / the choice's characters, acc_bytes = argmax of the sum / its UTF-8 bytes "
+               "(lm-evaluation-harness's definitions). Noise goes on the context (item i is document i of the "
+               "seeded streams); --noise-target completion noises the choices alone, both the two.")
 
 
 def run_task_grid(*, model_specs, task_specs, noise_specs, seeds, out: Path, device: str, batch_size: int,
-                  noise_choices: bool, limit_items: int | None, quiet: bool) -> None:
+                  dtype: str, noise_targets: tuple, limit_items: int | None, quiet: bool) -> None:
     """`robustbench run --task ...`: score the task grid into `out`; exit 1 when a cell failed."""
     from dataclasses import replace
 
@@ -72,22 +73,22 @@ def run_task_grid(*, model_specs, task_specs, noise_specs, seeds, out: Path, dev
             task = replace(task, items=task.items[:limit_items],
                            description=f"{task.description}; first {limit_items} items")
         loaded[spec] = task
-    grid = build_task_grid(model_specs, list(loaded), noise_specs, seeds, noise_choices)
+    grid = build_task_grid(model_specs, list(loaded), noise_specs, seeds, noise_targets)
     show = not quiet
     options = TaskRunOptions(out=out, device=device, batch_size=batch_size, progress=show,
                              log=(lambda message: click.echo(message, err=True)) if show else None,
-                             command_line=["robustbench"] + sys.argv[1:], noise_choices=noise_choices)
+                             command_line=["robustbench"] + sys.argv[1:], noise_targets=noise_targets, dtype=dtype)
     if show:
         names = ", ".join(f"{t.name} ({len(t.items)} items)" for t in loaded.values())
         click.echo(f"{len(grid)} task cells: {len(dict.fromkeys(model_specs))} model(s) x {names} x "
-                   f"{1 + len(noise_specs)} noise setting(s) -> {out}", err=True)
+                   f"(1 + {len(noise_specs)} noise(s) x {len(noise_targets)} target(s)) -> {out}", err=True)
     try:
         outcome = execute_tasks(grid, loaded, options)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted; finished task cells are kept in {out}: rerun the same command to resume",
                    err=True)
         sys.exit(130)
-    click.echo(format_task_summary(outcome.results))
+    click.echo(format_task_summary(outcome.results, outcome.summary))
     click.echo(f"\n{outcome.scored} scored, {outcome.skipped} reused, {outcome.failed} failed; "
                f"results in {out / 'tasks.json'}")
     if outcome.failed:
