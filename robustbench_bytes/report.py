@@ -17,10 +17,11 @@ from robustbench_bytes.report_html import heading_ids, headings, markdown_to_htm
 from robustbench_bytes.report_length import length_section
 from robustbench_bytes.report_plots import PLOT_TITLES, caption, report_plots
 from robustbench_bytes.report_table import (CSV_COLUMNS, MIN_DOCUMENTS, ReportOptions, build_table, build_tables,
-                                            check_report_run_dir, few_documents_warning, perplexity_results)
+                                            few_documents_warning, perplexity_results)
 from robustbench_bytes.report_text import (latex_tables, leaderboard_notes, markdown_bits_table,
                                            markdown_increase_table, markdown_leaderboard, markdown_least_loss,
                                            markdown_model_table, markdown_undefined_notes, text_summary)
+from robustbench_bytes.report_tasks import read_lm_eval_cells
 from robustbench_bytes.result_schema import CLEAN
 
 __all__ = ["ReportOptions", "build_table", "build_tables", "check_report_out_dir", "summary_text", "write_report"]
@@ -140,7 +141,7 @@ def _noise_examples(run_dirs: list[Path]) -> list[str]:
     from robustbench_bytes import noise
 
     cells = [c for d in run_dirs for c in perplexity_results(d)] + \
-            [c for d in run_dirs for c in tasks_io.read_task_results(d)]
+            [c for d in run_dirs for c in tasks_io.read_task_results(d) + read_lm_eval_cells(d)]
     noises = list(dict.fromkeys(c.noise for c in cells if c.noise != CLEAN))
     if not noises:
         return []
@@ -239,7 +240,7 @@ def write_report(run_dirs: list[Path | str], out_dir: Path | str, options: Repor
 
     out_dir = Path(out_dir)
     table, board = build_tables(run_dirs, options)
-    run_dirs = [check_report_run_dir(d) for d in run_dirs]
+    run_dirs = [results_io.check_run_dir(d) for d in run_dirs]
     check_report_out_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plots_dir = out_dir / "plots"

@@ -81,7 +81,7 @@ def build_tables(run_dirs: list[Path | str], options: ReportOptions = ReportOpti
     intervals (empty, with the CSV columns, when the runs hold no perplexity cells); and the Leaderboard."""
     import pandas as pd
 
-    run_dirs = [check_report_run_dir(d) for d in run_dirs]
+    run_dirs = [results_io.check_run_dir(d) for d in run_dirs]  # results.json, tasks/ or lm_eval/ manifest
     check_distinct_runs(run_dirs)
     several_runs = len(run_dirs) > 1
     rows, board = [], []
@@ -100,17 +100,6 @@ def build_tables(run_dirs: list[Path | str], options: ReportOptions = ReportOpti
 def build_table(run_dirs: list[Path | str], options: ReportOptions = ReportOptions()):
     """The report's table alone (see build_tables)."""
     return build_tables(run_dirs, options)[0]
-
-
-def check_report_run_dir(run_dir: Path | str) -> Path:
-    """A folder the report reads: a run directory with results.json (perplexity cells), tasks.json (task cells,
-    as `run --task` and `lm-eval` write them) or both."""
-    from robustbench_bytes import tasks_io
-
-    run_dir = Path(run_dir)
-    if run_dir.is_dir() and tasks_io.has_tasks(run_dir) and not (run_dir / results_io.RESULTS_FILE).is_file():
-        return run_dir
-    return results_io.check_run_dir(run_dir)
 
 
 def perplexity_results(run_dir: Path) -> list[CellResult]:

@@ -22,11 +22,85 @@ from robustbench_bytes.result_schema import CLEAN
 from robustbench_bytes.task_scoring import accuracy_metric
 
 CSV_NAME = "tasks.csv"
+LM_EVAL_SUMMARY = "lm_eval.json"  # what `robustbench lm-eval` lists: one entry per (task, noise, target, seed)
+LM_EVAL_DIR = "lm_eval"
+
+
+@dataclass(frozen=True)
+class SummaryCell:
+    """A task cell known only by its accuracies (an entry of lm_eval.json): no per-item records, so no interval."""
+
+    task: str
+    model: str
+    noise: str
+    seed: int
+    items: int
+    acc: float
+    acc_norm: float
+    noise_target: str = "context"
+    level: str | None = None
+    architecture: str | None = None
+    choices: int | None = None
+    ok: bool = True
+
+    @property
+    def model_spec(self) -> str:
+        return self.model
+
+    @property
+    def task_spec(self) -> str:
+        return self.task
+
+
+def _number(entry: dict, key: str) -> float:
+    value = entry.get(key)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+
+
+def read_lm_eval_cells(run_dir: Path) -> list[SummaryCell]:
+    """The task cells of a folder `robustbench lm-eval` wrote (lm_eval.json, and the item count each evaluation
+    stored); [] without lm_eval.json. BadInput when the file is not a list of entries."""
+    from robustbench_bytes.files import read_json
+
+    path = Path(run_dir) / LM_EVAL_SUMMARY
+    if not path.is_file():
+        return []
+    entries = read_json(path)
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise BadInput(f"{path}: expected a JSON list of objects (one per task, noise and seed)")
+    cells = []
+    for i, e in enumerate(entries):
+        if not all(isinstance(e.get(k), str) for k in ("model", "task", "noise")) or not isinstance(e.get("seed"), int):
+            raise BadInput(f"{path}: entry {i}: expected string model, task and noise and an integer seed")
+        cells.append(SummaryCell(e["task"], e["model"], e["noise"], e["seed"], _lm_eval_items(run_dir, e),
+                                 _number(e, "acc"), _number(e, "acc_norm"), e.get("noise_target") or "context"))
+    return cells
+
+
+def _lm_eval_items(run_dir: Path, entry: dict) -> int:
+    """The items lm-eval evaluated for this entry's task (its stored evaluation's n_samples), 0 when unknown."""
+    from robustbench_bytes.files import read_json
+
+    path = Path(run_dir) / LM_EVAL_DIR / f"{entry.get('cell')}.json"
+    try:
+        samples = (read_json(path) or {}).get("n_samples") or {}
+        count = (samples.get(entry["task"]) or {}).get("effective")
+    except (BadInput, OSError, AttributeError):
+        return 0
+    return count if isinstance(count, int) else 0
+
+
+def _noise_label(cell) -> str:
+    """The noise as the report names it: the spec, with what it noised when not the context alone."""
+    target = getattr(cell, "noise_target", "context") or "context"
+    return cell.noise if cell.noise == CLEAN or target == "context" else f"{cell.noise} ({target})"
 
 
 def _items(run_dir: Path, cells) -> list | None:
     """The per-item records of each cell, or None where a cell has none (e.g. a folder that lists task cells
     without their item files): its row keeps tasks.json's accuracy, without an interval."""
+    if any(isinstance(c, SummaryCell) for c in cells):
+        return None
     try:
         return [tasks_io.read_task_items(run_dir, c) for c in cells]
     except BadInput:
@@ -58,9 +132,9 @@ def build_task_tables(run_dirs, options):
     kwargs = dict(confidence=options.confidence, replicates=options.replicates, seed=options.seed)
     for run_dir in run_dirs:
         groups: dict[tuple, list] = {}
-        for r in tasks_io.read_task_results(run_dir):
+        for r in tasks_io.read_task_results(run_dir) + read_lm_eval_cells(run_dir):
             if r.ok:
-                groups.setdefault((r.model_spec, r.task_spec), {}).setdefault(r.noise, []).append(r)
+                groups.setdefault((r.model_spec, r.task_spec), {}).setdefault(_noise_label(r), []).append(r)
         for (model, task), by_noise in groups.items():
             if CLEAN not in by_noise:
                 continue

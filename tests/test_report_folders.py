@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -107,9 +106,10 @@ def test_report_twice_writes_the_same_bytes(run, tmp_path):
 
 
 def test_a_folder_with_task_cells_only_is_a_run_directory(runner, tmp_path):
-    """As `robustbench lm-eval` may write it: tasks.json and its cells, no results.json."""
-    out = tmp_path / "lm-eval-run"
+    """As `run --task` writes it into a new folder: tasks.json, its cells and tasks/manifest.json, no results.json."""
+    out = tmp_path / "task-run"
     write_task_cells(out, {"clean": 0.8, "antspeak": 0.5})
+    tasks_io.write_task_manifest(out, {})
     assert not (out / "results.json").exists()
     result = _report(runner, out, tmp_path / "rep")
     assert result.exit_code == 0, result.output
@@ -120,10 +120,37 @@ def test_a_folder_with_task_cells_only_is_a_run_directory(runner, tmp_path):
 def test_task_cells_without_item_records_report_their_accuracy_without_an_interval(runner, tmp_path):
     out = tmp_path / "summary-only"
     write_task_cells(out, {"clean": 0.8, "antspeak": 0.5})
-    shutil.rmtree(tasks_io.task_cell_path(out, "x").parent)
+    tasks_io.write_task_manifest(out, {})
+    for cell_file in tasks_io.task_cell_path(out, "x").parent.glob("*.json"):
+        if cell_file.name != "manifest.json":
+            cell_file.unlink()
     cells = tasks_io.read_task_results(out)
     result = _report(runner, out, tmp_path / "rep", "--no-plots")
     assert result.exit_code == 0, result.output
     readme = (tmp_path / "rep" / "README.md").read_text()
     clean = next(c for c in cells if c.noise == "clean")
     assert f"| `clean` | {clean.acc:.3f} |" in readme
+
+
+def test_a_folder_robustbench_lm_eval_wrote_is_reported(runner, tmp_path):
+    """lm_eval.json lists lm-eval's accuracies per task, noise, target and seed (no item records: no interval);
+    each evaluation's file holds the item count."""
+    out = tmp_path / "lm-eval"
+    (out / "lm_eval").mkdir(parents=True)
+    (out / "lm_eval" / "manifest.json").write_text(json.dumps({"format": "robustbench-lm-eval/1"}))
+    entries = [("clean", "context", 0.62, "c0"), ("antspeak", "context", 0.41, "c1"), ("antspeak", "both", 0.35, "c2")]
+    summary = []
+    for noise, target, acc, cell in entries:
+        (out / "lm_eval" / f"{cell}.json").write_text(json.dumps({"n_samples": {"hellaswag": {"effective": 50}}}))
+        summary.append({"model": "mambabyte-kjv-shakespeare", "task": "hellaswag", "noise": noise, "seed": 0,
+                        "noise_target": target, "cell": cell, "acc": acc, "acc_stderr": 0.05, "acc_norm": acc + 0.01})
+    (out / "lm_eval.json").write_text(json.dumps(summary))
+    result = _report(runner, out, tmp_path / "rep", "--no-plots")
+    assert result.exit_code == 0, result.output
+    readme = (tmp_path / "rep" / "README.md").read_text()
+    assert "### hellaswag (50 items)" in readme and "### Accuracy on hellaswag" in readme
+    assert "| `clean` | 0.620 |" in readme and "| `antspeak` | 0.410; drop +0.210 |" in readme
+    assert "| `antspeak (both)` | 0.350; drop +0.270 |" in readme
+    (out / "lm_eval.json").write_text("{}")
+    bad = _report(runner, out, tmp_path / "rep2", "--no-plots")
+    assert bad.exit_code == 2 and "lm_eval.json: expected a JSON list" in bad.output
