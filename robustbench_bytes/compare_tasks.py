@@ -80,16 +80,10 @@ class TaskComparison:
 _KEY_FIELDS = ("model", "task_sha256", "noise", "seed", "noise_target")
 
 
-def _target(result):
-    """What a task cell's noise changed: its noise_target where the schema has one (context, completion, both),
-    else whether the choices were noised too."""
-    return getattr(result, "noise_target", result.noise_choices)
-
-
 def _index(results, by_model: bool) -> dict:
     index = {}
     for r in results:
-        key = (r.task_sha256 or r.task, r.noise, r.seed, _target(r))
+        key = (r.task_sha256 or r.task, r.noise, r.seed, r.noise_target)
         index.setdefault(((model_key(r),) if by_model else ()) + key, r)
     return index
 
