@@ -18,11 +18,11 @@ class NotComparable(BadInput):
     """Two runs (or cells) that cannot be compared: exit code 2 with the reason."""
 
 
-def first_line(error: BaseException) -> str:
-    """The first line of an exception's message (its type's name when it has none): the part a one-line error
-    quotes of a library's longer message."""
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its type's name when it has none), at most `limit`
+    characters: the part a one-line error quotes of a library's longer message."""
     text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+    return text[0][:limit] if text else type(error).__name__
 
 
 def printable(text: str) -> str:

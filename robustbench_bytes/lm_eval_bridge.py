@@ -92,7 +92,7 @@ class RobustbenchLM(LM):
             self.seed = int(seed)
         except (TypeError, ValueError):
             raise BadInput(f"seed={seed!r}: expected an integer >= 0") from None
-        spec = CLEAN if noise in (None, "", CLEAN) else noise_lib.canonical(str(noise))
+        spec = noise_lib.canonical(str(noise or CLEAN))
         if noise_target not in NOISE_TARGETS:
             raise BadInput(f"noise_target={noise_target!r}: expected one of {', '.join(NOISE_TARGETS)}")
         self.noise = spec

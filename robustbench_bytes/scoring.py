@@ -33,7 +33,7 @@ from robustbench_bytes import positions as positions_lib
 from robustbench_bytes import precision
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.progress import progress_bar
-from robustbench_bytes.result_schema import CellResult, DocumentRecord, derived_metrics
+from robustbench_bytes.result_schema import CLEAN, CellResult, DocumentRecord, derived_metrics
 
 SCORING_VERSION = "3"  # 3: results carry positions
 DEFAULT_CHUNK_SIZE = 1024  # 512-2048 measured fastest on the CPU (bench/results/model.md); larger only costs memory
@@ -44,7 +44,6 @@ DEFAULT_CHUNK_SIZE = 1024  # 512-2048 measured fastest on the CPU (bench/results
 # float32 log-softmax temporaries stay a fraction of them (bench/results/memory.md).
 LOGITS_BUDGET = 1 << 24
 NLL_SLICE = 1 << 22
-LN2 = math.log(2.0)
 
 
 class ScoringError(RuntimeError):
@@ -280,12 +279,10 @@ def _score_windowed(model, sequences: list[list[int]], prefix_len: int, batch_si
 
 
 def _apply_noise(documents: list[str], noise: str, seed: int, indices: list[int]) -> tuple[str, list[str]]:
-    if noise in (None, "", "clean"):
-        return "clean", list(documents)
     from robustbench_bytes import noise as noise_lib
 
-    spec = noise_lib.canonical(noise)
-    return spec, (list(documents) if spec == "clean"
+    spec = noise_lib.canonical(noise or CLEAN)  # "clean" is a noise of its own, the identity
+    return spec, (list(documents) if spec == CLEAN
                   else noise_lib.apply_corpus(documents, spec, seed=seed, indices=indices))
 
 

@@ -19,7 +19,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-LN2 = math.log(2.0)
+from robustbench_bytes.result_schema import LN2
+
 DEFAULT_REPLICATES = 1000
 MAX_REPLICATES = 100_000  # the most a caller may ask for: time and memory grow with replicates x documents
 _MAX_WEIGHTS_PER_CHUNK = 4_000_000

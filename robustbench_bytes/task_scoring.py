@@ -197,7 +197,7 @@ def noised_items(task, noise: str, seed: int, target: str = "context") -> tuple[
         raise BadInput(f"noise target {target!r}: expected one of {', '.join(NOISE_TARGETS)}")
     contexts = [item.context for item in task.items]
     choices = [list(item.choices) for item in task.items]
-    spec = CLEAN if noise in (None, "", CLEAN) else noise_lib.canonical(noise)
+    spec = noise_lib.canonical(noise or CLEAN)
     if spec == CLEAN:
         return spec, contexts, choices
     if target in ("context", "both"):

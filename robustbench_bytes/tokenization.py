@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robustbench_bytes.errors import BadInput
+from robustbench_bytes.errors import BadInput, first_line
 from robustbench_bytes.files import read_json
 
 NEWLINES = ("lf", "crlf")
@@ -268,7 +268,7 @@ def load_tokenizer(directory, vocab_size: int, config: dict | None = None, **opt
     except BadInput:
         raise
     except Exception as e:
-        raise BadInput(f"{directory}: unreadable tokenizer ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise BadInput(f"{directory}: unreadable tokenizer ({first_line(e)})") from None
     _apply_special_tokens(tok, directory, config, settings)
     if tok.vocab_size > vocab_size:
         raise BadInput(f"{tok.source}: tokenizer has {tok.vocab_size} tokens but the model's vocab_size is "

@@ -30,6 +30,7 @@ from robustbench_bytes.files import check_output_dir, read_json
 from robustbench_bytes.model_card import write_model_dir
 from robustbench_bytes.models.base import count_parameters
 from robustbench_bytes.progress import progress_bar
+from robustbench_bytes.result_schema import LN2
 from robustbench_bytes.train_checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from robustbench_bytes.train_config import (TrainConfig, config_record, lr_at, planned_steps, same_run,
                                             sequence_tokens)
@@ -39,7 +40,6 @@ from robustbench_bytes.train_data import (bpe_tokenizer, byte_tokenizer, bytes_p
 
 __all__ = ["TrainConfig", "TrainResult", "lr_at", "threads", "train"]
 
-LN2 = math.log(2.0)
 
 
 def build_model(cfg: TrainConfig, vocab_size: int, seq_len: int) -> tuple[torch.nn.Module, dict]:
@@ -233,7 +233,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, quiet: bool, command: s
             torch.set_rng_state(state["torch_rng"])
             gen.set_state(state["sampler_rng"])
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
-            raise BadInput(f"{ckpt_path}: does not fit this config's model ({str(e).splitlines()[0][:200]})") \
+            raise BadInput(f"{ckpt_path}: does not fit this config's model ({first_line(e, 200)})") \
                 from None
         step, log, elapsed = state["step"], state["log"], float(state.get("elapsed", 0.0))
         saved_step = step

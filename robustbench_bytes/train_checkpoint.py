@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from robustbench_bytes.errors import BadInput
+from robustbench_bytes.errors import BadInput, first_line
 from robustbench_bytes.files import parse_json, write_bytes_atomic
 
 CHECKPOINT = "checkpoints/last.pt"
@@ -46,7 +46,7 @@ def load_checkpoint(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt, truncated or unsafe file
-        raise BadInput(f"{path}: cannot load checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})") \
+        raise BadInput(f"{path}: cannot load checkpoint ({type(e).__name__}: {first_line(e, 200)})") \
             from None
     if not isinstance(state, dict):
         raise BadInput(f"{path}: not a training checkpoint (expected a dict of training state)")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from robustbench_bytes.errors import BadInput
+from robustbench_bytes.errors import BadInput, first_line
 from robustbench_bytes.models.base import LoadedModel, count_parameters
 
 SMOLLM2_NAME = "smollm2-135m"
@@ -141,13 +141,13 @@ def load_hf(path: str, device="cpu", name: str | None = None) -> LoadedModel:
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder, **kwargs)
     except Exception as e:  # transformers raises many kinds; all mean the files are unusable
-        raise BadInput(f"hf:{path}: cannot load the tokenizer ({type(e).__name__}: {_first_line(e)})") from None
+        raise BadInput(f"hf:{path}: cannot load the tokenizer ({type(e).__name__}: {first_line(e)})") from None
     try:
         # the GGUF de-quantiser draws its own tqdm bar on stderr, which no transformers setting turns off
         with contextlib.redirect_stderr(io.StringIO()) if gguf else contextlib.nullcontext():
             module = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **kwargs)
     except Exception as e:
-        raise BadInput(f"hf:{path}: cannot load the model ({type(e).__name__}: {_first_line(e)})") from None
+        raise BadInput(f"hf:{path}: cannot load the model ({type(e).__name__}: {first_line(e)})") from None
     module.to(device).eval()
     return LoadedModel(
         name=name or f"hf:{path}",
@@ -165,11 +165,6 @@ def load_hf(path: str, device="cpu", name: str | None = None) -> LoadedModel:
         max_length=_max_length(module.config),
         vocab_size=getattr(module.config, "vocab_size", None),
     )
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:300] if text else ""
 
 
 _GGUF_SCALARS = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # value type -> bytes
