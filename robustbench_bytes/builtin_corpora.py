@@ -42,9 +42,9 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Callable
 
-from robustbench_bytes.corpus import Corpus, read_text
+from robustbench_bytes.corpus import Corpus, read_jsonl
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.files import exclusive_lock, parse_json, sha256_file
+from robustbench_bytes.files import exclusive_lock, sha256_file
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_SLICE_BYTES_PER_DOC = 4096
@@ -114,10 +114,7 @@ def load_kjv() -> Corpus:
     path = kjv_jsonl_path()
     books: dict[str, list[dict]] = {}
     expected = "a JSON verse with 'book', 'chapter', 'text'"
-    for lineno, line in enumerate(read_text(path).split("\n"), start=1):
-        if not line.strip():
-            continue
-        verse = parse_json(line, str(path), expected, line=lineno)
+    for lineno, verse in read_jsonl(path, "verse file", expected):
         if not (isinstance(verse, dict) and isinstance(verse.get("book"), str) and isinstance(verse.get("text"), str)
                 and isinstance(verse.get("chapter"), (int, str)) and not isinstance(verse.get("chapter"), bool)):
             raise BadInput(f"{path}:{lineno}: expected {expected}")

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Callable
 
 from robustbench_bytes import builtin_corpora
-from robustbench_bytes.corpus import Corpus, decode_utf8, read_text
+from robustbench_bytes.corpus import Corpus, decode_utf8, read_jsonl, read_text
 from robustbench_bytes.errors import BadInput, printable
-from robustbench_bytes.files import parse_json
 from robustbench_bytes.plugins import Registry, guarded, type_name
 
 __all__ = ["CORPORA", "Corpus", "decode_utf8", "load_corpus", "read_text", "register_corpus", "require_text"]
@@ -72,11 +71,7 @@ for _name, _loader in builtin_corpora.loaders().items():
 
 def _load_jsonl(path: Path) -> Corpus:
     docs, ids = [], []
-    # only "\n" ends a line: str.splitlines would also split at U+2028 and other separators inside strings
-    for lineno, line in enumerate(read_text(path).split("\n"), start=1):
-        if not line.strip():
-            continue
-        obj = parse_json(line, str(path), "an object with a string field 'text'", line=lineno)
+    for lineno, obj in read_jsonl(path, "corpus file (.jsonl)", "an object with a string field 'text'"):
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
             raise BadInput(f"{path}:{lineno}: expected an object with a string field 'text'")
         docs.append(obj["text"])

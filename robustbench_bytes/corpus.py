@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Iterator
 
 from robustbench_bytes.errors import BadInput
 
@@ -97,3 +98,14 @@ def read_bytes(path: Path, what: str = "file") -> bytes:
 
 def read_text(path: Path, errors: str = "strict") -> str:
     return decode_utf8(read_bytes(path), str(path), errors)
+
+
+def read_jsonl(path: Path, what: str, expected: str) -> Iterator[tuple[int, Any]]:
+    """The JSON value of each non-blank line of a .jsonl file with its line number (1-based). Only "\n" ends a
+    line (str.splitlines would also split at U+2028 inside a string). BadInput names the file and line, and
+    `expected` (what a line should hold; files.parse_json)."""
+    from robustbench_bytes.files import parse_json
+
+    for lineno, line in enumerate(read_bytes(path, what).split(b"\n"), start=1):
+        if line.strip():
+            yield lineno, parse_json(line, str(path), expected, line=lineno)

@@ -15,9 +15,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from robustbench_bytes.corpus import read_bytes
+from robustbench_bytes.corpus import read_jsonl
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.files import parse_json, write_text_atomic
+from robustbench_bytes.files import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -94,12 +94,8 @@ def parse_item(raw: object, where: str, index: int) -> TaskItem:
 
 def load_task_file(path: Path | str) -> Task:
     path = Path(path)
-    data = read_bytes(path, "task file (.jsonl)")
     items = []
-    for lineno, line in enumerate(data.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        raw = parse_json(line, str(path), "one task item a line", line=lineno)
+    for lineno, raw in read_jsonl(path, "task file (.jsonl)", "one task item a line"):
         items.append(parse_item(raw, f"{path}:{lineno}", len(items)))
     if not items:
         raise BadInput(f"{path}: holds no items; expected one JSON object a line")
