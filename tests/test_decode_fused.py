@@ -153,3 +153,19 @@ def test_fused_decoding_of_the_zoo_byte_model_equals_the_reference():
             a, b = fused.step(tokens[-1]), ref.step(tokens[-1])
     assert worst <= 1e-5  # the issue's bound, absolute, on the real model
     assert generate(model, "And God said, Let there be", max_bytes=120).data == bytes(tokens)
+
+
+def test_the_parallel_step_gives_the_serial_step_logits_bit_for_bit():
+    """Rows shared among numba's threads: each row's sum is taken in the same order, so nothing changes."""
+    import numba
+
+    module = random_mamba(SHAPES[3], seed=8)
+    serial, parallel = decode_cpu.FusedMamba(module, parallel=False), decode_cpu.FusedMamba(module, parallel=True)
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        for token in (5, 17, 900, 3, 3, 42):
+            assert torch.equal(torch.from_numpy(serial.step(token).copy()), torch.from_numpy(parallel.step(token).copy()))
+    finally:
+        numba.set_num_threads(before)
+    assert decode_cpu.FusedMamba(module).parallel is None  # by default decided at each step (threads, weight size)

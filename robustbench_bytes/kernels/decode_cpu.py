@@ -20,6 +20,11 @@ import numpy as np
 import torch
 
 from robustbench_bytes.kernels.numba_math import fexp, softplus
+from robustbench_bytes.kernels.threads import start_numba_pool
+
+# Now, not at the first step: numba's pool must be running before a compiled function calls a parallel one (a
+# step would crash otherwise), and its start resets torch's thread count (kernels/threads.py).
+start_numba_pool()
 
 # 'contract' (fused multiply-add) and 'reassoc' (a dot product may be summed in several lanes at once, as every
 # BLAS does): the two flags a vectorised dot product needs; NaN and infinity keep their meaning.
@@ -36,6 +41,25 @@ def _matvec(W, x, out, bias, has_bias):
         for i in range(cols):
             acc += W[o, i] * x[i]
         out[o] = acc + bias[o] if has_bias else acc
+
+
+@numba.njit(parallel=True, **_JIT)
+def _matvec_parallel(W, x, out, bias, has_bias):
+    """_matvec with the rows shared among numba's threads (each row's sum is taken exactly as in _matvec)."""
+    rows, cols = W.shape
+    for o in numba.prange(rows):
+        acc = _F32(0.0)
+        for i in range(cols):
+            acc += W[o, i] * x[i]
+        out[o] = acc + bias[o] if has_bias else acc
+
+
+@numba.njit(**_JIT)
+def _big_matvec(W, x, out, bias, has_bias, parallel):
+    if parallel:
+        _matvec_parallel(W, x, out, bias, has_bias)
+    else:
+        _matvec(W, x, out, bias, has_bias)
 
 
 @numba.njit(**_JIT)
@@ -100,7 +124,7 @@ def _ssm(x, z, delta, dt_bias, A, D, dbc, rank, h, y):
 
 @numba.njit(**_JIT)
 def _layer(hidden, residual, first, norm_w, norm_b, in_w, in_b, conv_w, conv_b, xp_w, dt_w, dt_b, A, D, out_w, out_b,
-           conv_state, ssm_state, rms, eps, has_in_b, has_conv_b, has_out_b, normed, xz, dbc, delta, y):
+           conv_state, ssm_state, rms, eps, has_in_b, has_conv_b, has_out_b, normed, xz, dbc, delta, y, parallel):
     """One Mamba block: residual += hidden (or = hidden in the first layer), hidden = mixer(norm(residual))."""
     d = hidden.shape[0]
     di = conv_w.shape[0]
@@ -108,22 +132,23 @@ def _layer(hidden, residual, first, norm_w, norm_b, in_w, in_b, conv_w, conv_b, 
     for i in range(d):
         residual[i] = hidden[i] if first else residual[i] + hidden[i]
     _norm(residual, norm_w, norm_b, normed, rms, eps)
-    _matvec(in_w, normed, xz, in_b, has_in_b)
+    _big_matvec(in_w, normed, xz, in_b, has_in_b, parallel)
     x = xz[:di]
     z = xz[di:]
     _conv_silu(x, conv_w, conv_b, has_conv_b, conv_state)
     _matvec(xp_w, x, dbc, dbc, False)
     _matvec(dt_w, dbc[:rank], delta, delta, False)
     _ssm(x, z, delta, dt_b, A, D, dbc, rank, ssm_state, y)
-    _matvec(out_w, y, hidden, out_b, has_out_b)
+    _big_matvec(out_w, y, hidden, out_b, has_out_b, parallel)
 
 
 @numba.njit(**_JIT)
 def fused_step(token, emb, layers, consts, conv_states, ssm_states, normf_w, normf_b, head, rms, eps, flags,
-               scratch, logits):
+               scratch, logits, parallel):
     """logits (V,) after feeding `token`; conv_states and ssm_states (one (di, k-1) / (di, n) array per layer)
-    are updated in place. layers: per-layer tuples of weights (see pack()); flags: (has_in_b, has_conv_b,
-    has_out_b); scratch: (hidden, residual, normed, xz, dbc, delta, y)."""
+    are updated in place. layers: per-layer tuples of weights (see FusedMamba); flags: (has_in_b, has_conv_b,
+    has_out_b); scratch: (hidden, residual, normed, xz, dbc, delta, y); parallel: the in/out projections and the
+    head share their rows among numba's threads."""
     hidden, residual, normed, xz, dbc, delta, y = scratch
     d = hidden.shape[0]
     for i in range(d):
@@ -133,11 +158,16 @@ def fused_step(token, emb, layers, consts, conv_states, ssm_states, normf_w, nor
         A, D = consts[li]
         _layer(hidden, residual, li == 0, norm_w, norm_b, in_w, in_b, conv_w, conv_b, xp_w, dt_w, dt_b, A, D, out_w,
                out_b, conv_states[li], ssm_states[li], rms, eps, flags[0], flags[1], flags[2], normed, xz, dbc,
-               delta, y)
+               delta, y, parallel)
     for i in range(d):
         residual[i] = hidden[i] if len(conv_states) == 0 else residual[i] + hidden[i]
     _norm(residual, normf_w, normf_b, normed, rms, eps)
-    _matvec(head, normed, logits, logits, False)
+    _big_matvec(head, normed, logits, logits, False, parallel)
+
+
+# Below this many bytes of weights a step is too short for a parallel region's start and join to pay (the zoo's
+# models: 8 MB, 0.3 ms a step); above, the projections' rows are shared among numba's threads when it has several.
+PARALLEL_MIN_BYTES = 64 * 2**20
 
 
 def supports(module) -> bool:
@@ -161,9 +191,11 @@ def _zeros_like_absent(t, n):
 
 class FusedMamba:
     """A MambaLM's weights packed for fused_step, with the recurrent state (one conv and one ssm array per
-    layer) and scratch buffers preallocated. step(token) -> logits (a numpy array reused by the next step)."""
+    layer) and scratch buffers preallocated. step(token) -> logits (a numpy array reused by the next step).
+    parallel: share the big projections' rows among numba's threads (None: when numba has several threads at
+    step time and the weights reach PARALLEL_MIN_BYTES). The logits are the same either way, bit for bit."""
 
-    def __init__(self, module):
+    def __init__(self, module, parallel: bool | None = None):
         if not supports(module):
             raise ValueError("FusedMamba: expected a float32 MambaLM on the CPU")
         cfg = module.config
@@ -196,12 +228,17 @@ class FusedMamba:
                         np.zeros(2 * di, np.float32), np.zeros(r + 2 * n, np.float32), np.zeros(di, np.float32),
                         np.zeros(di, np.float32))
         self.logits = np.zeros(self.head.shape[0], dtype=np.float32)
+        self.parallel = parallel
+        self.weight_bytes = 4 * sum(p.numel() for p in module.parameters())
 
     def step(self, token: int) -> np.ndarray:
         if not 0 <= token < self.emb.shape[0]:
             raise IndexError(f"token id {token} out of range [0, {self.emb.shape[0]})")
+        parallel = self.parallel
+        if parallel is None:
+            parallel = self.weight_bytes >= PARALLEL_MIN_BYTES and numba.get_num_threads() > 1
         fused_step(int(token), self.emb, self.layers, self.consts, self.conv, self.ssm, self.normf_w, self.normf_b,
-                   self.head, self.rms, self.eps, self.flags, self.scratch, self.logits)
+                   self.head, self.rms, self.eps, self.flags, self.scratch, self.logits, bool(parallel))
         return self.logits
 
     def load_state(self, state) -> None:
