@@ -254,7 +254,6 @@ class Comparison:
         return markdown(self)
 
 
-Incomparable = NotComparable
 
 
 def _corpus_id(result: CellResult, manifest: dict) -> str:
@@ -295,10 +294,10 @@ def _documents(run_dir: Path, result: CellResult, side: str) -> stats.DocumentAr
 
 def _check_aligned(a: stats.DocumentArrays, b: stats.DocumentArrays, what: str) -> None:
     if len(a) != len(b):
-        raise Incomparable(f"{what}: baseline has {len(a)} documents, candidate {len(b)}; "
+        raise NotComparable(f"{what}: baseline has {len(a)} documents, candidate {len(b)}; "
                            f"runs must score the same corpus")
     if not (a.clean_bytes == b.clean_bytes).all():
-        raise Incomparable(f"{what}: documents differ in clean bytes; runs must score the same corpus")
+        raise NotComparable(f"{what}: documents differ in clean bytes; runs must score the same corpus")
 
 
 def _describe_corpora(results: list[CellResult], manifest: dict) -> str:
@@ -317,7 +316,7 @@ def compare_runs(baseline: Path | str, candidate: Path | str, thresholds: Thresh
     if not base_results:
         return Comparison(baseline, candidate, [], thresholds, by_model=False)
     if not cand_results:
-        raise Incomparable(f"candidate {candidate}: holds no perplexity cells; the baseline holds "
+        raise NotComparable(f"candidate {candidate}: holds no perplexity cells; the baseline holds "
                            f"{len(base_results)}")
     sides = _Sides(baseline, candidate)
     for side, results in (("baseline", base_results), ("candidate", cand_results)):
@@ -327,7 +326,7 @@ def compare_runs(baseline: Path | str, candidate: Path | str, thresholds: Thresh
     base_corpora = {_corpus_id(r, base_manifest) for r in base_results}
     cand_corpora = {_corpus_id(r, cand_manifest) for r in cand_results}
     if not base_corpora & cand_corpora:
-        raise Incomparable(f"the runs scored different corpora: baseline {_describe_corpora(base_results, base_manifest)}"
+        raise NotComparable(f"the runs scored different corpora: baseline {_describe_corpora(base_results, base_manifest)}"
                            f", candidate {_describe_corpora(cand_results, cand_manifest)}")
 
     by_model = pair_by_model(base_results, cand_results)
@@ -336,7 +335,7 @@ def compare_runs(baseline: Path | str, candidate: Path | str, thresholds: Thresh
     common = [k for k in base_index if k in cand_index]
     if not common:
         what = "(model, noise, seed)" if by_model else "(noise, seed)"
-        raise Incomparable(f"no common cells: no {what} on the same corpus is in both {baseline} and {candidate}")
+        raise NotComparable(f"no common cells: no {what} on the same corpus is in both {baseline} and {candidate}")
     base_clean, cand_clean = _clean_cells(base_index), _clean_cells(cand_index)
 
     pairs = []

@@ -326,7 +326,6 @@ def check_records(records, expected: list[dict]) -> str | None:
 TASK_CELL_FORMAT = "robustbench-task-cell/1"
 TASKS_FILE = "tasks.json"
 TASKS_DIR = "tasks"
-TASK_METRICS = ("acc", "acc_norm")
 
 
 NOISE_TARGETS = ("context", "completion", "both")  # what a task cell's noise changes (lm-eval's words)

@@ -51,7 +51,7 @@ def _boom_resolve(spec):
 
 BOOM_SOURCE = ModelSource("rb_boom", lambda spec: spec.startswith("boom:"), _boom_resolve, lambda r, d: None)
 WRONG_LOAD = ModelSource("rb_wrong", lambda spec: spec.startswith("wrong:"),
-                         lambda spec: ResolvedModel(spec, "rb_wrong", None, (), spec), lambda r, d: "a model")
+                         lambda spec: ResolvedModel(spec, "rb_wrong", None, ()), lambda r, d: "a model")
 
 
 def boom_task():

