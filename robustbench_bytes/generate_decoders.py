@@ -14,10 +14,12 @@ import torch
 
 PREFILL_CHUNK = 1024  # tokens per chunk when feeding a prompt: bounds the memory of the logits
 # A chunk through the module's forward costs about one pass over the weights plus a fixed cost per layer (its torch
-# calls and the scan's launch): measured at 0.5-3 ms per layer on the 2-core machine, counted here as the time to
-# stream 15 MB of weights at ~20 GB/s. A fused step costs about one pass over the weights. Up to
-# 1 + n_layer * STEP_INSTEAD_BYTES / weight_bytes tokens are stepped instead (zoo models: ~8; mamba-130m: 1).
-STEP_INSTEAD_BYTES = 15_000_000
+# calls and the scan's launch); a fused step costs about one pass over the weights. At the zoo's shape (8 MB of
+# weights, 4 layers) a chunk of 4 bytes cost 11.5 steps and one of 12 bytes 16.3 (bench/results/generate.md): about
+# 9 steps fixed, so stepping wins up to ~20 tokens. Counted as bytes of weights streamed, the fixed cost is ~40 MB
+# per layer: up to 1 + n_layer * STEP_INSTEAD_BYTES / weight_bytes tokens are stepped (zoo models: ~20;
+# mamba-130m: 2).
+STEP_INSTEAD_BYTES = 40_000_000
 
 
 class MambaDecoder:
