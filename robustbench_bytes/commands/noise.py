@@ -42,7 +42,9 @@ def list_noises(as_json: bool):
     click.echo("Presets (a preset name expands to these specs):")
     pwidth = max(len(p) for p in noise_lib.PRESETS)
     for name, specs in noise_lib.PRESETS.items():
-        click.echo(f"  {name:<{pwidth}}  {noise_lib.PRESET_DESCRIPTIONS.get(name, '')}: {', '.join(specs)}")
+        click.echo(f"  {name:<{pwidth}}  {', '.join(specs)}")
+        if noise_lib.PRESET_DESCRIPTIONS.get(name):
+            click.echo(f"  {'':<{pwidth}}  ({noise_lib.PRESET_DESCRIPTIONS[name]})")
 
 
 @noise.command("apply")

@@ -162,9 +162,15 @@ PRESETS: dict[str, list[str]] = {
     "typos": ["keyboard:p=0.05", "insert:p=0.05", "whitespace:p_del=0.1,p_ins=0.05"],
 }
 
+# each preset and where its rates come from (`robustbench noise list` prints these)
 PRESET_DESCRIPTIONS: dict[str, str] = {
-    "paper": "MambaByte's robustness table",
-    "byt5": "ByT5's noise settings",
-    "blt": "BLT's noise settings",
+    "paper": "MambaByte's robustness table (arXiv 2401.13660): drop, repeat, uppercase and swap at p=0.05 and "
+             "0.3, antspeak, random case",
+    "byt5": "ByT5's noise settings (arXiv 2105.13626): drop 10%, repeat 20% (1-3 extra copies), antspeak, "
+            "uppercase, random case",
+    "blt": "BLT's noised HellaSwag (arXiv 2412.09871, Table 3): antspeak, drop 10%, random case 50/50, uppercase, "
+           "and repeat 20% 'up to a maximum of four times', read as 1-4 extra copies (max=4): the phrase counts "
+           "repetitions added, and the other reading (1-3 extra) is ByT5's repeat:p=0.2,max=3; the protocol: "
+           "`run --task T --suite blt --noise-target all`",
     "typos": "typing errors beyond the paper",
 }
