@@ -12,6 +12,7 @@ the same directory stay in cells/ and are reused when a later grid asks for them
 
 Clean cells carry no randomness: they are scored once, with seed 0, whatever --seed says.
 
+The executor is grid.py's (the rules of every kind of cell); this module is the perplexity kind (PerplexityCells).
 Under torchrun every rank runs the same grid (execute). A cell's documents are split over the ranks by bytes;
 each rank writes its shard (shards.py) and rank 0, which alone holds the lock and writes the shared files,
 merges them into the same cell file a single process writes. A rerun, with any number of ranks, reuses the
@@ -21,20 +22,17 @@ finished cells and the documents of finished shards.
 from __future__ import annotations
 
 import hashlib
-import sys
-import time
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator
 
 from robustbench_bytes import results as results_io
 from robustbench_bytes import shards as shards_io
-from robustbench_bytes.distributed import World, plan_documents
+from robustbench_bytes.distributed import plan_documents
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.files import check_output_dir, exclusive_lock
+from robustbench_bytes.grid import GridOptions, Outcome, check_out_dir, run_lock  # noqa: F401 (this module's API)
+from robustbench_bytes.grid import execute as execute_grid
 from robustbench_bytes.formatting import format_ppl
-from robustbench_bytes.result_schema import CLEAN, CLEAN_SEED, TASKS_DIR, CellResult, DocumentRecord, cell_key
+from robustbench_bytes.result_schema import CLEAN, CLEAN_SEED, CellResult, DocumentRecord, cell_key
 from robustbench_bytes.run_models import ModelCache, ModelUnavailable, describe_error
 
 
@@ -84,41 +82,18 @@ def build_grid(models: list[str], noises: list[str], seeds: list[int]) -> list[C
 
 
 @dataclass
-class RunOptions:
-    out: Path
-    device: str = "cpu"
-    batch_size: int = 8
+class RunOptions(GridOptions):
     limit_bytes: int | None = None  # the quick-look limits the corpus was cut with (for the manifest)
     limit_documents: int | None = None
     max_document_bytes: int | None = None
     max_length: int | None = None  # windowed models: window length in tokens (None: the model's context)
-    progress: bool = False
-    log: Callable[[str], None] | None = None
-    command_line: list[str] = field(default_factory=list)
     dtype: str | None = None  # precision.DTYPES; None: auto, the device's default
-    world: World = field(default_factory=World)  # this process's rank (distributed.py); one process by default
+    chunk_size: int | None = None  # `score`'s scoring options (None: scoring's defaults); `run` keeps the defaults
+    context: int | None = None
+    stride: int | None = None
 
 
-@dataclass
-class RunOutcome:
-    results: list[CellResult]
-    scored: int = 0
-    skipped: int = 0
-    failed: int = 0
-
-
-@contextmanager
-def run_lock(out: Path) -> Iterator[None]:
-    """One writer per run directory; the lock dies with the process (kill -9 included)."""
-    with exclusive_lock(out / ".lock",
-                        busy=lambda: BadInput(f"{out}: another `robustbench run` is writing this run directory")):
-        yield
-
-
-def check_out_dir(out: Path) -> None:
-    """A run writes into a missing or empty folder (a killed run's lock and temporaries count as empty), or a
-    run directory; never into someone's other folder (files.check_output_dir, the rule of every writer)."""
-    check_output_dir(out, results_io.is_run_dir, f"a run directory (no {results_io.RESULTS_FILE})")
+RunOutcome = Outcome
 
 
 def cell_inputs(cell: Cell, model_fingerprint: str, corpus_sha256: str, method: dict,
@@ -217,8 +192,8 @@ def score_share(models: ModelCache, cell: Cell, corpus, share: list[int], option
     part = replace(corpus, documents=[corpus.documents[i] for i in share], doc_ids=[ids[i] for i in share])
     try:
         scored = scoring.score_corpus(model, part, noise=cell.noise, seed=cell.seed, batch_size=options.batch_size,
-                                      progress=options.progress and world.is_main, desc=desc,
-                                      max_length=options.max_length, indices=share, dtype=options.dtype)
+                                      progress=options.progress and world.is_main, desc=desc, indices=share,
+                                      dtype=options.dtype, **scoring_kwargs(options))
     except KeyboardInterrupt:
         raise
     except Exception as e:
@@ -240,26 +215,6 @@ def merge_cell(cell: Cell, corpus, stored: list[shards_io.Shard], scored: list[s
     except ValueError as e:
         return CellResult.failed(model_spec=cell.model, model=None, noise=cell.noise, seed=cell.seed, corpus=corpus,
                                  error=f"merging the ranks' shards: {e}"), []
-
-
-def remove_stale_temporaries(out: Path, also: list[Path] = ()) -> None:
-    """Temporary files a killed writer left behind in a run directory, of perplexity or task cells, and in the
-    folders `also` (we hold the lock, so nobody is writing them)."""
-    cells = out / results_io.CELLS_DIR
-    folders = [out, cells, out / TASKS_DIR, *also] + (sorted(cells.glob(f"*{shards_io.SHARDS_SUFFIX}"))
-                                                      if cells.is_dir() else [])
-    for folder in folders:
-        if folder.is_dir():
-            for path in folder.glob(".*.tmp"):
-                path.unlink(missing_ok=True)
-
-
-def reusable(stored, inputs: dict | None, key: str, labels: dict, records: list[dict] | None = None) -> bool:
-    """A stored cell (a perplexity or task cell record) that was scored from the same inputs, whose numbers follow
-    from its records and whose labels are those of its key, inputs, `labels` (result field -> value) and
-    `records` (results.verified_problem)."""
-    return (inputs is not None and stored is not None and stored.inputs == inputs and stored.result.ok
-            and stored.problem(key=key, labels=labels, records=records) is None)
 
 
 def run_plan(grid: list[Cell], corpus, options: RunOptions, models: ModelCache, requested: dict) -> dict:
@@ -285,144 +240,117 @@ def run_plan(grid: list[Cell], corpus, options: RunOptions, models: ModelCache, 
     }
 
 
-@contextmanager
-def _lock_on_rank0(out: Path, world: World) -> Iterator[None]:
-    """Rank 0 checks the folder, takes the run lock and clears stale temporaries; every rank learns whether it
-    could (a refusal is the same one-line error on every rank)."""
-    with ExitStack() as stack:
-        def take() -> bool:
-            check_out_dir(out)
-            stack.enter_context(run_lock(out))
-            remove_stale_temporaries(out)
-            return True
-
-        world.broadcast(take, "taking the run lock")
-        yield
 
 
-def execute(grid: list[Cell], corpus, options: RunOptions) -> RunOutcome:
-    """Score every cell of the grid that is not already stored with the same inputs.
+def scoring_kwargs(options: RunOptions) -> dict:
+    """The scoring method's options as scoring.score_corpus takes them (scoring's defaults where not given)."""
+    from robustbench_bytes import scoring
 
-    One process is the world-size-1 case of a torchrun run: for each cell rank 0 decides (reuse the stored
-    cell, or which documents are left after the stored shards, split by distributed.plan_documents), every
-    rank scores its share and writes its shard, and rank 0 merges the shards into the cell file and
-    results.json. Only rank 0 writes shared files."""
-    import torch
+    return {"chunk_size": options.chunk_size or scoring.DEFAULT_CHUNK_SIZE, "context": options.context,
+            "stride": options.stride, "max_length": options.max_length}
 
-    from robustbench_bytes import precision, provenance, scoring
 
-    out, world = Path(options.out), options.world
-    log = (options.log if world.is_main else None) or (lambda message: None)
-    models = ModelCache(options.device)
-    described: dict[str, dict] = {}
-    finished: dict[str, CellResult] = {}
-    ranks: dict[str, dict] = {}  # cell -> what each rank did (manifest)
-    outcome = RunOutcome(results=[])
-    started = provenance.now()
-    requested = {"chunk_size": scoring.DEFAULT_CHUNK_SIZE, "context": None, "stride": None,
-                 "max_length": options.max_length,
-                 "dtype": precision.label(torch.device(options.device), options.dtype)}
-    sizes = [len(d.encode("utf-8")) for d in corpus.documents]
-    kept: dict[str, list[shards_io.Shard]] = {}  # rank 0: stored shards of the cell being scored
-    world.check_same_plan(run_plan(grid, corpus, options, models, requested))  # before any file or score
+class PerplexityCells:
+    """Perplexity cells (grid.CellKind): one model on one corpus under one noise and seed, split over the ranks by
+    document (each rank's share stored as a shard, shards.py), stored as cells/<key>.json and listed in
+    results.json, the grid recorded in manifest.json."""
 
-    def write_results():
-        outcome.results = [finished[c.key] for c in grid if c.key in finished]
-        results_io.write_results(out, outcome.results)
+    name = "perplexity"
+    list_file = results_io.RESULTS_FILE
+    manifest_file = results_io.MANIFEST_FILE
+    shardable = True
 
-    def write_manifest(done: str | None):
-        manifest = provenance.build_manifest(grid, corpus, options, scoring.SCORING_VERSION, described, started,
-                                             done)
-        manifest["distributed"] = {**world.describe(), "cells": ranks}
-        results_io.write_json_atomic(out / results_io.MANIFEST_FILE, manifest)
+    def __init__(self, corpus, options: RunOptions):
+        import torch
 
-    def decide(cell: Cell) -> dict:
-        if cell.model not in described:
-            described[cell.model] = models.describe(cell.model)
-            write_manifest(None)
-        fingerprint = described[cell.model].get("model_fingerprint")
-        texts = noised_documents(corpus, cell.noise, cell.seed)
-        inputs = (cell_inputs(cell, fingerprint, corpus.sha256, requested, texts_sha256(texts)) if fingerprint
-                  else None)
-        stored = results_io.read_cell(out, cell.key)
+        from robustbench_bytes import precision
+
+        self.corpus, self.options = corpus, options
+        self.requested = {**scoring_kwargs(options),
+                          "dtype": precision.label(torch.device(options.device), options.dtype)}
+        self.requested = {k: self.requested[k] for k in ("chunk_size", "context", "stride", "max_length", "dtype")}
+        self.sizes = [len(d.encode("utf-8")) for d in corpus.documents]
+        self._kept: dict[str, list[shards_io.Shard]] = {}  # rank 0: stored shards of the cell being scored
+        self._texts: dict[str, list[str]] = {}  # rank 0: the noised documents of the cell being decided
+
+    def plan(self, grid: list[Cell], models: ModelCache) -> dict:
+        return run_plan(grid, self.corpus, self.options, models, self.requested)
+
+    def describe(self, cell: Cell) -> str:
+        return f"{cell.model} | {cell.noise} | seed {cell.seed}"
+
+    def inputs(self, cell: Cell, model: dict) -> dict | None:
+        fingerprint = model.get("model_fingerprint")
+        texts = self._texts[cell.key] = noised_documents(self.corpus, cell.noise, cell.seed)
+        return cell_inputs(cell, fingerprint, self.corpus.sha256, self.requested, texts_sha256(texts)) \
+            if fingerprint else None
+
+    def stored(self, out: Path, cell: Cell):
+        return results_io.read_cell(out, cell.key)
+
+    def problem(self, record, cell: Cell) -> str | None:
+        corpus = self.corpus
         labels = {"corpus": corpus.name, "documents": len(corpus.documents), "corpus_sha256": corpus.sha256}
-        if reusable(stored, inputs, cell.key, labels, expected_documents(corpus, texts)):
-            finished[cell.key] = stored.result
-            return {"reuse": True}
-        kept[cell.key] = shards_io.read_finished(out, cell.key, inputs)
-        done = shards_io.reused_documents(kept[cell.key])
-        left = [i for i in range(len(sizes)) if i not in done]
-        return {"reuse": False, "inputs": inputs, "reused": len(done),
-                "plan": plan_documents(sizes, world.world_size, left)}
+        texts = self._texts.pop(cell.key, None) or noised_documents(corpus, cell.noise, cell.seed)
+        return "it failed" if not record.result.ok else record.problem(key=cell.key, labels=labels,
+                                                                        records=expected_documents(corpus, texts))
 
-    from robustbench_bytes.progress import progress_bar
+    def shares(self, out: Path | None, cell: Cell, inputs: dict | None, world_size: int) -> dict:
+        """Rank 0: the documents left after the stored shards, split over the ranks by bytes."""
+        self._texts.pop(cell.key, None)
+        kept = self._kept[cell.key] = shards_io.read_finished(out, cell.key, inputs) if out is not None else []
+        done = shards_io.reused_documents(kept)
+        left = [i for i in range(len(self.sizes)) if i not in done]
+        return {"reused": len(done), "plan": plan_documents(self.sizes, world_size, left)}
 
-    # the whole grid: cells done and an ETA, the per-cell bar of scoring.py drawn under it
-    cells_bar = progress_bar(options.progress and world.is_main, total=len(grid), desc="cells", unit="cell")
-    if not cells_bar.disable:
-        log = lambda message: cells_bar.write(message, file=sys.stderr)  # noqa: E731 (lines above the bars)
-    with _lock_on_rank0(out, world), cells_bar:
-        if world.is_main:
-            write_manifest(None)
-        for number, cell in enumerate(grid, start=1):
-            label = f"[{number}/{len(grid)}] {cell.model} | {cell.noise} | seed {cell.seed}"
-            t0 = time.perf_counter()
-            decision = world.broadcast(lambda: decide(cell), f"planning cell {number} ({cell.key})")
-            if decision["reuse"]:
-                outcome.skipped += 1
-                cells_bar.update()
-                log(f"{label}: done before, skipped")
-                continue
-            mine = score_share(models, cell, corpus, decision["plan"][world.rank], options, label)
-            shards_io.write_shard(out, cell.key, decision["inputs"], mine)
-            scored = [shards_io.Shard.from_json(raw, f"rank {k}") for k, raw in
-                      enumerate(world.all_gather(mine.to_json(), f"scoring cell {number} ({cell.key})"))]
-            if world.is_main:
-                result = _write_cell(out, cell, corpus, decision, kept.pop(cell.key), scored, world.world_size)
-                finished[cell.key] = result
-                write_results()
-                ranks[cell.key] = _rank_log(decision, scored, time.perf_counter() - t0)
-                write_manifest(None)
-                log(_cell_line(label, result, time.perf_counter() - t0, world.world_size, decision["reused"]))
-                ok = result.ok
-            else:
-                ok = shards_io.first_failure(scored) is None
-            outcome.scored += ok
-            outcome.failed += not ok
-            cells_bar.update()
-        if world.is_main:
-            write_results()
-            write_manifest(provenance.now())
-    return outcome
+    def score(self, models: ModelCache, cell: Cell, inputs: dict | None, share: list[int], desc: str):
+        return score_share(models, cell, self.corpus, share, self.options, desc)
 
+    def keep(self, out: Path, cell: Cell, inputs: dict | None, part: shards_io.Shard) -> None:
+        shards_io.write_shard(out, cell.key, inputs, part)
 
-def _cell_line(label: str, result: CellResult, seconds: float, world_size: int, reused: int) -> str:
-    if not result.ok:
-        return f"{label}: FAILED: {result.error}"
-    notes = [f"{seconds:.1f} s"] + ([f"{world_size} ranks"] if world_size > 1 else []) + (
-        [f"{reused} documents from stored shards"] if reused else [])
-    return (f"{label}: {result.bits_per_clean_byte:.4f} bits/clean byte ({result.bits_per_byte:.4f} bits/byte), "
-            f"word-PPL {format_ppl(result.word_perplexity)} "
-            f"({', '.join(notes)})")
+    def part_json(self, part: shards_io.Shard) -> dict:
+        return part.to_json()
 
+    def part_from_json(self, raw: dict, where: str) -> shards_io.Shard:
+        return shards_io.Shard.from_json(raw, where)
 
-def _write_cell(out: Path, cell: Cell, corpus, decision: dict, stored: list[shards_io.Shard],
-                scored: list[shards_io.Shard], world_size: int) -> CellResult:
-    """Rank 0: merge, write the cell file, drop its shards once the cell holds them."""
-    result, documents = merge_cell(cell, corpus, stored, scored, world_size)
-    inputs = decision["inputs"]
-    if result.ok and inputs and result.model_fingerprint != inputs["model_fingerprint"]:
-        inputs = {**inputs, "model_fingerprint": result.model_fingerprint}  # a file changed while the run went on
-    results_io.write_cell(out, results_io.CellRecord(inputs, result, tuple(documents)))
-    if result.ok:
-        shards_io.remove_shards(out, cell.key)
-    return result
+    def finish(self, out: Path | None, cell: Cell, decision: dict, parts: list, world_size: int):
+        """Rank 0: the cell from the stored shards and this attempt's; its shards go once the cell holds them."""
+        result, documents = merge_cell(cell, self.corpus, self._kept.pop(cell.key, []), parts, world_size)
+        inputs = decision["inputs"]
+        if result.ok and inputs and result.model_fingerprint != inputs["model_fingerprint"]:
+            inputs = {**inputs, "model_fingerprint": result.model_fingerprint}  # a file changed during the run
+        return results_io.CellRecord(inputs, result, tuple(documents))
+
+    def write(self, out: Path, record: results_io.CellRecord) -> None:
+        results_io.write_cell(out, record)
+        if record.result.ok:
+            shards_io.remove_shards(out, record.result.cell)
+
+    def line(self, record, seconds: float, decision: dict, world_size: int) -> str:
+        result, reused = record.result, decision.get("reused", 0)
+        if not result.ok:
+            return f"FAILED: {result.error}"
+        notes = [f"{seconds:.1f} s"] + ([f"{world_size} ranks"] if world_size > 1 else []) + (
+            [f"{reused} documents from stored shards"] if reused else [])
+        return (f"{result.bits_per_clean_byte:.4f} bits/clean byte ({result.bits_per_byte:.4f} bits/byte), "
+                f"word-PPL {format_ppl(result.word_perplexity)} ({', '.join(notes)})")
+
+    def listing(self, records: list) -> list:
+        return [r.result.to_json() for r in records]
+
+    def manifest(self, grid, options, described, started, finished, ranks) -> dict:
+        from robustbench_bytes import provenance, scoring
+
+        manifest = provenance.build_manifest(grid, self.corpus, options, scoring.SCORING_VERSION, described,
+                                             started, finished)
+        return {**manifest, "distributed": {**options.world.describe(), "cells": ranks}}
+
+    def close(self, out: Path, records: list) -> list:
+        return []
 
 
-def _rank_log(decision: dict, scored: list[shards_io.Shard], seconds: float) -> dict:
-    """What the manifest records of one scored cell: wall seconds on rank 0, and per rank its documents, bytes
-    and scoring seconds."""
-    return {"seconds": seconds, "reused_documents": decision["reused"],
-            "ranks": [{"rank": s.rank, "documents": len(s.documents), "bytes": sum(d.bytes for d in s.documents),
-                       "seconds": s.seconds, "device": s.result.device if s.result else None,
-                       **({"error": s.error} if s.error else {})} for s in scored]}
+def execute(grid: list[Cell], corpus, options: RunOptions) -> Outcome:
+    """Score every perplexity cell of the grid not already stored with the same inputs (grid.execute)."""
+    return execute_grid(PerplexityCells(corpus, options), grid, options)

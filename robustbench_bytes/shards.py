@@ -43,6 +43,12 @@ class Shard:
     def ok(self) -> bool:
         return self.error is None
 
+    def log(self) -> dict:
+        """What the manifest records of this rank's part of a scored cell."""
+        return {"rank": self.rank, "documents": len(self.documents), "bytes": sum(d.bytes for d in self.documents),
+                "seconds": self.seconds, "device": self.result.device if self.result else None,
+                **({"error": self.error} if self.error else {})}
+
     def to_json(self) -> dict:
         return {"rank": self.rank, "world_size": self.world_size, "seconds": self.seconds, "error": self.error,
                 "result": self.result.to_json() if self.result is not None else None,

@@ -25,7 +25,8 @@ from robustbench_bytes import results as results_io
 from robustbench_bytes import stats, tasks_io
 from robustbench_bytes.result_schema import CLEAN, CLEAN_SEED, TaskResult, task_cell_key
 from robustbench_bytes.run_models import ModelCache, ModelUnavailable, describe_error
-from robustbench_bytes.runs import RunOptions, check_out_dir, remove_stale_temporaries, reusable, run_lock
+from robustbench_bytes.grid import check_out_dir, remove_stale_temporaries, run_lock
+from robustbench_bytes.runs import RunOptions
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,8 @@ def execute_tasks(grid: list[TaskCell], tasks: dict, options: TaskRunOptions) ->
             noised = noised_task_sha256(cell, task) if cell.noise != CLEAN else None
             inputs = task_cell_inputs(cell, fingerprint, task.sha256, options.dtype, noised) if fingerprint else None
             stored = tasks_io.read_task_cell(out, cell.key)
-            if reusable(stored, inputs, cell.key, *_labels(cell, task)):
+            if (inputs is not None and stored is not None and stored.inputs == inputs and stored.result.ok
+                    and stored.problem(cell.key, *_labels(cell, task)) is None):
                 finished[cell.key] = stored.result
                 item_records[cell.key] = list(stored.items)
                 outcome.skipped += 1

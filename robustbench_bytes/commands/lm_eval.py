@@ -64,7 +64,7 @@ def lm_eval(model_spec, task_names, noises, suite, seeds, noise_targets, noise_c
         from lm_eval.tasks import TaskManager
     except ImportError:
         raise InputError("robustbench lm-eval needs lm-evaluation-harness: pip install 'robustbench-bytes[lm-eval]'")
-    from robustbench_bytes import provenance, runs
+    from robustbench_bytes import grid, provenance, runs
     from robustbench_bytes import results as results_io
     from robustbench_bytes.lm_eval_bridge import RobustbenchLM
     from robustbench_bytes.models import load_model, resolve_device, resolve_model
@@ -89,7 +89,7 @@ def lm_eval(model_spec, task_names, noises, suite, seeds, noise_targets, noise_c
     summary = []
     started = provenance.now()
     with runs.run_lock(out):
-        runs.remove_stale_temporaries(out, also=[out / LM_EVAL_DIR])
+        grid.remove_stale_temporaries(out)
         cells = []
 
         def write_manifest(finished):
