@@ -25,6 +25,15 @@ def tiny_corpus(tmp_path):
     return write_tiny_corpus(tmp_path / "tiny-corpus")
 
 
+@pytest.fixture
+def hf_offline(tmp_path, monkeypatch):
+    """transformers, datasets and lm-eval read local files only (their *_OFFLINE switches), caches in tmp_path."""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf" / "datasets"))
+
+
 @pytest.fixture(autouse=True)
 def _private_matplotlib_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path_factory.getbasetemp() / "mpl"))

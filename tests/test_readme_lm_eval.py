@@ -28,12 +28,7 @@ def readme_example() -> tuple[str, list[str]]:
     return yaml_text, shlex.split("lm-eval " + command.replace("\\\n", " "))
 
 
-@pytest.fixture(autouse=True)
-def offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf" / "datasets"))
+pytestmark = pytest.mark.usefixtures("hf_offline")
 
 
 @pytest.mark.slow

@@ -15,12 +15,7 @@ from robustbench_bytes.result_schema import predictions  # noqa: E402
 CHOICES = ["naïve", "über alles", "x", "日本語の文", "café au lait", "ab", "ñ", "résumé déjà"]
 
 
-@pytest.fixture(autouse=True)
-def offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf" / "datasets"))
+pytestmark = pytest.mark.usefixtures("hf_offline")
 
 
 def test_predictions_equal_lm_evals_process_results(tmp_path):
