@@ -1,8 +1,6 @@
 """The task grid: models x tasks x (clean + noise specs) x seeds, scored cell by cell, resumable.
 
-The same rules as runs.py's perplexity grid, whose helpers it uses (run_lock, check_out_dir, reusable, the clearing
-of stale temporaries, run_models' loader that resolves each model once and loads it only when a cell needs it,
-provenance's grid record in the manifest): a task cell is stored as
+The task kind of grid.py's executor (TaskCells), whose rules are those of every kind of cell: a task cell is stored as
 tasks/<key>.json with the fingerprint of everything that decides its numbers (task_cell_inputs: every file
 the model's loader reads, the task's items, the noise, the seed, whether the choices are noised, the dtype,
 the task scoring version), and a rerun reuses it only when that matches and its item records reproduce its
@@ -10,23 +8,22 @@ accuracies. A failed cell is always retried; tasks.json is rewritten after every
 most the cell being scored. Clean cells are scored once per model and task, with seed 0.
 
 A run directory may hold both grids: `robustbench run` writes results.json, `robustbench run --task` tasks.json
-(and an empty results.json when the folder holds no perplexity run yet, so that it is a run directory).
+(tasks/manifest.json makes the folder a run directory). Task cells are not split over ranks (grid.open_world).
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from robustbench_bytes import results as results_io
 from robustbench_bytes import stats, tasks_io
-from robustbench_bytes.result_schema import CLEAN, CLEAN_SEED, TaskResult, task_cell_key
+from robustbench_bytes.grid import GridOptions, Outcome, single_share
+from robustbench_bytes.grid import execute as execute_grid
+from robustbench_bytes.result_schema import CLEAN, CLEAN_SEED, TASKS_DIR, TASKS_FILE, TaskResult, task_cell_key
 from robustbench_bytes.run_models import ModelCache, ModelUnavailable, describe_error
-from robustbench_bytes.grid import check_out_dir, remove_stale_temporaries, run_lock
-from robustbench_bytes.runs import RunOptions
 
 
 @dataclass(frozen=True)
@@ -43,18 +40,12 @@ class TaskCell:
 
 
 @dataclass
-class TaskRunOptions(RunOptions):
+class TaskRunOptions(GridOptions):
     noise_targets: tuple = ("context",)
     dtype: str = "auto"
 
 
-@dataclass
-class TaskRunOutcome:
-    results: list[TaskResult] = field(default_factory=list)
-    summary: list[dict] = field(default_factory=list)  # noise_averages
-    scored: int = 0
-    skipped: int = 0
-    failed: int = 0
+TaskRunOutcome = Outcome
 
 
 def build_task_grid(models: list[str], tasks: list[str], noises: list[str], seeds: list[int],
@@ -129,81 +120,94 @@ def _manifest(grid, tasks, options: TaskRunOptions, described, started, finished
     }
 
 
-def execute_tasks(grid: list[TaskCell], tasks: dict, options: TaskRunOptions) -> TaskRunOutcome:
-    """Score every task cell of the grid not already stored with the same inputs. `tasks`: spec -> Task."""
-    from robustbench_bytes import provenance
-    from robustbench_bytes.task_scoring import score_task
+class TaskCells:
+    """Multiple-choice task cells (grid.CellKind): one model on one task under one noise, target and seed, scored
+    whole in one process, stored as tasks/<key>.json and listed in tasks.json, the grid recorded in
+    tasks/manifest.json; after the last cell each (model, task)'s noise average goes to task_summary.json."""
 
-    out = Path(options.out)
-    check_out_dir(out)
-    log = options.log or (lambda message: None)
-    models = ModelCache(options.device)
-    described: dict[str, dict] = {}
-    finished: dict[str, TaskResult] = {}
-    item_records: dict[str, list] = {}  # cell -> its item records, for the noise average
-    outcome = TaskRunOutcome()
-    started = provenance.now()
+    name = "task"
+    list_file = TASKS_FILE
+    manifest_file = f"{TASKS_DIR}/{results_io.MANIFEST_FILE}"
+    shardable = False
 
-    def write_results():
-        outcome.results = [finished[c.key] for c in grid if c.key in finished]
-        tasks_io.write_task_results(out, outcome.results)
+    def __init__(self, tasks: dict, options: TaskRunOptions):
+        self.tasks, self.options = tasks, options  # tasks: spec -> Task
 
-    def write_manifest(done):
-        tasks_io.write_task_manifest(out, _manifest(grid, tasks, options, described, started, done))
+    def plan(self, grid: list[TaskCell], models: ModelCache) -> dict:
+        return {"cells": [c.key for c in grid]}
 
-    with run_lock(out):
-        remove_stale_temporaries(out)
-        write_manifest(None)  # tasks/manifest.json: what makes the folder a run directory (results.is_run_dir)
-        for number, cell in enumerate(grid, start=1):
-            task = tasks[cell.task]
-            label = f"[{number}/{len(grid)}] {cell.model} | {task.name} | {cell.noise} | seed {cell.seed}"
-            if cell.model not in described:
-                described[cell.model] = models.describe(cell.model)
-                write_manifest(None)
-            fingerprint = described[cell.model].get("model_fingerprint")
-            noised = noised_task_sha256(cell, task) if cell.noise != CLEAN else None
-            inputs = task_cell_inputs(cell, fingerprint, task.sha256, options.dtype, noised) if fingerprint else None
-            stored = tasks_io.read_task_cell(out, cell.key)
-            if (inputs is not None and stored is not None and stored.inputs == inputs and stored.result.ok
-                    and stored.problem(cell.key, *_labels(cell, task)) is None):
-                finished[cell.key] = stored.result
-                item_records[cell.key] = list(stored.items)
-                outcome.skipped += 1
-                log(f"{label}: done before, skipped")
-                continue
-            t0 = time.perf_counter()
-            items = []
-            try:
-                model = models.get(cell.model)
-            except ModelUnavailable as e:
-                result = _failed(cell, task, f"cannot load model: {e}")
-            else:
-                try:
-                    scored = score_task(model, task, cell.noise, cell.seed, noise_target=cell.noise_target,
-                                        batch_size=options.batch_size, dtype=options.dtype, task_spec=cell.task)
-                    result, items = scored.result, scored.items
-                    if model.fingerprint != fingerprint:  # a file changed while the run went on
-                        inputs = {**inputs, "model_fingerprint": model.fingerprint}
-                except KeyboardInterrupt:
-                    raise
-                except Exception as e:  # a cell that cannot be scored fails alone
-                    result = _failed(cell, task, describe_error(e), model)
-            tasks_io.write_task_cell(out, tasks_io.TaskCellRecord(inputs, result, tuple(items)))
-            finished[cell.key] = result
-            item_records[cell.key] = list(items)
-            write_results()
-            if result.ok:
-                outcome.scored += 1
-                log(f"{label}: acc {result.acc:.3f}, acc_norm {result.acc_norm:.3f} "
-                    f"({time.perf_counter() - t0:.1f} s)")
-            else:
-                outcome.failed += 1
-                log(f"{label}: FAILED: {result.error}")
-        write_results()
-        outcome.summary = noise_averages([(finished[c.key], item_records[c.key]) for c in grid if c.key in finished])
-        results_io.write_json_atomic(out / SUMMARY_FILE, outcome.summary)
-        write_manifest(provenance.now())
-    return outcome
+    def describe(self, cell: TaskCell) -> str:
+        return f"{cell.model} | {self.tasks[cell.task].name} | {cell.noise} | seed {cell.seed}"
+
+    def inputs(self, cell: TaskCell, model: dict) -> dict | None:
+        fingerprint, task = model.get("model_fingerprint"), self.tasks[cell.task]
+        if not fingerprint:
+            return None
+        noised = noised_task_sha256(cell, task) if cell.noise != CLEAN else None
+        return task_cell_inputs(cell, fingerprint, task.sha256, self.options.dtype, noised)
+
+    def stored(self, out: Path, cell: TaskCell):
+        return tasks_io.read_task_cell(out, cell.key)
+
+    def problem(self, record, cell: TaskCell) -> str | None:
+        return "it failed" if not record.result.ok else record.problem(cell.key, *_labels(cell, self.tasks[cell.task]))
+
+    def shares(self, out, cell, inputs, world_size: int) -> dict:
+        return single_share(world_size)
+
+    def score(self, models: ModelCache, cell: TaskCell, inputs: dict | None, share, desc: str):
+        from robustbench_bytes.task_scoring import score_task
+
+        task = self.tasks[cell.task]
+        try:
+            model = models.get(cell.model)
+        except ModelUnavailable as e:
+            return tasks_io.TaskCellRecord(inputs, _failed(cell, task, f"cannot load model: {e}"), ())
+        try:
+            scored = score_task(model, task, cell.noise, cell.seed, noise_target=cell.noise_target,
+                                batch_size=self.options.batch_size, dtype=self.options.dtype, task_spec=cell.task)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # a cell that cannot be scored fails alone
+            return tasks_io.TaskCellRecord(inputs, _failed(cell, task, describe_error(e), model), ())
+        if inputs and model.fingerprint != inputs["model_fingerprint"]:  # a file changed while the run went on
+            inputs = {**inputs, "model_fingerprint": model.fingerprint}
+        return tasks_io.TaskCellRecord(inputs, scored.result, tuple(scored.items))
+
+    def keep(self, out, cell, inputs, part) -> None:
+        pass  # a task cell is scored whole: nothing of an unfinished one is kept
+
+    def part_json(self, part):
+        raise NotImplementedError("task cells are not split over ranks")
+
+    part_from_json = part_json
+
+    def finish(self, out, cell, decision: dict, parts: list, world_size: int):
+        return parts[0]
+
+    def write(self, out: Path, record) -> None:
+        tasks_io.write_task_cell(out, record)
+
+    def line(self, record, seconds: float, decision: dict, world_size: int) -> str:
+        r = record.result
+        return f"acc {r.acc:.3f}, acc_norm {r.acc_norm:.3f} ({seconds:.1f} s)" if r.ok else f"FAILED: {r.error}"
+
+    def listing(self, records: list) -> list:
+        return [r.result.to_json() for r in records]
+
+    def manifest(self, grid, options, described, started, finished, ranks) -> dict:
+        return _manifest(grid, self.tasks, options, described, started, finished)
+
+    def close(self, out: Path, records: list) -> list:
+        summary = noise_averages([(r.result, list(r.items)) for r in records])
+        results_io.write_json_atomic(out / SUMMARY_FILE, summary)
+        return summary
+
+
+def execute_tasks(grid: list[TaskCell], tasks: dict, options: TaskRunOptions) -> Outcome:
+    """Score every task cell of the grid not already stored with the same inputs (grid.execute). `tasks`: spec ->
+    Task."""
+    return execute_grid(TaskCells(tasks, options), grid, options)
 
 
 SUMMARY_FILE = "task_summary.json"

@@ -92,6 +92,7 @@ def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, ba
     cell failed. Under `torchrun --nproc-per-node N -m robustbench_bytes run ...` the same grid is split over
     N ranks by document and gives the same results (docs/scale.md)."""
     from robustbench_bytes import distributed, runs
+    from robustbench_bytes import grid as grid_lib
     from robustbench_bytes.corpora import load_corpus, require_text
     from robustbench_bytes.models import resolve_device, zoo_names
 
@@ -114,15 +115,15 @@ def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, ba
 
     refuse_options_of_the_other_kind(click.get_current_context(), "task" if task_specs else "perplexity")
     if task_specs:
-        if distributed.launched_world_size() > 1:
-            raise InputError("--task: task runs are not split over ranks yet; run them in one process")
         from robustbench_bytes.commands.tasks import run_task_grid
+        from robustbench_bytes.task_runs import TaskCells
 
+        world, device = grid_lib.open_world(TaskCells.shardable, device, "task cells (--task)")
         return run_task_grid(model_specs=model_specs, task_specs=list(task_specs),
                              noise_specs=runs.expand_noises(list(noises), suite), seeds=list(seeds) or [0], out=out,
                              device=resolve_device(device), batch_size=batch_size, dtype=dtype,
                              noise_targets=expand_noise_targets(noise_targets, noise_choices),
-                             limit_items=limit_items, quiet=quiet)
+                             limit_items=limit_items, quiet=quiet, world=world)
     if corpus is None:
         from robustbench_bytes.builtin_corpora import DEFAULT_CORPUS
 
@@ -132,7 +133,8 @@ def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, ba
     noise_specs = runs.expand_noises(list(noises), suite)
     grid = runs.build_grid(model_specs, noise_specs, list(seeds) or [0])
 
-    world, device = distributed.from_environment(device, timeout=rank_timeout)
+    world, device = grid_lib.open_world(runs.PerplexityCells.shardable, device, "perplexity cells",
+                                        timeout=rank_timeout)
     if world.distributed:  # the launcher stops the other ranks of a rank that died with SIGTERM: say how to go on
         signal.signal(signal.SIGTERM, _interrupt)
     try:

@@ -56,7 +56,7 @@ def tasks(as_json):
 
 
 def run_task_grid(*, model_specs, task_specs, noise_specs, seeds, out: Path, device: str, batch_size: int,
-                  dtype: str, noise_targets: tuple, limit_items: int | None, quiet: bool) -> None:
+                  dtype: str, noise_targets: tuple, limit_items: int | None, quiet: bool, world=None) -> None:
     """`robustbench run --task ...`: score the task grid into `out`; exit 1 when a cell failed."""
     from dataclasses import replace
 
@@ -77,7 +77,8 @@ def run_task_grid(*, model_specs, task_specs, noise_specs, seeds, out: Path, dev
     show = not quiet
     options = TaskRunOptions(out=out, device=device, batch_size=batch_size, progress=show,
                              log=(lambda message: click.echo(message, err=True)) if show else None,
-                             command_line=["robustbench"] + sys.argv[1:], noise_targets=noise_targets, dtype=dtype)
+                             command_line=["robustbench"] + sys.argv[1:], noise_targets=noise_targets, dtype=dtype,
+                             **({"world": world} if world is not None else {}))
     if show:
         names = ", ".join(f"{t.name} ({len(t.items)} items)" for t in loaded.values())
         click.echo(f"{len(grid)} task cells: {len(dict.fromkeys(model_specs))} model(s) x {names} x "

@@ -1,0 +1,58 @@
+"""One grid executor for every kind of cell (grid.py): the executor, not a command, decides that a kind which is not
+split over ranks refuses a torchrun launch (one line, exit 2, nothing written); a task grid run through the executor
+keeps reusing the cells it stored."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cli_assertions import assert_one_line_error
+from robustbench_bytes import grid
+from robustbench_bytes.cli import cli
+from robustbench_bytes.errors import BadInput
+from robustbench_bytes.runs import PerplexityCells
+from robustbench_bytes.task_runs import TaskCells
+from test_run_fakes import make_mamba_checkpoint
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    base = tmp_path_factory.mktemp("kinds")
+    task = base / "task.jsonl"
+    task.write_text("".join(json.dumps({"context": f"the owl {i}", "choices": [" sat", " flew"], "label": i % 2}) + "\n"
+                            for i in range(4)), encoding="utf-8")
+    return {"model": str(make_mamba_checkpoint(base / "m")), "task": str(task)}
+
+
+def test_only_perplexity_cells_are_split_over_ranks():
+    assert PerplexityCells.shardable and not TaskCells.shardable
+
+
+def test_a_kind_not_split_over_ranks_refuses_several_processes(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(BadInput, match="WORLD_SIZE=2: task cells are not split over ranks"):
+        grid.open_world(False, "cpu", "task cells")
+
+
+def test_run_task_under_torchrun_is_one_line(files, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["run", "--task", files["task"], "--model", files["model"], "--out", str(out),
+                                      "--quiet"])
+    assert_one_line_error(result, "WORLD_SIZE=2", "task cells", "one process")
+    assert not out.exists()
+
+
+def test_the_executor_refuses_a_distributed_world_for_a_kind_scored_whole(files, tmp_path):
+    from robustbench_bytes.distributed import World
+    from robustbench_bytes.task_runs import TaskRunOptions, build_task_grid
+    from robustbench_bytes.tasks import load_task_file
+
+    cells = build_task_grid([files["model"]], [files["task"]], [], [0])
+    options = TaskRunOptions(out=tmp_path / "run", world=World(rank=0, world_size=2))
+    with pytest.raises(BadInput, match="task cells are not split over ranks"):
+        grid.execute(TaskCells({files["task"]: load_task_file(files["task"])}, options), cells, options)
+    assert not (tmp_path / "run").exists()
