@@ -97,3 +97,16 @@ def test_bad_input_is_one_line_and_exit_2(byte_dir, subword_dir, tmp_path, args,
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error:") and names in lines[0], out.stderr
     assert "Traceback" not in out.output
+
+
+def test_policy_and_threads_reach_the_decoder(byte_dir, subword_dir):
+    base = ["generate", "--model", str(byte_dir), "--draft", str(subword_dir), "--prompt", "the owl", "--max-bytes",
+            "12", "--json", "--quiet", "--threads", "1"]
+    runs = {p: CliRunner().invoke(cli, base + ["--policy", p]) for p in ("word", "redraft")}
+    for policy, result in runs.items():
+        assert result.exit_code == 0, result.output
+        got = json.loads(result.output)
+        assert got["policy"] == policy and got["threads"] == 1
+    assert json.loads(runs["word"].output)["text"] == json.loads(runs["redraft"].output)["text"]  # both exact
+    bad = CliRunner().invoke(cli, base + ["--policy", "guess"])
+    assert bad.exit_code == 2 and "--policy" in bad.output

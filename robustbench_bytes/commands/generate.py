@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from robustbench_bytes.commands.common import FiniteFloatRange, read_stdin
+from robustbench_bytes.generate_speculative import DEFAULT_POLICY, POLICIES
 
 # the options' ranges: a typo must not ask for a run that never ends or a draft that fills the memory
 MAX_BYTES = 1 << 20
@@ -75,11 +76,16 @@ class _Stream:
 @click.option("--beta", default=1.0, show_default=True, type=FiniteFloatRange(1, MAX_TOP_K),
               help="A drafted byte is accepted while its rank under the verifier is below beta (1: only the "
                    "verifier's own choice; greedy output then equals plain greedy decoding).")
+@click.option("--policy", type=click.Choice(POLICIES), default=DEFAULT_POLICY, show_default=True,
+              help="With --draft, after a rejected drafted byte: 'word' (MambaByte's) decodes with the verifier alone "
+                   "to the end of the word; 'redraft' commits the verifier's byte and drafts again at once.")
+@click.option("--threads", default=None, type=click.IntRange(1, 1024), metavar="N",
+              help="Threads for decoding (torch's and numba's). Default: the cores this process may use.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (text, bytes, seconds, ...) instead.")
 @click.option("--device", default=None, metavar="DEVICE", help="cpu, cuda or cuda:N. Default: cuda when available.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def generate(model_spec, draft_spec, prompt, prompt_file, max_bytes, temperature, top_k, seed, draft_tokens, beta,
-             as_json, device, quiet):
+             policy, threads, as_json, device, quiet):
     """Continue a prompt with MODEL, one step per byte (or token), or speculatively with --draft: the subword
     drafter proposes --draft-tokens tokens, the byte-level MODEL checks their bytes in one chunk."""
     from robustbench_bytes import generate as gen
@@ -107,7 +113,8 @@ def generate(model_spec, draft_spec, prompt, prompt_file, max_bytes, temperature
 
         try:
             result = gen.generate(model, text, max_bytes=max_bytes, temperature=temperature, top_k=top_k,
-                                  seed=seed, draft=draft, draft_tokens=draft_tokens, beta=beta, on_bytes=on_bytes)
+                                  seed=seed, draft=draft, draft_tokens=draft_tokens, beta=beta, on_bytes=on_bytes,
+                                  threads=threads, policy=policy)
         except gen.GenerationInterrupted as stop:
             bar.close()
             _finish(stop.partial, as_json)
