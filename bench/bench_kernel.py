@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # support/: the scan inputs and Triton checks the tests use
 RESULTS = ROOT / "bench" / "results"
 COMMAND = ".venv/bin/python bench/bench_kernel.py"
 SHAPES = [(1, 1024, 16, 4096), (1, 3584, 16, 8192)]  # (b, d, n, L); 3584 = MambaByte-972M's d_inner
@@ -37,7 +38,7 @@ IMPLS = ("reference", "cpu", "transformers")
 
 
 def _inputs(b, d, n, L, requires_grad=False):
-    from robustbench_bytes.kernels.testing import scan_inputs
+    from support.scan_inputs import scan_inputs
 
     kw = scan_inputs(b, d, n, L, groups=0, options=("D", "z", "delta_bias", "delta_softplus"), seed=0)
     kw.pop("initial_state")

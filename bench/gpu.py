@@ -4,7 +4,7 @@
     .venv/bin/python bench/gpu.py --interpret  # no GPU: run the same code at a tiny shape in Triton's
                                                # CPU interpreter (proves the script runs; no timing value)
 
-1. Correctness on the device: robustbench_bytes/kernels/triton_check.py's cases, and the Triton scan against the float32
+1. Correctness on the device: tests/support/triton_check.py's cases, and the Triton scan against the float32
    reference at the benchmark shape (mamba_ssm's fp32 tolerance).
 2. Speed at b*L = 16k tokens, d = 3584 (MambaByte-972M's d_inner), n = 16, float32 and bfloat16 inputs,
    over a few block-size configurations: achieved bandwidth = bytes of u, delta, z, B, C read and out
@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # support/: the scan inputs and Triton checks the tests use
 RESULTS = ROOT / "bench" / "results"
 COMMAND = ".venv/bin/python bench/gpu.py"
 GOAL = 0.60
@@ -79,7 +80,7 @@ def copy_bandwidth(device, nbytes, repeats):
 
 
 def scan_inputs_on(device, shape, dtype):
-    from robustbench_bytes.kernels.testing import scan_inputs
+    from support.scan_inputs import scan_inputs
 
     kw = scan_inputs(shape["b"], shape["d"], shape["n"], shape["L"], groups=0,
                      options=("D", "z", "delta_bias", "delta_softplus"), seed=0)
@@ -356,7 +357,7 @@ def render_distributed(dist):
 def run_device(device, shape, repeats, configs, with_model):
     import torch
 
-    from robustbench_bytes.kernels.triton_check import check
+    from support.triton_check import check
 
     report = {"status": "measured", "device": torch.cuda.get_device_name(device) if device.type == "cuda"
               else "cpu (Triton interpreter)", "shape": shape}

@@ -8,7 +8,7 @@ import torch
 from robustbench_bytes.kernels import selective_scan
 from robustbench_bytes.kernels.cpu import selective_scan_cpu
 from robustbench_bytes.kernels.reference import selective_scan_ref
-from robustbench_bytes.kernels.testing import OPTIONS, assert_scan_close, option_sets, scan_inputs
+from support.scan_inputs import OPTIONS, assert_scan_close, option_sets, scan_inputs
 
 SHAPES = list(itertools.product((1, 2), (4, 64), (1, 8, 16), (1, 7, 64, 300)))
 

@@ -5,21 +5,23 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from robustbench_bytes import kernels
 from robustbench_bytes.kernels import selective_scan, selective_state_update
-from robustbench_bytes.kernels.testing import scan_inputs
+from support.scan_inputs import scan_inputs
 
 triton = pytest.importorskip("triton")
 
 
 @pytest.fixture(scope="module")
 def interpreter_results():
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    proc = subprocess.run([sys.executable, "-m", "robustbench_bytes.kernels.triton_check", "cpu"],
+    env = dict(os.environ, TRITON_INTERPRET="1",
+               PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-m", "support.triton_check", "cpu"],
                           env=env, capture_output=True, text=True, timeout=600)
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert lines, f"no results from the interpreter run (rc {proc.returncode}):\n{proc.stderr[-3000:]}"
@@ -27,7 +29,7 @@ def interpreter_results():
 
 
 def test_interpreter_run_covers_every_case(interpreter_results):
-    from robustbench_bytes.kernels.triton_check import SCAN_CASES
+    from support.triton_check import SCAN_CASES
 
     rc, results = interpreter_results
     names = {r["case"] for r in results}

@@ -1,4 +1,5 @@
-"""Random (never zero) selective-scan inputs and a scale-aware closeness check, for tests of any backend."""
+"""Random (never zero) selective-scan inputs and a scale-aware closeness check, for tests (and benches) of any
+scan backend."""
 
 import torch
 

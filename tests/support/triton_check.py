@@ -1,7 +1,8 @@
 """Checks of the Triton kernels against the float32 reference, for any device.
 
-On a machine without a GPU: `TRITON_INTERPRET=1 python -m robustbench_bytes.kernels.triton_check` (the
-tests do this in a subprocess). bench/gpu.py calls check("cuda") on a GPU. Prints one JSON line per case.
+On a machine without a GPU: `TRITON_INTERPRET=1 PYTHONPATH=tests python -m support.triton_check` (the tests do
+this in a subprocess). bench/gpu.py calls check("cuda") on a GPU. Prints one JSON line per case. A test helper,
+not part of the installed package.
 """
 
 import json
@@ -10,7 +11,7 @@ import sys
 import torch
 
 from robustbench_bytes.kernels.reference import selective_scan_ref, selective_state_update_ref
-from robustbench_bytes.kernels.testing import OPTIONS, scan_inputs
+from support.scan_inputs import OPTIONS, scan_inputs
 
 # mamba_ssm's tolerances for its scan tests (rtol, atol)
 TOLERANCE = {torch.float32: (6e-4, 2e-3), torch.bfloat16: (3e-2, 5e-2)}
