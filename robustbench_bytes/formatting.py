@@ -34,26 +34,31 @@ def format_accuracy(value: float) -> str:
     return NA if value is None or not math.isfinite(value) else f"{value:.3f}"
 
 
-_FORMATTERS = {"word_perplexity": format_ppl, "ppl_increase": format_ppl,
-               "bits_per_byte": format_bits, "bits_per_clean_byte": format_bits, "bits_rise": format_bits,
-               "mean_rise": format_bits, "clean_bits_per_byte": format_bits,
-               "acc": format_accuracy, "acc_norm": format_accuracy}
-
-
 UNDEFINED = "n/a"
-# a metric derived from another is undefined when that one is
-_DERIVED_FROM = {"ppl_increase": "word_perplexity"}
+
+
+def _entry(metric: str):
+    """The metric table's entry of a column (metrics.spec_of); imported here, since metrics.py imports the
+    formatters above."""
+    from robustbench_bytes.metrics import spec_of
+
+    entry = spec_of(metric)
+    if entry is None:
+        raise KeyError(f"{metric!r} is not a column of the metric table (metrics.py)")
+    return entry
 
 
 def is_undefined(row, metric: str) -> bool:
-    """Whether a report row says the metric is undefined (see result_schema.derived_metrics)."""
+    """Whether a report row's `undefined` ("name: why; ...") names the metric, or the metric a change is of
+    (metrics.MetricSpec.defined says why one is undefined)."""
     why = row.get("undefined") if hasattr(row, "get") else None
-    return isinstance(why, str) and _DERIVED_FROM.get(metric, metric) in why
+    name = _entry(metric).name
+    return isinstance(why, str) and any(part.startswith(f"{name}: ") for part in why.split("; "))
 
 
 def format_value(row, metric: str, interval: bool = True, signed: bool = False) -> str:
     """A report row's metric with its interval; "n/a" when the metric is undefined for the row."""
-    fmt = _FORMATTERS[metric]
+    fmt = _entry(metric).format
     value = row[metric]
     if value is None or not math.isfinite(value):
         return UNDEFINED if is_undefined(row, metric) else NA

@@ -4,11 +4,11 @@ from run directories (perplexity cells, task cells, or both)."""
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 
 import json
 
+from robustbench_bytes import metrics
 from robustbench_bytes import results as results_io
 from robustbench_bytes import tasks_io
 from robustbench_bytes.errors import BadInput
@@ -16,7 +16,7 @@ from robustbench_bytes.files import atomic_path, check_output_dir, read_json, wr
 from robustbench_bytes.report_html import heading_ids, headings, markdown_to_html
 from robustbench_bytes.report_length import length_section
 from robustbench_bytes.report_plots import PLOT_TITLES, caption, report_plots
-from robustbench_bytes.report_table import (CSV_COLUMNS, MIN_DOCUMENTS, ReportOptions, build_table, build_tables,
+from robustbench_bytes.report_table import (MIN_DOCUMENTS, ReportOptions, build_table, build_tables, csv_columns,
                                             few_documents_warning, perplexity_results)
 from robustbench_bytes.report_text import (latex_tables, leaderboard_notes, markdown_bits_table,
                                            markdown_increase_table, markdown_leaderboard, markdown_least_loss,
@@ -30,8 +30,14 @@ REPORT_MANIFEST = "report.json"  # what a report folder holds; marks a folder `r
 REPORT_FORMAT = "robustbench-report/1"
 REPORT_TITLE = "# Robustness report"
 
-DOCUMENT_COLUMNS = ["label", "model", "run", "noise", "seed", "document", "id", "nll", "tokens", "bytes",
-                    "clean_bytes", "clean_words", "bits_per_byte", "bits_per_clean_byte"]
+DOCUMENT_SUMS = ["nll", "tokens", "bytes", "clean_bytes", "clean_words"]
+
+
+def document_columns() -> list[str]:
+    """documents.csv's columns: the cell, the document, its sums, then its value of each metric of the metric table
+    that has a per-document column (metrics.document_specs)."""
+    return (["label", "model", "run", "noise", "seed", "document", "id"] + DOCUMENT_SUMS
+            + [spec.name for spec in metrics.document_specs()])
 
 
 def _run_description(run_dir: Path) -> str:
@@ -55,10 +61,10 @@ def _run_description(run_dir: Path) -> str:
 
 def write_documents_csv(table, path: Path) -> Path:
     """documents.csv: one row per cell (model x noise x seed) x document, with its NLL, sizes and bits."""
-    ln2 = math.log(2)
+    specs = metrics.document_specs()
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         out = csv.writer(f)
-        out.writerow(DOCUMENT_COLUMNS)
+        out.writerow(document_columns())
         labels = {(r["run"], r["model"]): r["label"] for _, r in table.iterrows()}
         for run in dict.fromkeys(table["run"]):
             for result in results_io.read_results(run):
@@ -70,10 +76,11 @@ def write_documents_csv(table, path: Path) -> Path:
                     continue  # the report's tables say that this cell has no intervals
                 label = labels.get((run, result.model), result.model)
                 for d in documents:
-                    out.writerow([label, result.model, run, result.noise, result.seed, d.index, d.id, repr(d.nll),
-                                  d.tokens, d.bytes, d.clean_bytes, d.clean_words,
-                                  repr(d.nll / (d.bytes * ln2)) if d.bytes else "",
-                                  repr(d.nll / (d.clean_bytes * ln2)) if d.clean_bytes else ""])
+                    sums = {name: getattr(d, name) for name in DOCUMENT_SUMS}
+                    values = [spec.defined(sums)[0] for spec in specs]
+                    out.writerow([label, result.model, run, result.noise, result.seed, d.index, d.id]
+                                 + [repr(v) if isinstance(v, float) else v for v in sums.values()]
+                                 + ["" if v is None else repr(v) for v in values])
     return path
 
 
@@ -261,7 +268,7 @@ def write_report(run_dirs: list[Path | str], out_dir: Path | str, options: Repor
     if not table.empty:
         files["csv"] = out_dir / "report.csv"
         with atomic_path(files["csv"]) as tmp:
-            table.reindex(columns=CSV_COLUMNS).to_csv(tmp, index=False)  # full precision: repr of each float
+            table.reindex(columns=csv_columns()).to_csv(tmp, index=False)  # full precision: repr of each float
         files["documents"] = write_documents_csv(table, out_dir / "documents.csv")
         files["latex"] = out_dir / "report.tex"
         write_text_atomic(files["latex"], latex_tables(table, options.confidence))

@@ -16,16 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
+from robustbench_bytes import metrics
 from robustbench_bytes import positions as positions_lib
 from robustbench_bytes import results as results_io
 from robustbench_bytes import stats
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.files import atomic_path
-from robustbench_bytes.formatting import NA, format_bits
+from robustbench_bytes.formatting import NA
 from robustbench_bytes.result_schema import CLEAN, CellResult
 
 MULTIPLES = (1, 2, 4, 8, 16)
-LN2 = math.log(2.0)
+BITS_PER_BYTE = metrics.METRICS["bits_per_byte"]  # the metric of the curves, bucket by bucket
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def _curve(run_dir: Path, label: str, cells: list[CellResult], length, confidenc
     if any(m is None for m in matrices) or len({m[0].shape[0] for m in matrices}) != 1:
         totals = [positions_lib.Positions.from_json(c.positions, c.cell).padded(n_buckets) for c in cells]
         with np.errstate(divide="ignore", invalid="ignore"):
-            value = np.mean([t.nll / (t.bytes * LN2) for t in totals], axis=0)
+            value = np.mean([BITS_PER_BYTE.formula({"nll": t.nll, "bytes": t.bytes}) for t in totals], axis=0)
         nan = np.full(n_buckets, math.nan)
         return PositionCurve(str(run_dir), label, cells[0].model, cells[0].noise, totals[0].bytes, value, nan, nan,
                              cells[0].documents, length)
@@ -122,7 +123,8 @@ def _curve(run_dir: Path, label: str, cells: list[CellResult], length, confidenc
 
     def metric(w):
         with np.errstate(divide="ignore", invalid="ignore"):
-            return sum((w @ nll) / ((w @ nb) * LN2) for nll, nb in padded) / len(padded)
+            return sum(BITS_PER_BYTE.formula(metrics.WeightedSums({"nll": nll, "bytes": nb}, w))
+                       for nll, nb in padded) / len(padded)
 
     value = metric(np.ones((1, n_docs)))[0]
     if n_docs > 1:
@@ -165,9 +167,9 @@ def _pooled(curve: PositionCurve, buckets: slice) -> float:
 def _fmt(value, low=math.nan, high=math.nan) -> str:
     if not math.isfinite(value):
         return NA
-    text = format_bits(value)
+    text = BITS_PER_BYTE.format(value)
     if math.isfinite(low) and math.isfinite(high) and (low, high) != (value, value):
-        text += f" [{format_bits(low)}, {format_bits(high)}]"
+        text += f" [{BITS_PER_BYTE.format(low)}, {BITS_PER_BYTE.format(high)}]"
     return text
 
 

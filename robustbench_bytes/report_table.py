@@ -18,19 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from robustbench_bytes import metrics
 from robustbench_bytes import results as results_io
 from robustbench_bytes import stats
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.result_schema import CLEAN, CellResult
+from robustbench_bytes.result_schema import CLEAN, CellResult, metric_value
 
-METRICS = ("bits_per_clean_byte", "bits_rise", "bits_per_byte", "word_perplexity", "ppl_increase")
-METRIC_LABELS = {
-    "bits_per_clean_byte": "bits/clean byte",
-    "bits_rise": "rise over clean",
-    "bits_per_byte": "bits/byte",
-    "word_perplexity": "word-PPL",
-    "ppl_increase": "word-PPL increase",
-}
 MIN_DOCUMENTS = 2  # a bootstrap over one document is a point, not an interval
 FEW_DOCUMENTS = 10  # below this the report warns that its intervals are rough
 
@@ -93,7 +86,7 @@ def build_tables(run_dirs: list[Path | str], options: ReportOptions = ReportOpti
             model_rows, noisy_metrics, clean_metric = _model_rows(run_dir, cells, several_runs, options)
             rows.extend(model_rows)
             board.append(_leaderboard_entry(model_rows, noisy_metrics, clean_metric, options))
-    table = pd.DataFrame(rows) if rows else pd.DataFrame(columns=CSV_COLUMNS + ["clean_words"])
+    table = pd.DataFrame(rows) if rows else pd.DataFrame(columns=csv_columns() + ["clean_words"])
     return table, rank_leaderboard(board, options.confidence)
 
 
@@ -149,23 +142,20 @@ def _model_rows(run_dir: Path, cells: list[CellResult], several_runs: bool,
             "undefined": "; ".join(sorted({f"{k}: {v}" for c in ok for k, v in c.undefined.items()})) or None,
             "interval": interval_note(first.documents or 0),
         }
-        for metric in METRICS:
-            row.update({metric: math.nan, f"{metric}_low": math.nan, f"{metric}_high": math.nan})
+        for column in metrics.report_columns():
+            row.update({column: math.nan, f"{column}_low": math.nan, f"{column}_high": math.nan})
         metric = None
         if ok:
-            row["word_perplexity"] = _mean(c.word_perplexity for c in ok)
-            row["bits_per_byte"] = _mean(c.bits_per_byte for c in ok)
-            row["bits_per_clean_byte"] = _mean(c.bits_per_clean_byte for c in ok)
-            if clean is not None:  # clean's own rise is 0: kept so the CSV's columns are full
-                if clean.word_perplexity is not None:
-                    row["ppl_increase"] = row["word_perplexity"] - clean.word_perplexity
-                if clean.bits_per_clean_byte is not None:
-                    row["bits_rise"] = row["bits_per_clean_byte"] - clean.bits_per_clean_byte
+            for spec in metrics.report_specs():
+                row[spec.name] = _mean(metric_value(c, spec.name) for c in ok)
+                clean_value = None if clean is None else metric_value(clean, spec.name)
+                if spec.change and clean_value is not None:  # clean's own change is 0: kept so the CSV is full
+                    row[spec.change] = row[spec.name] - clean_value
             metric = _add_intervals(row, run_dir, ok, clean_docs, options)
         rows.append(row)
         if noise != CLEAN:
             noisy_metrics.append(metric)
-    clean_metric = stats.bits_per_clean_byte(clean_docs) if clean_docs is not None else None
+    clean_metric = stats.metric(metrics.PRIMARY, clean_docs) if clean_docs is not None else None
     return rows, noisy_metrics, clean_metric
 
 
@@ -183,19 +173,16 @@ def _add_intervals(row: dict, run_dir: Path, ok: list[CellResult], clean_docs, o
     if any(a is None for a in arrays) or len({len(a) for a in arrays}) != 1:
         return None
     n = len(arrays[0])
-    bits = stats.mean_of([stats.bits_per_clean_byte(a) for a in arrays])
-    metrics = {
-        "word_perplexity": stats.mean_of([stats.word_perplexity(a) for a in arrays]),
-        "bits_per_byte": stats.mean_of([stats.bits_per_byte(a) for a in arrays]),
-        "bits_per_clean_byte": bits,
-    }
-    if clean_docs is not None and len(clean_docs) == n:
-        metrics["ppl_increase"] = stats.difference(metrics["word_perplexity"], stats.word_perplexity(clean_docs))
-        metrics["bits_rise"] = stats.difference(bits, stats.bits_per_clean_byte(clean_docs))
+    drawn = {}  # each report column's bootstrap metric: seeds pooled by their mean, changes paired with clean
+    for spec in metrics.report_specs():
+        drawn[spec.name] = stats.mean_of([stats.metric(spec.name, a) for a in arrays])
+        if spec.change and clean_docs is not None and len(clean_docs) == n:
+            drawn[spec.change] = stats.difference(drawn[spec.name], stats.metric(spec.name, clean_docs))
+    bits = drawn[metrics.PRIMARY]
     if n < MIN_DOCUMENTS:
         row["interval"] = interval_note(n)
         return bits, n
-    for name, metric in metrics.items():
+    for name, metric in drawn.items():
         interval = _bootstrap(metric, n, options)
         row[f"{name}_low"], row[f"{name}_high"] = interval.low, interval.high
     return bits, n
@@ -297,18 +284,18 @@ def leaderboard_entry(*, label: str, model: str, run: str, level, architecture, 
     change = clean_value - noised if drop else noised - clean_value
     points = {"noised": noised, "clean": clean_value, "change": change,
               "relative_change": change / clean_value if clean_value else math.nan}
-    metrics: dict[str, Callable] = {}
+    paired: dict[str, Callable] = {}
     if noised_metrics is not None and clean_metric is not None and n >= MIN_DOCUMENTS:
         noised_metric = stats.mean_of(noised_metrics)
         change_metric = (stats.difference(clean_metric, noised_metric) if drop
                          else stats.difference(noised_metric, clean_metric))
-        metrics = {"noised": noised_metric, "clean": clean_metric, "change": change_metric,
-                   "relative_change": stats.ratio(change_metric, clean_metric)}
+        paired = {"noised": noised_metric, "clean": clean_metric, "change": change_metric,
+                  "relative_change": stats.ratio(change_metric, clean_metric)}
     intervals = {}
     for name, value in points.items():
         low = high = math.nan
-        if name in metrics:
-            drawn = _bootstrap(metrics[name], n, options)
+        if name in paired:
+            drawn = _bootstrap(paired[name], n, options)
             low, high = drawn.low, drawn.high
         intervals[name] = stats.Interval(value, low, high, options.confidence)
     return LeaderboardEntry(**base, **intervals)
@@ -347,6 +334,10 @@ def rank_leaderboard(entries: list[LeaderboardEntry], confidence: float = 0.95, 
     return Leaderboard(tuple(ranked), measure, clean_measure, change_name, higher_is_better, confidence, kind)
 
 
-CSV_COLUMNS = ["label", "model", "run", "corpus", "corpus_sha256", "noise", "seeds", "documents", "clean_bytes",
-               "level", "architecture", "status"] + [f"{m}{s}" for m in METRICS for s in ("", "_low", "_high")] + [
-               "interval", "error", "undefined"]
+def csv_columns() -> list[str]:
+    """report.csv's columns: the cell's identity, each report column of the metric table (metrics.report_columns)
+    with its interval, then why a row has no interval, its error and its undefined metrics."""
+    return (["label", "model", "run", "corpus", "corpus_sha256", "noise", "seeds", "documents", "clean_bytes",
+             "level", "architecture", "status"]
+            + [f"{m}{s}" for m in metrics.report_columns() for s in ("", "_low", "_high")]
+            + ["interval", "error", "undefined"])

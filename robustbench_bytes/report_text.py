@@ -4,31 +4,42 @@ from __future__ import annotations
 
 import math
 
-from robustbench_bytes.formatting import (NA, UNDEFINED, format_bits, format_interval, format_signed,
-                                          format_value)
-from robustbench_bytes.report_table import METRIC_LABELS, Leaderboard, LeaderboardEntry, Standing, standing
+from robustbench_bytes import metrics
+from robustbench_bytes.formatting import NA, UNDEFINED, format_accuracy, format_interval, format_signed, format_value
+from robustbench_bytes.report_table import Leaderboard, LeaderboardEntry, Standing, standing
 from robustbench_bytes.result_schema import CLEAN
 
-# (metric, signed): the per-model table's columns after the noise, in the report's and the terminal's order
-CELL_COLUMNS = (("bits_per_clean_byte", False), ("bits_rise", True), ("bits_per_byte", False),
-                ("word_perplexity", False), ("ppl_increase", True))
-CHANGES = {"bits_rise", "ppl_increase"}  # no value on the clean row
+
+def cell_columns() -> list[tuple[str, bool]]:
+    """(column, signed): the per-model table's columns after the noise, in the report's and the terminal's order:
+    the metric table's report columns, a change over clean signed."""
+    changes = changes_over_clean()
+    return [(column, column in changes) for column in metrics.report_columns()]
+
+
+def changes_over_clean() -> set[str]:
+    """The columns that are a change over clean (no value on the clean row)."""
+    return {spec.change for spec in metrics.report_specs() if spec.change}
+
+
 def _md_escape(text: str) -> str:
     return str(text).replace("|", "\\|")
 
 
 def cell_texts(row, intervals=None) -> list[str]:
-    """One report row's numbers in CELL_COLUMNS order ("–" for a change on the clean row); intervals: the
+    """One report row's numbers in cell_columns order ("–" for a change on the clean row); intervals: the
     metrics shown with their interval (default: all)."""
+    columns = cell_columns()
     if row["status"] == "failed":
-        return [f"failed: {row['error']}"] + [""] * (len(CELL_COLUMNS) - 1)
-    return ["–" if metric in CHANGES and row["noise"] == CLEAN else
+        return [f"failed: {row['error']}"] + [""] * (len(columns) - 1)
+    return ["–" if signed and row["noise"] == CLEAN else
             format_value(row, metric, intervals is None or metric in intervals, signed)
-            for metric, signed in CELL_COLUMNS]
+            for metric, signed in columns]
 
 
 def column_labels() -> list[str]:
-    return [METRIC_LABELS[m] for m, _ in CELL_COLUMNS]
+    labels = metrics.labels()
+    return [labels[m] for m, _ in cell_columns()]
 
 
 def status_suffix(row) -> str:
@@ -40,15 +51,11 @@ def noise_label(row) -> str:
     return str(row["noise"]) + status_suffix(row)
 
 
-def _accuracy(value: float) -> str:
-    return NA if value is None or not math.isfinite(value) else f"{value:.3f}"
-
-
 def _percent(value: float) -> str:
     return NA if value is None or not math.isfinite(value) else f"{value:.1%}"
 
 
-_KIND_FORMATS = {"bits": format_bits, "accuracy": _accuracy}
+_KIND_FORMATS = {"bits": metrics.METRICS[metrics.PRIMARY].format, "accuracy": format_accuracy}
 
 
 _SHORT_MEASURES = {"bits": "noised bits/clean byte", "accuracy": "noised acc"}
@@ -131,7 +138,7 @@ def leaderboard_notes(board: Leaderboard, markdown: bool = True) -> list[str]:
 
 
 def markdown_model_table(rows) -> str:
-    lines = ["| noise | " + " | ".join(column_labels()) + " |", "|---|" + "---:|" * len(CELL_COLUMNS)]
+    lines = ["| noise | " + " | ".join(column_labels()) + " |", "|---|" + "---:|" * len(cell_columns())]
     for _, row in rows.iterrows():
         lines.append("| " + " | ".join([f"`{row['noise']}`{status_suffix(row)}"]
                                        + [_md_escape(c) for c in cell_texts(row)]) + " |")
@@ -215,10 +222,11 @@ def text_summary(table, board: Leaderboard | None, confidence: float) -> str:
     parts = []
     if board is not None and len(board):
         parts += [text_leaderboard(board), ""]
+    n = len(cell_columns())
     body = [[str(r["label"]), noise_label(r), r["seeds"] or "–"]
-            + ([f"FAILED: {r['error']}"] + [""] * (len(CELL_COLUMNS) - 1) if r["status"] == "failed"
-               else cell_texts(r, CHANGES)) for _, r in table.iterrows()]
-    parts.append(text_table(["model", "noise", "seeds"] + column_labels(), body, set(range(3, 3 + len(CELL_COLUMNS)))))
+            + ([f"FAILED: {r['error']}"] + [""] * (n - 1) if r["status"] == "failed"
+               else cell_texts(r, changes_over_clean())) for _, r in table.iterrows()]
+    parts.append(text_table(["model", "noise", "seeds"] + column_labels(), body, set(range(3, 3 + n))))
     undefined = [f"  {r['label']} / {r['noise']}: {metric} n/a ({why})" for _, r in table.iterrows()
                  if isinstance(r.get("undefined"), str)
                  for metric, _, why in (part.partition(": ") for part in r["undefined"].split("; "))]
@@ -238,7 +246,7 @@ def latex_escape(text: str) -> str:
 def latex_tables(table, confidence: float) -> str:
     parts = [f"% robustbench report: bits per clean byte and its rise over clean, bits per byte, word-PPL and "
              f"its increase, with {confidence:.0%} bootstrap intervals over documents. Needs \\usepackage{{booktabs}}."]
-    n = len(CELL_COLUMNS)
+    n = len(cell_columns())
     for label, rows in table.groupby("label", sort=False):
         parts.append("\\begin{table}[t]\n\\centering\n\\small")
         caption = (f"{label} on {rows['corpus'].iloc[0]}: bits per clean byte and its rise over clean text, bits "

@@ -14,6 +14,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from robustbench_bytes import metrics
 from robustbench_bytes.errors import BadInput
 
 RUN_FORMAT = "robustbench-run/2"
@@ -21,8 +22,7 @@ CELL_FORMAT = "robustbench-cell/2"
 CELL_FORMATS = ("robustbench-cell/1", CELL_FORMAT)
 CLEAN = "clean"
 CLEAN_SEED = 0
-METRICS = ("bits_per_byte", "bits_per_clean_byte", "word_perplexity", "byte_perplexity")
-LN2 = math.log(2.0)
+LN2 = metrics.LN2  # kept here for the modules that import it from the schema
 
 
 def cell_key(model_spec: str, noise: str, seed: int) -> str:
@@ -36,31 +36,25 @@ def _slug(text: str, limit: int) -> str:
     return slug[-limit:] if len(slug) > limit else slug
 
 
-def derived_metrics(nll: float, n_bytes: int, clean_bytes: int, clean_words: int) -> tuple[dict, dict]:
-    """CONTRACT.md's derived metrics, and for each one that is undefined (None) the reason: a zero
-    denominator, or a value past the largest float (word perplexity of a text with few spaces)."""
-    formulas = {
-        "bits_per_byte": (n_bytes, "bytes", lambda x: x / LN2),
-        "bits_per_clean_byte": (clean_bytes, "clean bytes", lambda x: x / LN2),
-        "word_perplexity": (clean_words, "clean words", math.exp),
-        "byte_perplexity": (n_bytes, "bytes", math.exp),
-    }
-    values, undefined = {}, {}
-    for name, (denominator, unit, transform) in formulas.items():
-        if denominator <= 0:
-            values[name], undefined[name] = None, f"no {unit} to divide by"
-            continue
-        try:
-            value = transform(nll / denominator)
-        except OverflowError:
-            value = math.inf
-        if not math.isfinite(value):
-            values[name] = None
-            undefined[name] = (f"exp({nll / denominator:.4g}) overflows a float: nll {nll:.4g} nats over "
-                               f"{denominator:,} {unit}")
-        else:
-            values[name] = value
-    return values, undefined
+def derived_metrics(nll: float, n_bytes: int, clean_bytes: int, clean_words: int,
+                    tokens: int | None = None) -> tuple[dict, dict]:
+    """The metric table's metrics (metrics.py: CONTRACT.md's four and any registered one) from a cell's totals, and
+    for each one that is undefined (None) the reason: a zero denominator, or a value past the largest float (word
+    perplexity of a text with few spaces)."""
+    return metrics.derived({"nll": nll, "bytes": n_bytes, "clean_bytes": clean_bytes, "clean_words": clean_words,
+                            "tokens": tokens})
+
+
+def metric_fields(values: dict) -> tuple[dict, dict]:
+    """derived_metrics' values split into (the result object's metric fields, the rest): a registered metric is
+    not a field of CellResult, so it travels in `extra` and is written beside the fields in the cell JSON."""
+    names = {f.name for f in fields(CellResult)}
+    return ({k: v for k, v in values.items() if k in names}, {k: v for k, v in values.items() if k not in names})
+
+
+def metric_value(result, name: str):
+    """A metric of a result object: its field, or for a registered metric its value in `extra` (None if absent)."""
+    return getattr(result, name) if name in metrics.BUILT_IN else result.extra.get(name)
 
 
 @dataclass(frozen=True)
@@ -257,15 +251,18 @@ def check_consistent(result: CellResult, documents: list[DocumentRecord]) -> str
 
 
 def _derived_mismatch(result: CellResult) -> str | None:
-    """A derived metric that is not what the formulas give from the cell's totals (or undefined when it is not)."""
-    values, undefined = derived_metrics(result.nll, result.bytes, result.clean_bytes, result.clean_words)
-    for name in METRICS:
-        stored, want = getattr(result, name), values[name]
+    """A derived metric that is not what the metric table gives from the cell's totals (or undefined when it is
+    not). A registered metric the cell does not carry (stored before it existed) is not checked."""
+    values, undefined = derived_metrics(result.nll, result.bytes, result.clean_bytes, result.clean_words,
+                                        result.tokens)
+    carried = [name for name in values if name in metrics.BUILT_IN or name in result.extra]
+    for name in carried:
+        stored, want = metric_value(result, name), values[name]
         if stored is not None and (not isinstance(stored, (int, float)) or not math.isfinite(stored)):
             return f"non-finite {name} ({stored})"
         if (stored is None) != (want is None) or (want is not None and not _close(stored, want, 1e-12)):
             return f"{name} {stored} does not follow from the cell's totals ({want})"
-    if set(result.undefined or {}) != set(undefined):
+    if set(result.undefined or {}) & set(carried) != set(undefined) & set(carried):
         return f"undefined metrics {sorted(result.undefined or {})} are not {sorted(undefined)}"
     return None
 

@@ -33,7 +33,7 @@ from robustbench_bytes import positions as positions_lib
 from robustbench_bytes import precision
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.progress import progress_bar
-from robustbench_bytes.result_schema import CLEAN, CellResult, DocumentRecord, derived_metrics
+from robustbench_bytes.result_schema import CLEAN, CellResult, DocumentRecord, derived_metrics, metric_fields
 
 SCORING_VERSION = "3"  # 3: results carry positions
 DEFAULT_CHUNK_SIZE = 1024  # 512-2048 measured fastest on the CPU (bench/results/model.md); larger only costs memory
@@ -380,19 +380,21 @@ def score_corpus(model, corpus, noise: str = "clean", seed: int = 0, *, batch_si
 
     total_nll = math.fsum(nlls)
     n_bytes = sum(noisy_bytes)
-    values, undefined = derived_metrics(total_nll, n_bytes, sum(clean_bytes), sum(clean_words))
+    tokens = sum(d.tokens for d in documents)
+    values, undefined = derived_metrics(total_nll, n_bytes, sum(clean_bytes), sum(clean_words), tokens)
+    values, registered = metric_fields(values)  # a registered metric is no field: it goes in extra
     result = CellResult(
         model=model.name, model_spec=model.spec or model.name, noise=spec, seed=seed, corpus=corpus.name,
         documents=len(texts), level=model.level, architecture=model.architecture,
         nll=total_nll, bytes=n_bytes, clean_bytes=sum(clean_bytes), clean_words=sum(clean_words),
-        tokens=sum(d.tokens for d in documents), **values, undefined=undefined,
+        tokens=tokens, **values, undefined=undefined,
         seconds=seconds, bytes_per_second=n_bytes / seconds if seconds > 0 else None,
         prefix=model.prefix, scoring=method, batch_size=batch_size, scoring_version=SCORING_VERSION,
         device=str(model.device), dtype=dtype_label, parameters=model.parameters,
         model_fingerprint=model.fingerprint, checkpoint_sha256=model.checkpoint_sha256,
         corpus_sha256=corpus.sha256,
         positions=positions_lib.total(doc_positions).to_json() if by_position else None,
-        **_train_length(model),
+        **_train_length(model), extra=registered,
     )
     return CellScore(result=result, documents=documents)
 

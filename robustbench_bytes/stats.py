@@ -1,9 +1,10 @@
 """Bootstrap intervals over documents.
 
-Every metric of a cell is a ratio of sums over documents (nll, bytes, clean bytes, clean words),
-so a bootstrap replicate is a vector of document weights (how often each document was drawn) and
-the metric is evaluated on weighted sums. A metric is a function W (k, n_docs) -> (k,): the point
-estimate uses W = ones, the replicates multinomial draws. Paired comparisons (clean vs noisy in
+Every metric of a cell is a function of sums over documents (nll, bytes, clean bytes, clean words,
+tokens: the metric table, metrics.py), so a bootstrap replicate is a vector of document weights (how
+often each document was drawn) and the metric's formula is evaluated on weighted sums (`metric`).
+A metric is a function W (k, n_docs) -> (k,): the point estimate uses W = ones, the replicates
+multinomial draws. Paired comparisons (clean vs noisy in
 one run, baseline vs candidate in compare) use the SAME draws for both sides, which is what makes
 them paired: document difficulty cancels out.
 
@@ -19,7 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from robustbench_bytes.result_schema import LN2
+from robustbench_bytes import metrics
 
 DEFAULT_REPLICATES = 1000
 MAX_REPLICATES = 100_000  # the most a caller may ask for: time and memory grow with replicates x documents
@@ -44,36 +45,38 @@ class Interval:
 
 @dataclass(frozen=True)
 class DocumentArrays:
-    """Per-document sums of one cell, as float64 arrays in document order."""
+    """Per-document sums of one cell (metrics.SUMS), as float64 arrays in document order."""
 
     nll: np.ndarray
     bytes: np.ndarray
     clean_bytes: np.ndarray
     clean_words: np.ndarray
+    tokens: np.ndarray | None = None  # None: not recorded (a metric over tokens has no interval then)
 
     @classmethod
     def from_documents(cls, documents: Sequence) -> "DocumentArrays":
-        """From result_schema.DocumentRecords (or dicts with the same keys)."""
-        def column(name):
-            return np.array([float(d[name] if isinstance(d, dict) else getattr(d, name)) for d in documents],
-                            dtype=np.float64)
+        """From result_schema.DocumentRecords (or dicts with the same keys; `tokens` may be absent)."""
+        def value(d, name):
+            if not isinstance(d, dict):
+                return getattr(d, name)
+            return (d.get(name) or 0) if name == "tokens" else d[name]
 
-        return cls(column("nll"), column("bytes"), column("clean_bytes"), column("clean_words"))
+        def column(name):
+            return np.array([float(value(d, name)) for d in documents], dtype=np.float64)
+
+        return cls(*(column(name) for name in metrics.SUMS))
+
+    def columns(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in metrics.SUMS if getattr(self, name) is not None}
 
     def __len__(self) -> int:
         return len(self.nll)
 
 
-def bits_per_byte(docs: DocumentArrays) -> Metric:
-    return lambda w: (w @ docs.nll) / ((w @ docs.bytes) * LN2)
-
-
-def bits_per_clean_byte(docs: DocumentArrays) -> Metric:
-    return lambda w: (w @ docs.nll) / ((w @ docs.clean_bytes) * LN2)
-
-
-def word_perplexity(docs: DocumentArrays) -> Metric:
-    return lambda w: np.exp((w @ docs.nll) / (w @ docs.clean_words))
+def metric(name: str, docs: DocumentArrays) -> Metric:
+    """The bootstrap form of a metric of the metric table: its formula over the document-weighted sums."""
+    spec, columns = metrics.METRICS[name], docs.columns()
+    return lambda w: spec.formula(metrics.WeightedSums(columns, w))
 
 
 def difference(new: Metric, old: Metric) -> Metric:
