@@ -190,8 +190,10 @@ def execute(kind: CellKind, grid: list, options: GridOptions, models: ModelCache
         if cell.model not in described:
             described[cell.model] = models.describe(cell.model)
             write_manifest(None)
+        if out is None:  # nothing stored, nothing to store: no fingerprint to take
+            return {"reuse": False, "inputs": None, **kind.shares(out, cell, None, world.world_size)}
         inputs = kind.inputs(cell, described[cell.model])
-        stored = kind.stored(out, cell) if out is not None else None
+        stored = kind.stored(out, cell)
         if (stored is not None and inputs is not None and stored.inputs == inputs
                 and kind.problem(stored, cell) is None):
             finished[cell.key] = stored

@@ -56,3 +56,25 @@ def test_the_executor_refuses_a_distributed_world_for_a_kind_scored_whole(files,
     with pytest.raises(BadInput, match="task cells are not split over ranks"):
         grid.execute(TaskCells({files["task"]: load_task_file(files["task"])}, options), cells, options)
     assert not (tmp_path / "run").exists()
+
+
+def test_score_is_a_grid_of_one_cell_that_writes_nothing(files, tmp_path, monkeypatch):
+    """`score` goes through the executor without a run directory: the same numbers as a run's cell, no file."""
+    from test_run_fakes import write_tiny_corpus
+
+    corpus = str(write_tiny_corpus(tmp_path / "corpus", n_docs=3))
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    scored = CliRunner().invoke(cli, ["score", "--model", files["model"], "--corpus", corpus, "--noise",
+                                      "drop:p=0.2", "--seed", "1", "--json", "--quiet"])
+    assert scored.exit_code == 0, scored.output
+    assert list(here.iterdir()) == []
+    out = tmp_path / "run"
+    ran = CliRunner().invoke(cli, ["run", "--model", files["model"], "--corpus", corpus, "--noise", "drop:p=0.2",
+                                   "--seed", "1", "--out", str(out), "--quiet"])
+    assert ran.exit_code == 0, ran.output
+    cell = next(r for r in json.loads((out / "results.json").read_text()) if r["noise"] == "drop:p=0.2")
+    one = json.loads(scored.stdout)
+    assert (one["nll"], one["bytes"], one["tokens"], one["documents"]) == (cell["nll"], cell["bytes"], cell["tokens"],
+                                                                          cell["documents"])

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
-
 import click
 
 from robustbench_bytes.commands.common import ONE_NOISE_SPEC, InputError
@@ -69,8 +67,10 @@ def score(model_spec, corpus_spec, noise_spec, seed, as_json, device, batch_size
     and word perplexity (every byte of every document is scored). Under torchrun the documents are split
     over the ranks and rank 0 prints the one merged result."""
     from robustbench_bytes import distributed
+    from robustbench_bytes import grid as grid_lib
+    from robustbench_bytes.runs import PerplexityCells
 
-    world, device = distributed.from_environment(device, timeout=rank_timeout)
+    world, device = grid_lib.open_world(PerplexityCells.shardable, device, "perplexity cells", timeout=rank_timeout)
     try:
         _score(world, model_spec, corpus_spec, noise_spec, seed, as_json, device, batch_size, chunk_size,
                max_length, context, stride, (limit_documents, max_document_bytes, limit_bytes), dtype, quiet)
@@ -83,52 +83,44 @@ def score(model_spec, corpus_spec, noise_spec, seed, as_json, device, batch_size
 
 def _score(world, model_spec, corpus_spec, noise_spec, seed, as_json, device, batch_size, chunk_size, max_length,
            context, stride, quick_look, dtype, quiet):
-    from robustbench_bytes import scoring, shards
+    """A grid of one cell without a run directory (grid.execute with out None: nothing read or written)."""
+    from robustbench_bytes import grid as grid_lib
+    from robustbench_bytes import scoring
     from robustbench_bytes.corpora import load_corpus, require_text
-    from robustbench_bytes.distributed import plan_documents
-    from robustbench_bytes.models import load_model
+    from robustbench_bytes.run_models import ModelCache, ModelUnavailable
+    from robustbench_bytes.runs import Cell, PerplexityCells, RunOptions, scoring_kwargs
 
-    spec = noise_spec
     if corpus_spec is None:
         from robustbench_bytes.builtin_corpora import DEFAULT_CORPUS
 
         corpus_spec = DEFAULT_CORPUS
     corpus = require_text(load_corpus(corpus_spec).quick_look(*quick_look), corpus_spec)
-    model = load_model(model_spec, device)
-    options = {"max_length": max_length, "context": context, "stride": stride}
+    models = ModelCache(device)
+    try:
+        model = models.get(model_spec)
+    except ModelUnavailable as e:
+        raise InputError(str(e)) from None
+    windows = {"max_length": max_length, "context": context, "stride": stride}
     if model.streaming:
-        given = [f"--{k.replace('_', '-')}" for k, v in options.items() if v is not None]
+        given = [f"--{k.replace('_', '-')}" for k, v in windows.items() if v is not None]
         if given:
             raise InputError(f"{', '.join(given)}: only for windowed (Transformer) models; "
-                           f"{model.name} is scored exactly in chunks (see --chunk-size)")
-        options = {}
+                             f"{model.name} is scored exactly in chunks (see --chunk-size)")
     elif chunk_size is not None:
         raise InputError(f"--chunk-size: only for streamed (Mamba) models; {model.name} is scored in windows")
-    if chunk_size is not None:
-        options["chunk_size"] = chunk_size
-    share = plan_documents([len(d.encode("utf-8")) for d in corpus.documents], world.world_size)[world.rank]
-    mine = shards.Shard(world.rank, world.world_size)
-    if share:
-        ids = list(corpus.doc_ids) or [str(i) for i in range(len(corpus.documents))]
-        part = replace(corpus, documents=[corpus.documents[i] for i in share], doc_ids=[ids[i] for i in share])
-        try:
-            cell = scoring.score_corpus(model, part, spec, seed, batch_size=batch_size,
-                                        progress=not quiet and world.is_main, desc=f"{model.name} {spec}",
-                                        indices=share, dtype=dtype, **options)
-            mine = shards.Shard(world.rank, world.world_size, tuple(cell.documents), cell.result,
-                                seconds=cell.result.seconds)
-        except scoring.NonFiniteScore as e:
-            mine = shards.Shard(world.rank, world.world_size, error=str(e))
-    gathered = [shards.Shard.from_json(raw, f"rank {k}") for k, raw in enumerate(world.all_gather(mine.to_json(),
-                                                                                                 "scoring"))]
-    failure = shards.first_failure(gathered)
-    if failure is not None:
-        if world.is_main:
-            click.echo(f"Error: {'rank %d: ' % failure.rank if world.distributed else ''}{failure.error}", err=True)
-        sys.exit(1)
+    options = RunOptions(out=None, device=device, batch_size=batch_size, progress=not quiet, world=world,
+                         dtype=dtype, chunk_size=chunk_size, **windows)
+    scoring.scoring_options(model, **scoring_kwargs(options))  # bad options: one line, exit 2
+    outcome = grid_lib.execute(PerplexityCells(corpus, options), [Cell(model_spec, noise_spec, seed)], options,
+                               models=models)
     if not world.is_main:
+        if outcome.failed:
+            sys.exit(1)
         return
-    result, _ = shards.merge(gathered, corpus)
+    result = outcome.results[0]
+    if not result.ok:
+        click.echo(f"Error: {result.error}", err=True)
+        sys.exit(1)
     for metric, why in result.undefined.items():
         click.echo(f"note: {metric} is undefined: {why}", err=True)
     if as_json:
