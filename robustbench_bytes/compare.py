@@ -41,12 +41,13 @@ from xml.etree import ElementTree
 
 import numpy as np
 
+from robustbench_bytes import metrics
 from robustbench_bytes import results as results_io
 from robustbench_bytes import stats
 from robustbench_bytes.errors import BadInput, NotComparable
-from robustbench_bytes.formatting import (NA, format_accuracy, format_bits, format_interval, format_ppl,
-                                          format_ratio, format_signed, short_model_labels)
-from robustbench_bytes.result_schema import CLEAN, CellResult
+from robustbench_bytes.formatting import (NA, format_interval, format_ppl, format_ratio, format_signed,
+                                          short_model_labels)
+from robustbench_bytes.result_schema import CLEAN, CellResult, metric_value
 
 REGRESSED, NOT_COMPARABLE = 1, 2  # the gate's exit codes (0: passed)
 GATE_FORMAT = "robustbench-compare/1"
@@ -199,6 +200,8 @@ class PairResult:
     increase_ratio: stats.Interval | None = None
     # where the baseline's word-PPL increase is not positive, R times it allows none: the candidate's own increase
     candidate_increase_ci: stats.Interval | None = None
+    # the metric table's metrics the gate reports, not gates: name -> (baseline, candidate, Δ interval)
+    reported: dict = field(default_factory=dict)
     verdict: str = "unchanged"  # regressed | improved | unchanged | not compared
     reasons: list[str] = field(default_factory=list)
     devices: tuple[str | None, str | None] = (None, None)  # (baseline, candidate) cell's device
@@ -398,7 +401,9 @@ def _compare_pair(key, base: CellResult, cand: CellResult, base_clean, cand_clea
     def interval(metric):
         return stats.bootstrap(metric, n, confidence=th.confidence, replicates=th.replicates)
 
-    pair.delta_bpcb = interval(stats.difference(stats.bits_per_clean_byte(c_docs), stats.bits_per_clean_byte(b_docs)))
+    pair.delta_bpcb = interval(stats.difference(stats.metric(metrics.PRIMARY, c_docs),
+                                                stats.metric(metrics.PRIMARY, b_docs)))
+    pair.reported = {spec.name: _reported(spec, base, cand, b_docs, c_docs, interval) for spec in metrics.gate_specs()}
     unchecked = _word_ppl_increases(pair, base, cand, base_clean, cand_clean, sides, interval, th)
 
     if pair.delta_bpcb.low > th.max_bpb_increase:
@@ -424,6 +429,16 @@ def _compare_pair(key, base: CellResult, cand: CellResult, base_clean, cand_clea
     return pair
 
 
+def _reported(spec, base: CellResult, cand: CellResult, b_docs, c_docs, interval) -> tuple:
+    """(baseline value, candidate value, paired interval of candidate - baseline) of a metric the gate reports
+    without gating it (metrics.MetricSpec.gate); no interval where either side's value is undefined."""
+    values = (metric_value(base, spec.name), metric_value(cand, spec.name))
+    if None in values:
+        return (*values, None)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return (*values, interval(stats.difference(stats.metric(spec.name, c_docs), stats.metric(spec.name, b_docs))))
+
+
 def _word_ppl_increases(pair: PairResult, base, cand, base_clean, cand_clean, sides: _Sides, interval,
                         th: Thresholds) -> str | None:
     """Fills the pair's word-PPL increases (noisy cells) and, when --max-ppl-increase-ratio is given, their ratio;
@@ -437,8 +452,8 @@ def _word_ppl_increases(pair: PairResult, base, cand, base_clean, cand_clean, si
     n = len(b_docs)
     if len(bc_docs) != n or len(cc_docs) != n:
         return "the clean cell scored other documents" if th.max_ppl_increase_ratio else None
-    base_inc = stats.difference(stats.word_perplexity(b_docs), stats.word_perplexity(bc_docs))
-    cand_inc = stats.difference(stats.word_perplexity(c_docs), stats.word_perplexity(cc_docs))
+    base_inc = stats.difference(stats.metric("word_perplexity", b_docs), stats.metric("word_perplexity", bc_docs))
+    cand_inc = stats.difference(stats.metric("word_perplexity", c_docs), stats.metric("word_perplexity", cc_docs))
     pair.baseline_increase = _difference(base.word_perplexity, base_clean.word_perplexity)
     pair.candidate_increase = _difference(cand.word_perplexity, cand_clean.word_perplexity)
     undefined = [f"the {side} word-PPL of {what} is undefined ({why})"
@@ -508,20 +523,23 @@ def markdown(comparison: Comparison) -> str:
     unchanged = sum(p.verdict == "unchanged" for p in comparison.pairs)
     unchecked = sum(p.verdict == "not compared" for p in comparison.pairs)
     labels = dict(zip(map(id, comparison.pairs), model_column(comparison.pairs)))
+    primary, reported = metrics.METRICS[metrics.PRIMARY], metrics.gate_specs()
     lines = ["", "### Bits per clean byte", "",
              f"{len(comparison.regressions)} of {len(comparison.pairs)} cells regressed, {improved} improved, "
              f"{unchanged} unchanged" + (f", {unchecked} not compared" if unchecked else "") + ". Cells paired by "
              + ("model, noise and seed" if comparison.by_model else "noise and seed") + f" on the same corpus; {rule}",
              "", "| model | noise | seed | bits/clean byte (base → cand) | Δ bits/clean byte "
-             f"[{pct}] | word-PPL increase (base → cand) | Δ increase [{pct}] | verdict |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+             f"[{pct}] | word-PPL increase (base → cand) | Δ increase [{pct}] | "
+             + "".join(f"{s.label} (base → cand) | Δ {s.label} [{pct}] | " for s in reported) + "verdict |",
+             "|---|---|---:|---:|---:|---:|---:|" + "---:|---:|" * len(reported) + "---|"]
     for p in comparison.pairs:
-        bpcb = f"{format_bits(p.baseline_bpcb)} → {format_bits(p.candidate_bpcb)}"
+        bpcb = f"{primary.format(p.baseline_bpcb)} → {primary.format(p.candidate_bpcb)}"
         increase = (NA if p.baseline_increase is None and p.candidate_increase is None else
                     f"{_signed_ppl(p.baseline_increase)} → {_signed_ppl(p.candidate_increase)}")
         lines.append(f"| {labels[id(p)].replace('|', '/')} | `{p.noise}` | {p.seed} | {bpcb} | "
                      f"{format_interval(p.delta_bpcb, format_signed)} | {increase} | "
-                     f"{format_interval(p.delta_increase, _signed_ppl)} | {verdict_text(p.verdict, p.reasons)} |")
+                     f"{format_interval(p.delta_increase, _signed_ppl)} | "
+                     + "".join(_reported_cells(p, s) for s in reported) + f"{verdict_text(p.verdict, p.reasons)} |")
     mismatched = [p for p in comparison.pairs if p.setup_differences]
     if mismatched:
         lines += ["", f"⚠️ Warning: {len(mismatched)} paired cell(s) ran on a different device or dtype, so part of "
@@ -535,6 +553,15 @@ def markdown(comparison: Comparison) -> str:
         lines += ["", "Not compared, missing from the baseline run: "
                   + ", ".join(f"`{c}`" for c in comparison.only_candidate) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _reported_cells(pair: PairResult, spec) -> str:
+    """A reported metric's two Markdown cells of a pair: both sides' values, and the change with its interval."""
+    if spec.name not in pair.reported:
+        return f"{NA} | {NA} | "
+    base, cand, delta = pair.reported[spec.name]
+    return (f"{spec.format(base)} → {spec.format(cand)} | "
+            f"{format_interval(delta, lambda v: format_signed(v, spec.format))} | ")
 
 
 def _interval_json(interval: stats.Interval | None) -> dict | None:
@@ -558,6 +585,8 @@ def pair_records(comparison: Comparison) -> list[dict]:
                              th.max_bpb_increase, "delta.low > threshold"),
                   check_json("word_ppl_increase", p.baseline_increase, p.candidate_increase, p.delta_increase,
                              None, "reported, not gated")]
+        checks += [check_json(name, b, c, delta, None, "reported, not gated")
+                   for name, (b, c, delta) in p.reported.items()]
         if p.candidate_increase_ci is not None:
             checks.append(check_json("candidate_word_ppl_increase", p.baseline_increase, p.candidate_increase,
                                      p.candidate_increase_ci, 0, "delta.low > threshold (the ratio's stand-in where "
@@ -658,15 +687,15 @@ def gate_document(baseline: Path, candidate: Path, thresholds: Thresholds | None
 
 def _case_message(record: dict) -> str:
     """A failed pair's message: its reasons, then each checked delta with its interval and threshold."""
-    formats = {"bits_per_clean_byte": format_signed, "word_ppl_increase": _signed_ppl,
-               "candidate_word_ppl_increase": _signed_ppl,
-               "word_ppl_increase_ratio": format_ratio,
-               "acc": lambda v: format_signed(v, format_accuracy)}
+    formats = {"word_ppl_increase": _signed_ppl, "candidate_word_ppl_increase": _signed_ppl,
+               "word_ppl_increase_ratio": format_ratio}
     parts = list(record.get("reasons") or [])
     for check in record.get("checks") or []:
         delta = check["delta"]
         if delta is not None:
-            fmt = formats.get(check["metric"], format_signed)
+            entry = metrics.spec_of(check["metric"])
+            fmt = formats.get(check["metric"]) or (
+                (lambda v, f=entry.format: format_signed(v, f)) if entry is not None else format_signed)
             interval = stats.Interval(delta["estimate"], delta["low"], delta["high"], delta["confidence"])
             threshold = "" if check["threshold"] is None else f", threshold {check['threshold']:g}"
             parts.append(f"Δ {check['metric']} {format_interval(interval, fmt)} at {delta['confidence']:.0%}"
