@@ -1,4 +1,4 @@
-"""The metric table: each metric once, with its formula over sums, label, number format, direction and when it is undefined.
+"""The metric table: each metric once, with its formula over sums, label, format, direction and when it is undefined.
 
 A perplexity metric (MetricSpec) is a function of a cell's document sums (SUMS: nll, bytes, clean_bytes, clean_words,
 tokens). The same formula gives the cell's value from its totals (plain numbers: `value`, `derived`) and the bootstrap
