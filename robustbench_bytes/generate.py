@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 import torch
 
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.generate_decoders import make_decoder
 from robustbench_bytes.generate_sampling import choose
 from robustbench_bytes.generate_speculative import DEFAULT_POLICY, POLICIES, DraftStats, speculative
 from robustbench_bytes.generate_tokens import special_ids, token_bytes
@@ -157,7 +156,7 @@ def generate(model, prompt: str, *, max_bytes: int = DEFAULT_MAX_BYTES, temperat
 
                 drafter = Drafter(draft, temperature, top_k, torch.Generator().manual_seed(seed + 1))
                 crlf = newline == "crlf"
-                speculative(make_decoder(model), drafter, context, prompt.encode("utf-8"), max_bytes, collect,
+                speculative(model.make_decoder(), drafter, context, prompt.encode("utf-8"), max_bytes, collect,
                             draft_tokens=draft_tokens, beta=beta, temperature=temperature, top_k=top_k,
                             generator=generator, stats=stats, policy=policy,
                             to_verifier=(lambda b: b.replace(b"\n", b"\r\n")) if crlf else (lambda b: b),
@@ -174,7 +173,7 @@ def plain(model, context: list[int], max_bytes: int, emit, temperature=0.0, top_
     token cut to fit) or, for a subword model, a special token."""
     if max_bytes == 0:
         return
-    decoder = make_decoder(model)
+    decoder = model.make_decoder()
     byte_level = model.level == "byte"
     table = None if byte_level else token_bytes(model.tokenizer)
     stop = set() if byte_level else special_ids(model.tokenizer)

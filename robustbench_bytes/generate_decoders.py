@@ -1,5 +1,7 @@
 """Incremental decoding over any loaded model: one interface over a Mamba state, a GPT key/value cache and a
-Hugging Face past_key_values.
+Hugging Face past_key_values. Which decoder a model uses is the model's own choice (LoadedModel.make_decoder:
+its loader's `decoder`, else its network's `make_decoder`, else `scoring_decoder` over what it is scored with);
+this module holds the decoders, not the dispatch.
 
 A decoder holds the context it has been fed. prefill(ids) feeds a long context (in chunks) and returns the
 logits after its last token; feed(ids) feeds a few tokens as one chunk and returns the logits after each;
@@ -10,7 +12,11 @@ was rejected leaves nothing behind). Logits are float32 rows over the tokenizer'
 
 from __future__ import annotations
 
+import copy
+
 import torch
+
+from robustbench_bytes.errors import BadInput
 
 PREFILL_CHUNK = 1024  # tokens per chunk when feeding a prompt: bounds the memory of the logits
 # A chunk through the module's forward costs about one pass over the weights plus a fixed cost per layer (its torch
@@ -151,7 +157,8 @@ class WindowedDecoder:
         self._restart(min(self.window // 2, length))
 
 
-def _gpt_decoder(module, vocab, device) -> WindowedDecoder:
+def gpt_decoder(module, vocab, device) -> WindowedDecoder:
+    """Our GPT (models/transformer.py) through its key/value cache."""
     def crop(cache, n, current):
         cache.length = n
         return cache
@@ -160,7 +167,8 @@ def _gpt_decoder(module, vocab, device) -> WindowedDecoder:
                            module.config.block_size, vocab, device)
 
 
-def _hf_decoder(module, vocab, window, device) -> WindowedDecoder:
+def hf_decoder(module, vocab, window, device) -> WindowedDecoder:
+    """A transformers causal LM through its past_key_values."""
     import inspect
 
     # transformers 5 calls the key/value cache `cache`; earlier versions `past_key_values`
@@ -194,16 +202,68 @@ def _hf_decoder(module, vocab, window, device) -> WindowedDecoder:
     return decoder
 
 
-def make_decoder(model, fused: bool = True):
-    """The decoder for a LoadedModel (models.load_model). fused=False keeps a Mamba on its reference step
-    (MambaLM.step), against which the fused one is tested."""
-    from robustbench_bytes.models.mamba import MambaLM
-    from robustbench_bytes.models.transformer import GPT
+class StreamDecoder:
+    """A model that offers only its scoring stream (`stream(ids (1, L), state) -> (logits, state)`): each feed is
+    one call with the state carried over; save() keeps a copy of the state."""
 
+    def __init__(self, stream, vocab_size: int, device):
+        self.stream, self.vocab, self.device = stream, vocab_size, device
+        self.state = None  # the stream's initial state
+        self.calls = new_calls()
+
+    def feed(self, ids) -> torch.Tensor:
+        ids = list(ids)
+        if not ids:
+            return torch.zeros(0, self.vocab)
+        count(self.calls, len(ids), step=len(ids) == 1)
+        logits, self.state = self.stream(torch.as_tensor(ids, dtype=torch.long, device=self.device)[None], self.state)
+        return logits[0, :, : self.vocab].float()
+
+    def prefill(self, ids) -> torch.Tensor:
+        ids = list(ids)
+        for start in range(0, len(ids), PREFILL_CHUNK):
+            last = self.feed(ids[start:start + PREFILL_CHUNK])[-1]
+        return last
+
+    def step(self, token: int) -> torch.Tensor:
+        return self.feed([token])[0]
+
+    def save(self):
+        return copy.deepcopy(self.state)
+
+    def restore(self, saved) -> None:
+        self.state = copy.deepcopy(saved)  # a stream may update its state in place: keep `saved` reusable
+
+
+def window_decoder(window_fn, window: int, vocab, device) -> WindowedDecoder:
+    """A model that offers only its scoring window (`window(ids (1, L), mask) -> logits`): the "cache" is the
+    token ids in the window, each call runs the window over all of them (no reuse, the same logits)."""
+    def run(ids, cached):
+        cached = torch.cat([cached.to(ids.device), ids], dim=1)
+        return window_fn(cached, torch.ones_like(cached))[:, -ids.shape[1]:].float(), cached
+
+    def crop(cached, n, current):
+        return cached[:, :n]
+
+    return WindowedDecoder(run, lambda: torch.zeros(1, 0, dtype=torch.long, device=device), crop, window, vocab,
+                           device)
+
+
+def scoring_decoder(model, **options):
+    """The decoder of a model that names none (LoadedModel.decoder) and whose network has no make_decoder: built
+    on what the model is scored with. BadInput for options it does not take or a model with neither way."""
+    if options:
+        raise BadInput(f"model {model.name!r}: its decoder takes no options (given: {', '.join(sorted(options))})")
     vocab = model.tokenizer.vocab_size
-    module = model.module
-    if isinstance(module, MambaLM):
-        return MambaDecoder(module, vocab, model.device, fused)
-    if isinstance(module, GPT):
-        return _gpt_decoder(module, vocab, model.device)
-    return _hf_decoder(module, vocab, model.max_length or 2048, model.device)
+    if model.stream is not None:
+        return StreamDecoder(model.stream, vocab, model.device)
+    if model.window is not None and model.max_length:
+        return window_decoder(model.window, model.max_length, vocab, model.device)
+    raise BadInput(f"model {model.name!r}: has no decoder for generation (neither a stream nor a window with its "
+                   f"max_length)")
+
+
+def make_decoder(model, **options):
+    """The decoder a LoadedModel (models.load_model) chooses for itself (LoadedModel.make_decoder). A Mamba takes
+    fused=False: its reference step (MambaLM.step), against which the fused one is tested."""
+    return model.make_decoder(**options)

@@ -13,7 +13,6 @@ from functools import lru_cache
 
 import torch
 
-from robustbench_bytes.generate_decoders import make_decoder
 from robustbench_bytes.generate_sampling import choose
 from robustbench_bytes.generate_tokens import special_ids, token_bytes
 
@@ -39,7 +38,7 @@ def _index(tokenizer):
 class Drafter:
     def __init__(self, model, temperature: float = 0.0, top_k: int | None = None,
                  generator: torch.Generator | None = None):
-        self.model, self.decoder = model, make_decoder(model)
+        self.model, self.decoder = model, model.make_decoder()
         self.table, self.by_first, self.masks = _index(model.tokenizer)
         self.stop = special_ids(model.tokenizer)
         self.temperature, self.top_k, self.generator = temperature, top_k, generator

@@ -87,3 +87,91 @@ def test_a_broken_plugin_is_named_in_one_line(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "'bad'" in lines[0] and "no_such_module" in lines[0], result.stderr
+
+
+MODEL_PLUGIN = '''
+"""A model source whose byte-level model generates through a decoder of its own: its network scores every byte
+alike, its decoder always continues the pattern "plug-in " (and counts what it is asked)."""
+import json
+import os
+
+import torch
+
+from robustbench_bytes.models.base import LoadedModel
+from robustbench_bytes.models.resolve import ModelSource, ResolvedModel
+from robustbench_bytes.tokenization import ByteTokenizer
+
+PATTERN = b"plug-in "
+
+
+class PatternDecoder:
+    def __init__(self):
+        self.position, self.calls = 0, {"steps": 0, "chunks": 0, "chunk_tokens": 0}
+
+    def _row(self):
+        row = torch.zeros(256)
+        row[PATTERN[self.position % len(PATTERN)]] = 1.0
+        return row
+
+    def prefill(self, ids):
+        self.calls["chunks"] += 1
+        return self._row()
+
+    def feed(self, ids):
+        rows = []
+        for _ in ids:
+            self.position += 1
+            rows.append(self._row())
+        return torch.stack(rows)
+
+    def step(self, token):
+        self.calls["steps"] += 1
+        self.position += 1
+        with open(os.environ["RB_PATTERN_LOG"], "a") as log:
+            log.write(json.dumps(token) + "\\n")
+        return self._row()
+
+    def save(self):
+        return self.position
+
+    def restore(self, saved):
+        self.position = saved
+
+
+class Flat(torch.nn.Module):
+    def forward(self, ids):
+        return torch.zeros(*ids.shape, 256)
+
+
+def _load(resolved, device):
+    flat = Flat()
+    return LoadedModel(name=resolved.spec, level="byte", architecture="pattern", module=flat,
+                       tokenizer=ByteTokenizer(), device=device, checkpoint_sha256="", source="rb_pattern",
+                       parameters=0, window=lambda ids, mask: flat(ids), max_length=64, vocab_size=256,
+                       decoder=lambda model: PatternDecoder())
+
+
+SOURCE = ModelSource("rb_pattern", lambda spec: spec == "pattern-model",
+                     lambda spec: ResolvedModel(spec, "rb_pattern", None, ()), _load)
+'''
+
+
+def test_a_plugin_model_generates_through_its_own_decoder(tmp_path):
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "rb_pattern.py").write_text(MODEL_PLUGIN)
+    info = root / "rb_pattern-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: rb-pattern\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[robustbench_bytes.models]\nrb_pattern = rb_pattern:SOURCE\n")
+    log = tmp_path / "steps.jsonl"
+    env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               RB_PATTERN_LOG=str(log))
+    done = subprocess.run([sys.executable, "-m", "robustbench_bytes", "generate", "--model", "pattern-model",
+                           "--prompt", "go", "--max-bytes", "20", "--json", "--quiet", "--device", "cpu"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    # the network's logits are flat (greedy would pick byte 0 for ever): only the plug-in's decoder writes this
+    assert json.loads(done.stdout)["text"] == "plug-in plug-in plug"
+    # and it was asked for each byte after the first, with the byte just chosen
+    assert [json.loads(line) for line in log.read_text().splitlines()] == list(b"plug-in plug-in plu")

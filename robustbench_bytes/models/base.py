@@ -55,6 +55,10 @@ class LoadedModel:
     vocab_size: int | None = None  # width of the logits (padded vocabulary); sizes batches to bound memory
     resolved: Any = None  # models.resolve.ResolvedModel
     spec: str = ""  # the model as the user named it
+    # its incremental decoder for generation: decoder(model, **options) -> an object with generate_decoders.py's
+    # interface (prefill, feed, step, save, restore, calls). None: the network's own
+    # `make_decoder(vocab_size, device, **options)` when it has one, else a decoder built on `stream` / `window`.
+    decoder: Callable | None = None
 
     @property
     def fingerprint(self) -> str | None:
@@ -67,6 +71,18 @@ class LoadedModel:
     @property
     def prefix(self) -> str:
         return self.tokenizer.describe_prefix()
+
+    def make_decoder(self, **options):
+        """A fresh incremental decoder over this model (see `decoder`); options go to the one chosen (a
+        Mamba's: fused=False keeps it on its reference step)."""
+        if self.decoder is not None:
+            return self.decoder(self, **options)
+        own = getattr(self.module, "make_decoder", None)
+        if callable(own):
+            return own(self.tokenizer.vocab_size, self.device, **options)
+        from robustbench_bytes.generate_decoders import scoring_decoder
+
+        return scoring_decoder(self, **options)
 
 
 def count_parameters(module: torch.nn.Module) -> int:

@@ -164,7 +164,15 @@ def load_hf(path: str, device="cpu", name: str | None = None) -> LoadedModel:
         window=lambda ids, mask: module(input_ids=ids, attention_mask=mask).logits,
         max_length=_max_length(module.config),
         vocab_size=getattr(module.config, "vocab_size", None),
+        decoder=hf_decoder,
     )
+
+
+def hf_decoder(model: LoadedModel):
+    """A Hugging Face model's decoder for generation: its past_key_values (generate_decoders.hf_decoder)."""
+    from robustbench_bytes.generate_decoders import hf_decoder as decoder
+
+    return decoder(model.module, model.tokenizer.vocab_size, model.max_length, model.device)
 
 
 _GGUF_SCALARS = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # value type -> bytes

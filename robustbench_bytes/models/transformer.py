@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from robustbench_bytes.models.base import check_config_fields
+from robustbench_bytes.models.layers import Embedding, Linear
 
 ARCHITECTURE = "transformer"
 
@@ -72,8 +73,8 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         self.n_head = config.n_head
         self.dropout = config.dropout
-        self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=config.bias)
-        self.proj = nn.Linear(config.d_model, config.d_model, bias=config.bias)
+        self.qkv = Linear(config.d_model, 3 * config.d_model, bias=config.bias)
+        self.proj = Linear(config.d_model, config.d_model, bias=config.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, L, d = x.shape
@@ -103,8 +104,8 @@ class MLP(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         hidden = config.mlp_ratio * config.d_model
-        self.fc = nn.Linear(config.d_model, hidden, bias=config.bias)
-        self.proj = nn.Linear(hidden, config.d_model, bias=config.bias)
+        self.fc = Linear(config.d_model, hidden, bias=config.bias)
+        self.proj = Linear(hidden, config.d_model, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -135,19 +136,24 @@ class GPT(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = config
-        self.embedding = nn.Embedding(config.vocab_size, config.d_model)
-        self.position = nn.Embedding(config.block_size, config.d_model)
+        self.embedding = Embedding(config.vocab_size, config.d_model)
+        self.position = Embedding(config.block_size, config.d_model)
         self.dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.norm_f = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps, bias=config.bias)
-        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.d_model, config.vocab_size, bias=False)
+        if not self.lm_head.weight.is_meta:  # on the meta device a checkpoint is about to be assigned
+            self._init_all()
+        if config.tie_embeddings:
+            self.lm_head.weight = self.embedding.weight
+
+    @torch.no_grad()
+    def _init_all(self):
         self.apply(self._init_weights)
         # GPT-2's scaled init: residual projections shrink with depth so the residual stream stays O(1)
         for name, p in self.named_parameters():
             if name.endswith("attn.proj.weight") or name.endswith("mlp.proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
-        if config.tie_embeddings:
-            self.lm_head.weight = self.embedding.weight
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * self.config.n_layer))
 
     @staticmethod
     def _init_weights(module: nn.Module):
@@ -199,6 +205,12 @@ class GPT(nn.Module):
             x = block.forward_cached(x, cache.k[i], cache.v[i], start)
         cache.length = start + L
         return self.lm_head(self.norm_f(x)).float(), cache
+
+    def make_decoder(self, vocab_size: int, device):
+        """Its decoder for generation: the key/value cache (generate_decoders.gpt_decoder)."""
+        from robustbench_bytes.generate_decoders import gpt_decoder
+
+        return gpt_decoder(self, vocab_size, device)
 
     def load_weights(self, state_dict: dict[str, torch.Tensor], assign: bool = False) -> None:
         """Loads a saved state dict strictly; a tied head may be absent from the file.
