@@ -58,7 +58,7 @@ class LengthSection:
 def position_curves(run_dirs, confidence: float = 0.95, replicates: int = stats.DEFAULT_REPLICATES,
                     seed: int = 0) -> list[PositionCurve]:
     """One curve per (run, model, noise) whose ok cells all carry positions."""
-    from robustbench_bytes.report_table import _group_label, perplexity_results  # as the rest of the report
+    from robustbench_bytes.report_table import group_label, perplexity_results  # as the rest of the report
 
     run_dirs = [Path(d) for d in run_dirs]
     curves = []
@@ -68,7 +68,7 @@ def position_curves(run_dirs, confidence: float = 0.95, replicates: int = stats.
             if r.ok:
                 by_model.setdefault(r.model_spec, []).append(r)
         for cells in by_model.values():
-            label = _group_label(str(run_dir), cells[0].model, len(run_dirs) > 1)
+            label = group_label(str(run_dir), cells[0].model, len(run_dirs) > 1)
             length = train_length_bytes(cells)
             by_noise: dict[str, list[CellResult]] = {}
             for c in cells:
@@ -216,9 +216,9 @@ def plot_positions(curves: list[PositionCurve], out_dir: Path, stem: str, title:
     beside the clean one; one colour and marker per model (the same in every panel); each panel its own scale."""
     from matplotlib.ticker import FixedLocator, FuncFormatter
 
-    from robustbench_bytes.report_plots import _caption, _pyplot, _save, model_style
+    from robustbench_bytes.report_plots import draw_caption, pyplot, save_figure, model_style
 
-    plt = _pyplot()
+    plt = pyplot()
     labels = list(dict.fromkeys(c.label for c in curves))
     noises = list(dict.fromkeys([CLEAN] + [c.noise for c in curves if c.noise != CLEAN]))
     if not any(c.noise == CLEAN for c in curves):
@@ -259,11 +259,11 @@ def plot_positions(curves: list[PositionCurve], out_dir: Path, stem: str, title:
     fig.legend(handles, legend_labels, title=f"model (bands: {confidence:.0%} over documents)", loc="upper left",
                bbox_to_anchor=(1.0, 0.95), fontsize="small", title_fontsize="small")
     sizes = sorted({(c.documents, int(c.bytes.sum())) for c in curves if c.noise == CLEAN})
-    _caption(axes[-1, 0], "Scored text: " + "; ".join(f"{d:,} documents, {b:,} bytes" for d, b in sizes)
+    draw_caption(axes[-1, 0], "Scored text: " + "; ".join(f"{d:,} documents, {b:,} bytes" for d, b in sizes)
              + f" (clean); bands: {confidence:.0%} bootstrap intervals over documents; dotted lines: training "
              "lengths; dashed lines with hollow markers: the noised text (offsets into the noised text); each "
              "panel has its own scale.", width=int(45 * columns))
-    return _save(fig, out_dir, stem)
+    return save_figure(fig, out_dir, stem)
 
 
 def _bytes_label(v: float) -> str:

@@ -38,7 +38,7 @@ def p_families(noises: list[str]) -> dict[str, list[tuple[float, str]]]:
     return {k: sorted(v) for k, v in families.items()}
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -75,7 +75,7 @@ def caption(table, confidence: float, replicates: int) -> str:
             f"{whiskers}.")
 
 
-def _caption(ax, text: str, width: int = 110, below: float = 42) -> None:
+def draw_caption(ax, text: str, width: int = 110, below: float = 42) -> None:
     """The caption `below` points under an axes' bottom edge, past its x label (in points, so that it never
     overlaps whatever the figure's size)."""
     ax.annotate(textwrap.fill(text, width), xy=(0, 0), xycoords="axes fraction", xytext=(-40, -below),
@@ -88,7 +88,7 @@ def _caption(ax, text: str, width: int = 110, below: float = 42) -> None:
 REPRODUCIBLE_METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
 
 
-def _save(fig, out_dir: Path, stem: str) -> list[Path]:
+def save_figure(fig, out_dir: Path, stem: str) -> list[Path]:
     """Writes the figure as PNG and SVG, then closes it."""
     paths = []
     for ext in ("png", "svg"):
@@ -96,7 +96,7 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight", metadata=REPRODUCIBLE_METADATA[ext])
         paths.append(path)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return paths
 
 
@@ -127,7 +127,7 @@ def _thin_symlog_labels(ax, linthresh: float, largest: float) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(label))
 
 
-def _legend(ax, title: str = "model") -> None:
+def draw_legend(ax, title: str = "model") -> None:
     if not ax.get_legend_handles_labels()[0]:
         return
     ax.legend(title=title, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small",
@@ -139,7 +139,7 @@ def _noise_rows_plot(table, metric: str, out_dir: Path, stem: str, xlabel: str, 
     """Noises down, one point per model (dodged) with its interval whiskers along x."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     noisy = table[(table["noise"] != CLEAN) & table[metric].notna()]
     if noisy.empty:
         return []
@@ -187,9 +187,9 @@ def _noise_rows_plot(table, metric: str, out_dir: Path, stem: str, xlabel: str, 
     ax.grid(axis="x", alpha=0.3)
     for k in range(1, len(noises)):
         ax.axhline(k - 0.5, color="#dddddd", linewidth=0.6)
-    _legend(ax)
-    _caption(ax, text)
-    return _save(fig, out_dir, stem)
+    draw_legend(ax)
+    draw_caption(ax, text)
+    return save_figure(fig, out_dir, stem)
 
 
 def plot_bits_rise(table, out_dir: Path, text: str) -> list[Path]:
@@ -212,7 +212,7 @@ def plot_bits_vs_p(table, out_dir: Path, text: str) -> list[Path]:
     clean text: no rise); points dodged along p so that whiskers do not hide each other."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     families = p_families(list(dict.fromkeys(table["noise"])))
     if not families:
         return []
@@ -249,8 +249,8 @@ def plot_bits_vs_p(table, out_dir: Path, text: str) -> list[Path]:
     fig.tight_layout()
     fig.legend(handles, legend_labels, title="model", loc="upper left", bbox_to_anchor=(1.0, 0.95),
                fontsize="small", title_fontsize="small")
-    _caption(axes[-1, 0], text, width=int(35 * columns))
-    return _save(fig, out_dir, "bits_vs_p")
+    draw_caption(axes[-1, 0], text, width=int(35 * columns))
+    return save_figure(fig, out_dir, "bits_vs_p")
 
 
 def plot_clean_vs_noisy(table, out_dir: Path, text: str) -> list[Path]:
@@ -258,7 +258,7 @@ def plot_clean_vs_noisy(table, out_dir: Path, text: str) -> list[Path]:
     bits per clean byte (filled; the same unit: nats of the whole text over the clean text's bytes)."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     labels = list(dict.fromkeys(table["label"]))
     noises = [n for n in dict.fromkeys(table["noise"]) if n != CLEAN]
     if not noises:
@@ -285,9 +285,9 @@ def plot_clean_vs_noisy(table, out_dir: Path, text: str) -> list[Path]:
     ax.set_ylabel("noise")
     ax.set_title("Clean against noisy text, per noise")
     ax.grid(axis="x", alpha=0.3)
-    _legend(ax)
-    _caption(ax, text)
-    return _save(fig, out_dir, "clean_vs_noisy")
+    draw_legend(ax)
+    draw_caption(ax, text)
+    return save_figure(fig, out_dir, "clean_vs_noisy")
 
 
 PLOT_TITLES = {"bits_rise": "Rise in bits per clean byte over clean text (the main plot)",

@@ -37,11 +37,11 @@ class ReportOptions:
     def __post_init__(self):
         if not (0.5 <= self.confidence < 1):  # also rejects nan
             raise BadInput(f"confidence={self.confidence}: expected a number in [0.5, 1)")
-        if self.replicates < 10:
-            raise BadInput(f"replicates={self.replicates}: expected at least 10")
+        if not 10 <= self.replicates <= stats.MAX_REPLICATES:
+            raise BadInput(f"replicates={self.replicates}: expected an integer from 10 to {stats.MAX_REPLICATES:,}")
 
 
-def _group_label(run: str, model: str, several_runs: bool) -> str:
+def group_label(run: str, model: str, several_runs: bool) -> str:
     return f"{model} [{Path(run).name}]" if several_runs else model
 
 
@@ -118,7 +118,7 @@ def _model_rows(run_dir: Path, cells: list[CellResult], several_runs: bool,
     """The rows of one model; each noisy row's bootstrap metric of bits per clean byte with its document count
     (None where it has no documents); the clean cell's metric (None without documents)."""
     model = cells[0].model
-    label = _group_label(str(run_dir), model, several_runs)
+    label = group_label(str(run_dir), model, several_runs)
     clean = next((c for c in cells if c.is_clean and c.ok), None)
     clean_docs = _documents(run_dir, clean) if clean else None
     by_noise: dict[str, list[CellResult]] = {}

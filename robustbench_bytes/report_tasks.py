@@ -244,9 +244,9 @@ def plot_task_accuracy(table, plots_dir: Path, confidence: float = 0.95,
                        replicates: int = stats.DEFAULT_REPLICATES) -> list[Path]:
     """Accuracy per noise (a point per model, dodged, with interval whiskers), one panel per task; the report's
     palette, markers and caption conventions."""
-    from robustbench_bytes.report_plots import _caption, _legend, _pyplot, _save, model_style
+    from robustbench_bytes.report_plots import draw_caption, draw_legend, pyplot, save_figure, model_style
 
-    plt = _pyplot()
+    plt = pyplot()
     task_names = list(dict.fromkeys(table["task"]))
     models = list(dict.fromkeys(table["model"]))
     fig, axes = plt.subplots(len(task_names), 1, figsize=(11, 3.6 * len(task_names)), squeeze=False)
@@ -272,15 +272,15 @@ def plot_task_accuracy(table, plots_dir: Path, confidence: float = 0.95,
         ax.set_ylim(*accuracy_range(rows, chance))
         ax.grid(axis="y", alpha=0.3)
         ax.set_title(f"{task}: accuracy under noise ({int(rows['items'].iloc[0])} items)")
-        _legend(ax)
+        draw_legend(ax)
     items = sorted({int(n) for n in table["items"]})
     seeds = sorted({int(n) for n in table["seeds"]})
     whiskers = (f"whiskers: {confidence:.0%} bootstrap intervals over items ({replicates} replicates)"
                 if min(items) >= MIN_DOCUMENTS else "no whiskers: a single item has no interval")
     fig.tight_layout()
-    _caption(axes[-1, 0], f"{', '.join(map(str, items))} items per task; {', '.join(map(str, seeds))} noise "
+    draw_caption(axes[-1, 0], f"{', '.join(map(str, items))} items per task; {', '.join(map(str, seeds))} noise "
              f"seed(s) per cell (their mean); {whiskers}.", width=130, below=70)
-    return _save(fig, plots_dir, "task_accuracy")
+    return save_figure(fig, plots_dir, "task_accuracy")
 
 
 @dataclass

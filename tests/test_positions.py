@@ -13,7 +13,7 @@ from robustbench_bytes import positions, scoring
 from robustbench_bytes.corpora import Corpus
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.models.transformer import GPT, GPTConfig
-from robustbench_bytes.result_schema import CellResult, DocumentRecord, check_consistent
+from robustbench_bytes.result_schema import CellResult, DocumentRecord, check_consistent, derived_metrics
 from robustbench_bytes.tokenization import ByteTokenizer, SubwordTokenizer
 from test_run_fakes import in_memory_model
 
@@ -96,7 +96,7 @@ def test_old_records_without_positions_still_load_and_write_no_positions():
     doc = DocumentRecord.from_json({"index": 0, "nll": 1.0, "bytes": 3, "clean_bytes": 3, "clean_words": 1}, "d")
     assert doc.positions is None and "positions" not in doc.to_json()
     result = CellResult.from_json({"model": "m", "noise": "clean", "nll": 1.0, "bytes": 3, "clean_bytes": 3,
-                                   "documents": 1}, "r")
+                                   "clean_words": 1, "documents": 1, **derived_metrics(1.0, 3, 3, 1)[0]}, "r")
     assert result.positions is None and check_consistent(result, [doc]) is None
 
 

@@ -134,3 +134,15 @@ def test_load_runs_gives_one_row_per_cell_with_its_run(tmp_path):
     assert len(failed) == 1 and failed["bits_per_byte"].isna().all()
     single = load_runs(a)
     assert len(single) == 18 and single["word_perplexity"].notna().all()
+
+
+@pytest.mark.parametrize("replicates", ["9", "100001"])
+def test_report_replicates_are_bounded_like_compares(runner, run_dir, tmp_path, replicates):
+    """--replicates outside 10..stats.MAX_REPLICATES is a usage error naming the option (time and memory grow
+    with replicates x documents), as `compare --replicates` is."""
+    from robustbench_bytes.stats import MAX_REPLICATES
+
+    assert int(replicates) in (9, MAX_REPLICATES + 1)
+    result = runner.invoke(cli, ["report", str(run_dir), "-o", str(tmp_path / "rep"), "--replicates", replicates])
+    assert result.exit_code == 2 and "--replicates" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "rep").exists()

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from robustbench_bytes.stats import DEFAULT_REPLICATES, MAX_REPLICATES
+
 
 @click.command("report")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="RUN_DIR...")
@@ -15,8 +17,8 @@ import click
               "plots/: a new or empty folder, or one a report was written to (it holds report.json).")
 @click.option("--confidence", type=float, default=0.95,
               show_default=True, help="Level of the bootstrap intervals over documents.")
-@click.option("--replicates", type=click.IntRange(min=10), default=1000, show_default=True,
-              help="Bootstrap replicates.")
+@click.option("--replicates", type=click.IntRange(min=10, max=MAX_REPLICATES), default=DEFAULT_REPLICATES,
+              show_default=True, help=f"Bootstrap replicates (10 to {MAX_REPLICATES:,}).")
 @click.option("--no-plots", is_flag=True, help="Write the tables only.")
 def report(run_dirs, out_dir, confidence, replicates, no_plots):
     """Write the robustness report of one or more runs (perplexity cells, task cells or both): a
