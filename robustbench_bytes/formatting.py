@@ -37,42 +37,6 @@ def format_accuracy(value: float) -> str:
 UNDEFINED = "n/a"
 
 
-def _entry(metric: str):
-    """The metric table's entry of a column (metrics.spec_of); imported here, since metrics.py imports the
-    formatters above."""
-    from robustbench_bytes.metrics import spec_of
-
-    entry = spec_of(metric)
-    if entry is None:
-        raise KeyError(f"{metric!r} is not a column of the metric table (metrics.py)")
-    return entry
-
-
-def is_undefined(row, metric: str) -> bool:
-    """Whether a report row's `undefined` ("name: why; ...") names the metric, or the metric a change is of
-    (metrics.MetricSpec.defined says why one is undefined)."""
-    why = row.get("undefined") if hasattr(row, "get") else None
-    name = _entry(metric).name
-    return isinstance(why, str) and any(part.startswith(f"{name}: ") for part in why.split("; "))
-
-
-def format_value(row, metric: str, interval: bool = True, signed: bool = False) -> str:
-    """A report row's metric with its interval; "n/a" when the metric is undefined for the row."""
-    fmt = _entry(metric).format
-    value = row[metric]
-    if value is None or not math.isfinite(value):
-        return UNDEFINED if is_undefined(row, metric) else NA
-    text = fmt(value)
-    if signed and value >= 0:
-        text = "+" + text
-    low, high = row[f"{metric}_low"], row[f"{metric}_high"]
-    if interval and math.isfinite(low) and math.isfinite(high):
-        text += f" [{fmt(low)}, {fmt(high)}]"
-    elif interval and has_no_interval(row):
-        text += f" [{UNDEFINED}]"
-    return text
-
-
 def has_no_interval(row) -> bool:
     """Whether a report row says it has no interval (too few documents or items to resample)."""
     why = row.get("interval") if hasattr(row, "get") else None

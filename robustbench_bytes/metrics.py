@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from robustbench_bytes.formatting import format_accuracy, format_bits, format_ppl
+from robustbench_bytes.formatting import NA, UNDEFINED, format_accuracy, format_bits, format_ppl, has_no_interval
 
 LN2 = math.log(2.0)
 SUMS = ("nll", "bytes", "clean_bytes", "clean_words", "tokens")  # what a formula may read
@@ -218,3 +218,36 @@ ACCURACIES: dict[str, AccuracySpec] = {spec.name: spec for spec in (
     AccuracySpec("acc_norm", "acc_norm", "argmax of the log-likelihoods per character of the choice"),
     AccuracySpec("acc_bytes", "acc_bytes", "argmax of the log-likelihoods per UTF-8 byte of the choice"),
 )}
+
+
+def _entry(metric: str):
+    """The table's entry of a column (spec_of); KeyError naming a column the table does not hold."""
+    entry = spec_of(metric)
+    if entry is None:
+        raise KeyError(f"{metric!r} is not a column of the metric table (metrics.py)")
+    return entry
+
+
+def is_undefined(row, metric: str) -> bool:
+    """Whether a report row's `undefined` ("name: why; ...") names the metric, or the metric a change is of
+    (metrics.MetricSpec.defined says why one is undefined)."""
+    why = row.get("undefined") if hasattr(row, "get") else None
+    name = _entry(metric).name
+    return isinstance(why, str) and any(part.startswith(f"{name}: ") for part in why.split("; "))
+
+
+def format_value(row, metric: str, interval: bool = True, signed: bool = False) -> str:
+    """A report row's metric with its interval; "n/a" when the metric is undefined for the row."""
+    fmt = _entry(metric).format
+    value = row[metric]
+    if value is None or not math.isfinite(value):
+        return UNDEFINED if is_undefined(row, metric) else NA
+    text = fmt(value)
+    if signed and value >= 0:
+        text = "+" + text
+    low, high = row[f"{metric}_low"], row[f"{metric}_high"]
+    if interval and math.isfinite(low) and math.isfinite(high):
+        text += f" [{fmt(low)}, {fmt(high)}]"
+    elif interval and has_no_interval(row):
+        text += f" [{UNDEFINED}]"
+    return text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from robustbench_bytes import metrics
-from robustbench_bytes.formatting import NA, UNDEFINED, format_accuracy, format_interval, format_signed, format_value
+from robustbench_bytes.formatting import NA, UNDEFINED, format_accuracy, format_interval, format_signed
 from robustbench_bytes.report_table import Leaderboard, LeaderboardEntry, Standing, standing
 from robustbench_bytes.result_schema import CLEAN
 
@@ -33,7 +33,7 @@ def cell_texts(row, intervals=None) -> list[str]:
     if row["status"] == "failed":
         return [f"failed: {row['error']}"] + [""] * (len(columns) - 1)
     return ["–" if signed and row["noise"] == CLEAN else
-            format_value(row, metric, intervals is None or metric in intervals, signed)
+            metrics.format_value(row, metric, intervals is None or metric in intervals, signed)
             for metric, signed in columns]
 
 
@@ -168,18 +168,18 @@ def increase_cell(row) -> str:
     if row["status"] == "failed":
         return "failed"
     if row["noise"] == CLEAN:
-        return f"word-PPL {format_value(row, 'word_perplexity', interval=False)}"
-    return format_value(row, "ppl_increase", signed=True)
+        return f"word-PPL {metrics.format_value(row, 'word_perplexity', interval=False)}"
+    return metrics.format_value(row, "ppl_increase", signed=True)
 
 
 def rise_cell(row) -> str:
     """Bits per clean byte with its rise over clean and the rise's paired interval."""
     if row["status"] == "failed" or not math.isfinite(row["bits_per_clean_byte"]):
         return "failed"
-    bits = format_value(row, "bits_per_clean_byte", interval=False)
+    bits = metrics.format_value(row, "bits_per_clean_byte", interval=False)
     if row["noise"] == CLEAN or not math.isfinite(row["bits_rise"]):
         return bits
-    return f"{bits} ({format_value(row, 'bits_rise', signed=True)})"
+    return f"{bits} ({metrics.format_value(row, 'bits_rise', signed=True)})"
 
 
 def markdown_increase_table(table) -> str:
@@ -297,7 +297,7 @@ def least_loss_rows(table) -> list[dict]:
             best = ranked.loc[ranked[metric].idxmin()]
             others = ranked.drop(index=best.name)
             clear = bool(len(others)) and all(best[f"{metric}_high"] < o[f"{metric}_low"] for _, o in others.iterrows())
-            entry[metric] = {"label": best["label"], "text": format_value(best, metric, signed=True), "clear": clear}
+            entry[metric] = {"label": best["label"], "text": metrics.format_value(best, metric, signed=True), "clear": clear}
         rows.append(entry)
     return rows
 

@@ -9,7 +9,7 @@ import pytest
 from test_run_fakes import write_fake_run  # noqa: E402
 
 from robustbench_bytes.cli import cli  # noqa: E402
-from robustbench_bytes import formatting, report, report_plots, report_text  # noqa: E402
+from robustbench_bytes import formatting, metrics, report, report_plots, report_text  # noqa: E402
 
 BPCB = {
     "clean": {"mamba-a": 1.9, "gpt-b": 2.1},
@@ -75,13 +75,13 @@ def test_markdown_shows_the_numbers_of_the_table(run_dir, tmp_path):
     readme = written["readme"].read_text()
     table = written["table"]
     row = table[(table["model"] == "gpt-b") & (table["noise"] == "antspeak")].iloc[0]
-    assert formatting.format_value(row, "ppl_increase", interval=False, signed=True) in readme
+    assert metrics.format_value(row, "ppl_increase", interval=False, signed=True) in readme
     assert formatting.format_bits(row["bits_per_clean_byte"]) in readme
     clean = table[(table["model"] == "gpt-b") & (table["noise"] == "clean")].iloc[0]
     rise = row["bits_per_clean_byte"] - clean["bits_per_clean_byte"]
     assert row["bits_rise"] == pytest.approx(rise, rel=1e-12)
     assert row["bits_rise_low"] < rise < row["bits_rise_high"]
-    assert f"{formatting.format_bits(row['bits_per_clean_byte'])} ({formatting.format_value(row, 'bits_rise', signed=True)})" in readme
+    assert f"{formatting.format_bits(row['bits_per_clean_byte'])} ({metrics.format_value(row, 'bits_rise', signed=True)})" in readme
     # a noisier model has a larger increase; the table must say so
     mamba = table[(table["model"] == "mamba-a") & (table["noise"] == "antspeak")].iloc[0]
     assert row["ppl_increase"] > mamba["ppl_increase"] > 0
