@@ -22,7 +22,7 @@ from pathlib import Path
 
 from robustbench_bytes import results as results_io
 from robustbench_bytes.files import read_json
-from robustbench_bytes.result_schema import CellResult, DocumentRecord, derived_metrics
+from robustbench_bytes.result_schema import CellResult, DocumentRecord, derived_metrics, metric_fields
 
 SHARD_FORMAT = "robustbench-shard/1"
 SHARDS_SUFFIX = ".shards"
@@ -130,15 +130,17 @@ def merge(shards: list[Shard], corpus) -> tuple[CellResult, list[DocumentRecord]
     nll = math.fsum(d.nll for d in documents)
     n_bytes = sum(d.bytes for d in documents)
     clean_bytes, clean_words = sum(d.clean_bytes for d in documents), sum(d.clean_words for d in documents)
-    values, undefined = derived_metrics(nll, n_bytes, clean_bytes, clean_words)
+    tokens = sum(d.tokens for d in documents)
+    values, undefined = derived_metrics(nll, n_bytes, clean_bytes, clean_words, tokens)
+    values, registered = metric_fields(values)  # a registered metric travels in `extra`
     seconds = max(s.seconds for s in shards)
     devices = sorted({s.result.device for s in shards if s.result is not None and s.result.device})
     result = replace(
         template, corpus=corpus.name, corpus_sha256=corpus.sha256, documents=len(documents), nll=nll,
-        bytes=n_bytes, clean_bytes=clean_bytes, clean_words=clean_words, tokens=sum(d.tokens for d in documents),
+        bytes=n_bytes, clean_bytes=clean_bytes, clean_words=clean_words, tokens=tokens,
         **values, undefined=undefined, seconds=seconds, bytes_per_second=n_bytes / seconds if seconds > 0 else None,
         device=",".join(devices) or template.device, positions=_positions(documents, template),
-        extra={k: v for k, v in template.extra.items() if k != "cell"})  # `cell` came back from the JSON
+        extra={**{k: v for k, v in template.extra.items() if k != "cell"}, **registered})  # `cell` came back
     return result, documents
 
 

@@ -16,13 +16,10 @@ from test_run_fakes import make_mamba_checkpoint, write_tiny_corpus
 from robustbench_bytes import metrics
 from robustbench_bytes import results as results_io
 from robustbench_bytes.cli import cli
-from robustbench_bytes.corpora import load_corpus
 from robustbench_bytes.formatting import format_bits
-from robustbench_bytes.models import load_model
 from robustbench_bytes.report import document_columns, write_report
 from robustbench_bytes.report_table import ReportOptions, csv_columns
 from robustbench_bytes.result_schema import derived_metrics
-from robustbench_bytes.scoring import score_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 NOISES = ("clean", "drop:p=0.3")
@@ -38,15 +35,13 @@ def nats_per_token():
 
 
 def scored_run(out: Path, model_dir: Path, corpus_dir: Path) -> Path:
-    """A run directory of one model's clean and noised cells, scored by scoring.score_corpus and stored as a run
-    stores them (cells/<cell>.json and results.json)."""
-    model, corpus = load_model(str(model_dir)), load_corpus(str(corpus_dir))
-    results = []
-    for noise in NOISES:
-        scored = score_corpus(model, corpus, noise=noise, seed=0, progress=False)
-        results_io.write_cell(out, results_io.CellRecord(None, scored.result, tuple(scored.documents)))
-        results.append(scored.result)
-    results_io.write_results(out, results)
+    """A run directory of one model's clean and noised cells, written by `robustbench run` (in this process, where
+    the test-only metric is registered)."""
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(cli, ["run", "--model", str(model_dir), "--corpus", str(corpus_dir), "--noise",
+                                      NOISES[1], "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
     return out
 
 
