@@ -85,7 +85,7 @@ def parse_json(text: str | bytes, where: str, expected: str = "", line: int | No
     except RecursionError:
         raise BadInput(f"{_line_of(where, line)}: arrays or objects nested too deep to read (deeper than about "
                        f"{sys.getrecursionlimit()} levels){_expecting(expected)}") from None
-    except ValueError as e:  # int() refused a number of too many digits
+    except ValueError:  # int() refused a number of too many digits
         limit = sys.get_int_max_str_digits()
         long = re.search(r"\d{%d,}" % (limit + 1), text)
         at = f" at {_place(text, long.start(), line)}" if long else ""

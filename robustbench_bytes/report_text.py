@@ -123,7 +123,6 @@ def leaderboard_notes(board: Leaderboard, markdown: bool = True) -> list[str]:
         title = f"Most robust by the {name}" if s.clear else f"Smallest {name}"
         notes.append(f"{bold(title)}: {s.entry.label}, {_change_text(s.value, value_fmt)}; {verdict(s)}.")
     if len(board.ranked) >= 2:
-        what = "accuracy" if board.kind == "accuracy" else "bits"
         notes.append(f"{bold('Why rank by noised text')}: it is what a reader of noised text gets. A model weak on "
                      f"clean text can lose little (its predictions are already poor), so a small {change}, or "
                      f"relative {change}, alone rewards weakness: read it beside the clean score.")

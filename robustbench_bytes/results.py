@@ -228,10 +228,3 @@ def load_runs(run_dirs: Iterable[Path | str] | Path | str):
         return frame
     first = ["run", "model", "noise", "seed", "corpus", "status"]
     return frame[[c for c in first if c in frame] + [c for c in frame if c not in first]]
-
-
-def load_documents(run_dir: Path | str, result: CellResult):
-    """Per-document NLLs of one cell as a pandas DataFrame."""
-    import pandas as pd
-
-    return pd.DataFrame([d.to_json() for d in read_documents(run_dir, result)])

@@ -29,7 +29,7 @@ from robustbench_bytes import results as results_io
 from robustbench_bytes import shards as shards_io
 from robustbench_bytes.distributed import plan_documents
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.grid import GridOptions, Outcome, check_out_dir, run_lock  # noqa: F401 (this module's API)
+from robustbench_bytes.grid import GridOptions, Outcome
 from robustbench_bytes.grid import execute as execute_grid
 from robustbench_bytes.formatting import format_ppl
 from robustbench_bytes.result_schema import CLEAN, CLEAN_SEED, CellResult, DocumentRecord, cell_key

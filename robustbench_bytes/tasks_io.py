@@ -60,10 +60,6 @@ def write_task_results(run_dir: Path | str, results: list[TaskResult]) -> None:
     results_io.write_json_atomic(Path(run_dir) / TASKS_FILE, [r.to_json() for r in results])
 
 
-def has_tasks(run_dir: Path | str) -> bool:
-    return (Path(run_dir) / TASKS_FILE).is_file()
-
-
 def read_task_results(run_dir: Path | str) -> list[TaskResult]:
     """tasks.json of a run directory; [] for a run directory without task cells."""
     path = Path(run_dir) / TASKS_FILE
@@ -86,7 +82,3 @@ def read_task_items(run_dir: Path | str, result: TaskResult) -> list[ItemRecord]
 
 def write_task_manifest(run_dir: Path | str, manifest: dict) -> None:
     results_io.write_json_atomic(Path(run_dir) / TASKS_DIR / results_io.MANIFEST_FILE, manifest)
-
-
-def read_task_manifest(run_dir: Path | str) -> dict:
-    return results_io.read_manifest(Path(run_dir) / TASKS_DIR)

@@ -13,6 +13,7 @@ from robustbench_bytes import results as results_io
 from robustbench_bytes import runs, tasks_io
 from robustbench_bytes.corpora import load_corpus
 from robustbench_bytes.errors import BadInput
+from robustbench_bytes.grid import check_out_dir
 from robustbench_bytes.noise import NOISES, Noise, Param, register_noise
 from robustbench_bytes.task_runs import TaskRunOptions, build_task_grid, execute_tasks
 from robustbench_bytes.tasks import load_task_file
@@ -198,7 +199,7 @@ def test_a_folder_holding_only_the_lock_and_temporaries_is_resumed(files, tmp_pa
     out.mkdir()
     (out / ".lock").write_text("")
     (out / ".manifest.json.k2j3h4.tmp").write_text('{"format": "robust')  # the kill came mid-write
-    runs.check_out_dir(out)
+    check_out_dir(out)
     assert score(files, out)[:2] == (2, 0)
     assert not list(out.glob(".*.tmp")) and (out / "results.json").is_file()
 
@@ -211,7 +212,7 @@ def test_a_folder_with_anything_else_is_still_refused(tmp_path, foreign):
     (out / foreign).parent.mkdir(exist_ok=True)
     (out / foreign).write_text("mine")
     with pytest.raises(BadInput, match="not empty and not a run directory"):
-        runs.check_out_dir(out)
+        check_out_dir(out)
 
 
 PLUGIN = '''

@@ -101,7 +101,7 @@ def run(models, noises, suite, corpus, seeds, name, out, limit_bytes, device, ba
             raise InputError(f"--name {name!r}: expected a plain folder name")
         out = Path("runs") / name
     if distributed.launched_rank() == 0:  # rank 0 alone: the others would see its files appear
-        runs.check_out_dir(out)
+        grid_lib.check_out_dir(out)
 
     model_specs = list(models)
     if not model_specs:
