@@ -22,7 +22,6 @@ import torch
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.generate_sampling import choose
 from robustbench_bytes.generate_speculative import DEFAULT_POLICY, POLICIES, DraftStats, speculative
-from robustbench_bytes.generate_tokens import special_ids, token_bytes
 from robustbench_bytes.kernels.threads import use_threads
 
 DEFAULT_MAX_BYTES = 256
@@ -128,7 +127,7 @@ def generate(model, prompt: str, *, max_bytes: int = DEFAULT_MAX_BYTES, temperat
     threads = use_threads(threads)
     emit = on_bytes or (lambda piece: None)
     generator = torch.Generator().manual_seed(seed)
-    newline = getattr(model.tokenizer, "newline", "lf")
+    newline = model.tokenizer.newline
     context = list(model.tokenizer.prefix_ids) + list(model.tokenizer.encode(prompt))
     options = {"model": model.name, "max_bytes": max_bytes, "temperature": temperature, "top_k": top_k,
                "seed": seed, "threads": threads}
@@ -174,16 +173,14 @@ def plain(model, context: list[int], max_bytes: int, emit, temperature=0.0, top_
     if max_bytes == 0:
         return
     decoder = model.make_decoder()
-    byte_level = model.level == "byte"
-    table = None if byte_level else token_bytes(model.tokenizer)
-    stop = set() if byte_level else special_ids(model.tokenizer)
+    table, stop = model.tokenizer.token_bytes, model.tokenizer.special_ids
     logits = decoder.prefill(context)
     done = 0
     while done < max_bytes:
         token = choose(logits, temperature, top_k, generator)
         if token in stop:
             break
-        piece = bytes([token]) if byte_level else table[token][: max_bytes - done]
+        piece = table[token][: max_bytes - done]
         emit(piece)
         done += len(piece)
         if done < max_bytes:

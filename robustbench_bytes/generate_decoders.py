@@ -75,13 +75,13 @@ class MambaDecoder:
         return logits[0, : self.vocab]
 
     def save(self):
-        return self.fused.save() if self.fused is not None else _clone_state(self.state)
+        return self.fused.save() if self.fused is not None else self.state.clone()
 
     def restore(self, saved) -> None:
         if self.fused is not None:
             self.fused.restore(saved)
         else:
-            self.state = _clone_state(saved)  # step() updates the state in place: keep `saved` reusable
+            self.state = saved.clone()  # step() updates the state in place: keep `saved` reusable
 
 
 def new_calls() -> dict:
@@ -94,12 +94,6 @@ def count(calls: dict, tokens: int, step: bool = False) -> None:
     else:
         calls["chunks"] += 1
         calls["chunk_tokens"] += tokens
-
-
-def _clone_state(state):
-    from robustbench_bytes.models.mamba import MambaState
-
-    return MambaState([c.clone() for c in state.conv], [s.clone() for s in state.ssm])
 
 
 class WindowedDecoder:

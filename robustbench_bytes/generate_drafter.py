@@ -14,7 +14,6 @@ from functools import lru_cache
 import torch
 
 from robustbench_bytes.generate_sampling import choose
-from robustbench_bytes.generate_tokens import special_ids, token_bytes
 
 LAST_WORD = re.compile(rb" ?\S{0,63}\Z")  # held back at a split point (capped: a run with no spaces)
 
@@ -27,7 +26,7 @@ def split_point(data: bytes) -> int:
 @lru_cache(maxsize=8)
 def _index(tokenizer):
     """(bytes of each token, token ids by first byte, a cache of masks by pending bytes) of a tokenizer."""
-    table = token_bytes(tokenizer)
+    table = tokenizer.token_bytes
     by_first: dict[int, list[int]] = {}
     for i, b in enumerate(table):
         if b:
@@ -40,7 +39,7 @@ class Drafter:
                  generator: torch.Generator | None = None):
         self.model, self.decoder = model, model.make_decoder()
         self.table, self.by_first, self.masks = _index(model.tokenizer)
-        self.stop = special_ids(model.tokenizer)
+        self.stop = model.tokenizer.special_ids
         self.temperature, self.top_k, self.generator = temperature, top_k, generator
         self.fed = 0  # bytes of the committed text covered by the drafter's tokens
         self.pending = b""

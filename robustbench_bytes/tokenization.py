@@ -1,4 +1,6 @@
-"""Tokenizers behind one small interface: raw UTF-8 bytes, or a subword tokenizer (the `tokenizers` library).
+"""Tokenizers behind one small interface: raw UTF-8 bytes, or a subword tokenizer (the `tokenizers` library; a
+transformers one in models/hf.py shares SubwordTables). Over 300 lines: the one place callers learn what a
+tokenizer's ids spell (byte lengths, token bytes, special ids, byte-level BPE or not), so none of them probes.
 
 Both have .level, .vocab_size, encode(text) -> list[int], decode(ids) -> str, prefix_ids (the context
 placed before a document's first token), describe_prefix(), and encode_with_byte_lengths(text) -> (ids, the
@@ -10,6 +12,7 @@ UTF-8 bytes of `text` each token stands for; they sum to len(text.encode()), for
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +34,9 @@ class ByteTokenizer:
 
     level = "byte"
     vocab_size = 256
+    byte_level_bpe = False
+    special_ids: frozenset[int] = frozenset()  # every byte is text
+    token_bytes = tuple(bytes([b]) for b in range(256))  # what each id spells
 
     def __init__(self, newline: str = "lf", prefix_byte: int = 10):
         if newline not in NEWLINES:
@@ -81,11 +87,70 @@ class ByteTokenizer:
         return f"ByteTokenizer(newline={self.newline!r}, prefix_byte={self.prefix_byte})"
 
 
-class SubwordTokenizer:
-    """A `tokenizers.Tokenizer`; documents are encoded without special tokens, and the prefix is [BOS],
-    else [EOS], as lm-evaluation-harness's loglikelihood_rolling does."""
+class SubwordTables:
+    """What a subword tokenizer's ids spell, each worked out once per tokenizer. A subclass says where its
+    `tokenizers.Tokenizer` is (`_backend()`, None for a slow transformers one) and which ids it names special
+    (`_named_special_ids()`); `decode(ids)` spells ids where the vocabulary cannot."""
 
     level = "subword"
+    newline = "lf"  # subword tokenizers write line breaks as the text has them
+
+    def _backend(self):
+        raise NotImplementedError
+
+    def _named_special_ids(self) -> set[int]:
+        raise NotImplementedError
+
+    @functools.cached_property
+    def byte_level_bpe(self) -> bool:
+        """Whether it is a GPT-2 style byte-level BPE (each character of a piece stands for one byte)."""
+        tok = self._backend()
+        return tok is not None and is_byte_level_bpe(tok)
+
+    @functools.cached_property
+    def byte_lengths_by_id(self) -> np.ndarray | None:
+        """The UTF-8 bytes each id stands for when its vocabulary says it (byte-level BPE, no normalizer), else
+        None (then offsets say it, text by text)."""
+        tok = self._backend()
+        return byte_level_lengths(tok) if tok is not None else None
+
+    @functools.cached_property
+    def special_ids(self) -> frozenset[int]:
+        """Ids of special tokens (BOS, EOS, pad, ...): text is never made of them."""
+        ids = {i for i in self._named_special_ids() if i is not None}
+        tok = self._backend()
+        if tok is not None and hasattr(tok, "get_added_tokens_decoder"):
+            ids |= {i for i, t in tok.get_added_tokens_decoder().items() if getattr(t, "special", True)}
+        return frozenset(ids)
+
+    @functools.cached_property
+    def token_bytes(self) -> tuple[bytes, ...]:
+        """The bytes each id spells, b"" for special tokens. Byte-level BPE pieces map back through GPT-2's
+        alphabet exactly (a piece may hold part of a UTF-8 character); other tokenizers' ids are decoded one
+        at a time."""
+        special, size = self.special_ids, self.vocab_size
+        table = [b""] * size
+        if self.byte_level_bpe:
+            tok = self._backend()
+            alphabet = byte_level_alphabet()
+            added = tok.get_added_tokens_decoder() if hasattr(tok, "get_added_tokens_decoder") else {}
+            for piece, i in tok.get_vocab(with_added_tokens=True).items():
+                if i >= size or i in special:
+                    continue
+                if i in added or any(ch not in alphabet for ch in piece):
+                    table[i] = piece.encode("utf-8")  # a plain added token is literal text
+                else:
+                    table[i] = bytes(alphabet[ch] for ch in piece)
+            return tuple(table)
+        for i in range(size):
+            if i not in special:
+                table[i] = self.decode([i]).encode("utf-8")
+        return tuple(table)
+
+
+class SubwordTokenizer(SubwordTables):
+    """A `tokenizers.Tokenizer`; documents are encoded without special tokens, and the prefix is [BOS],
+    else [EOS], as lm-evaluation-harness's loglikelihood_rolling does."""
 
     def __init__(self, tokenizer, bos_token_id: int | None = None, eos_token_id: int | None = None,
                  source: str = ""):
@@ -126,11 +191,13 @@ class SubwordTokenizer:
     def encode_with_byte_lengths(self, text: str) -> tuple[list[int], np.ndarray]:
         """encode(text) and the UTF-8 bytes of `text` each token stands for (summing to the text's bytes)."""
         encoding = self.tokenizer.encode(text, add_special_tokens=False)
-        return encoding.ids, token_byte_lengths(text, encoding.ids, encoding.offsets, self._lengths_by_id)
+        return encoding.ids, token_byte_lengths(text, encoding.ids, encoding.offsets, self.byte_lengths_by_id)
 
-    @functools.cached_property
-    def _lengths_by_id(self) -> np.ndarray | None:
-        return byte_level_lengths(self.tokenizer)
+    def _backend(self):
+        return self.tokenizer
+
+    def _named_special_ids(self) -> set[int]:
+        return {self.bos_token_id, self.eos_token_id}
 
     def decode(self, ids) -> str:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
@@ -158,17 +225,25 @@ class SubwordTokenizer:
         return f"SubwordTokenizer({self.source!r}, bos={self.bos_token_id}, eos={self.eos_token_id})"
 
 
-def byte_level_lengths(tok) -> np.ndarray | None:
-    """Byte length of every id of a byte-level BPE `tokenizers.Tokenizer` (GPT-2 style: each character of a
-    piece stands for one byte; an added token for its content's UTF-8 bytes); None for other tokenizers."""
-    import json
-
-    spec = json.loads(tok.to_str())
+def is_byte_level_bpe(tok) -> bool:
+    """Whether a `tokenizers.Tokenizer` is a GPT-2 style byte-level BPE: ByteLevel both splits the text into
+    bytes (pre-tokenizer) and maps pieces back (decoder)."""
+    try:
+        spec = json.loads(tok.to_str())
+    except Exception:  # a tokenizer that cannot serialise itself: not known to be byte-level
+        return False
     kinds = []
     for part in (spec.get("pre_tokenizer"), spec.get("decoder")):
         parts = (part or {}).get("pretokenizers") or (part or {}).get("decoders") or [part or {}]
         kinds.append(any(p.get("type") == "ByteLevel" for p in parts if isinstance(p, dict)))
-    if not all(kinds) or spec.get("normalizer") is not None:
+    return all(kinds)
+
+
+def byte_level_lengths(tok) -> np.ndarray | None:
+    """Byte length of every id of a byte-level BPE `tokenizers.Tokenizer` (GPT-2 style: each character of a
+    piece stands for one byte; an added token for its content's UTF-8 bytes); None for other tokenizers and
+    for one whose normalizer changes the text before it is split into bytes."""
+    if not is_byte_level_bpe(tok) or json.loads(tok.to_str()).get("normalizer") is not None:
         return None
     lengths = np.zeros(tok.get_vocab_size(with_added_tokens=True), dtype=np.int64)
     for piece, tid in tok.get_vocab(with_added_tokens=False).items():
@@ -176,6 +251,20 @@ def byte_level_lengths(tok) -> np.ndarray | None:
     for tid, added in tok.get_added_tokens_decoder().items():
         lengths[tid] = len(added.content.encode("utf-8"))
     return lengths
+
+
+@functools.lru_cache(maxsize=1)
+def byte_level_alphabet() -> dict[str, int]:
+    """GPT-2's byte-level alphabet, inverted: the printable character standing for each byte -> the byte."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs)}
 
 
 def token_byte_lengths(text: str, ids, char_offsets, by_id: np.ndarray | None = None) -> np.ndarray:

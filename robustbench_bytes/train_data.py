@@ -6,7 +6,7 @@ import torch
 
 from robustbench_bytes.corpora import Corpus, load_corpus
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.tokenization import ByteTokenizer, SubwordTokenizer, byte_level_lengths
+from robustbench_bytes.tokenization import ByteTokenizer, SubwordTokenizer
 
 EOT = "<|endoftext|>"
 BYTE_PREFIX = [10]  # a newline byte: the byte models' context before a document
@@ -64,7 +64,7 @@ def target_byte_sizes(tokenizer) -> torch.Tensor:
     """UTF-8 bytes of text each token id stands for as a training target; the document prefix stands for none."""
     if tokenizer.level == "byte":
         return torch.ones(256, dtype=torch.long)
-    sizes = byte_level_lengths(tokenizer.tokenizer)
+    sizes = tokenizer.byte_lengths_by_id
     if sizes is None:
         raise BadInput(f"{tokenizer.source}: not a byte-level BPE; training counts bytes per token from one")
     sizes = torch.from_numpy(sizes.copy())

@@ -16,7 +16,6 @@ from robustbench_bytes.generate_decoders import make_decoder
 from robustbench_bytes.generate_drafter import Drafter, split_point
 from robustbench_bytes.generate_sampling import choose, rank, ranks
 from robustbench_bytes.generate_speculative import POLICIES, DraftStats, speculative
-from robustbench_bytes.generate_tokens import token_bytes
 from robustbench_bytes.models.base import LoadedModel, count_parameters
 from robustbench_bytes.models.mamba import MambaConfig, MambaLM
 from robustbench_bytes.models.transformer import GPT, GPTConfig
@@ -276,7 +275,7 @@ def test_subword_plain_decoding_stops_at_end_of_text_and_cuts_the_last_token_to_
     for n in (1, 7, 33):
         assert generate(model, "In the", max_bytes=n).bytes <= n
     long = generate(model, "In the", max_bytes=33)
-    table = token_bytes(model.tokenizer)
+    table = model.tokenizer.token_bytes
     assert long.data == b"".join(table[t] for t in _plain_tokens(model, "In the", 40))[: long.bytes]
 
 
@@ -470,7 +469,7 @@ def test_split_point_holds_back_the_last_word_with_its_space():
 
 def test_token_bytes_spell_the_text_including_characters_split_across_tokens():
     tok = tiny_bpe()
-    table = token_bytes(tok)
+    table = tok.token_bytes
     for text in [TEXT, "日本語のテキスト🙂", "ﬁne café", "  spaces\n\n"]:
         assert b"".join(table[i] for i in tok.encode(text)) == text.encode("utf-8")
     assert table[tok.eos_token_id] == b""
@@ -522,7 +521,7 @@ def test_token_bytes_of_a_tokenizer_that_is_not_byte_level():
     tok = Tokenizer(models.WordLevel({"<unk>": 0, "hello": 1, "wörld": 2, "<|endoftext|>": 3}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.add_special_tokens(["<|endoftext|>"])
-    table = token_bytes(SubwordTokenizer(tok, eos_token_id=3))
+    table = SubwordTokenizer(tok, eos_token_id=3).token_bytes
     assert table[1] == b"hello" and table[2] == "wörld".encode() and table[3] == b""
 
 

@@ -103,7 +103,7 @@ def generate(model_spec, draft_spec, prompt, prompt_file, max_bytes, temperature
         if draft.level != "subword":
             raise click.BadParameter(f"{draft_spec!r} is a {draft.level}-level model; expected a subword model "
                                      "(the drafter)", param_hint="--draft")
-    stream = None if as_json else _Stream(getattr(model.tokenizer, "newline", "lf"))
+    stream = None if as_json else _Stream(model.tokenizer.newline)
     show = not quiet and (as_json or not sys.stdout.isatty())  # never draw over the streamed text
     with progress_bar(show, total=max_bytes, unit="B", desc=f"generate {model.name}") as bar:
         def on_bytes(piece):

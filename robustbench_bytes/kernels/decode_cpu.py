@@ -171,11 +171,10 @@ PARALLEL_MIN_BYTES = 64 * 2**20
 
 
 def supports(module) -> bool:
-    """Whether the fused step can run `module`: exactly a MambaLM (a subclass may change step()), on the CPU, in
-    float32."""
-    from robustbench_bytes.models.mamba import MambaLM
-
-    if type(module) is not MambaLM:
+    """Whether the fused step can run `module`: exactly a MambaLM (a subclass may change step(): the class itself
+    declares FUSED_CPU_STEP, which a subclass does not inherit here), on the CPU, in float32. (No import of the
+    model: models/mamba.py chooses this kernel, the kernel does not depend on it.)"""
+    if not type(module).__dict__.get("FUSED_CPU_STEP", False):
         return False
     return all(p.device.type == "cpu" and p.dtype == torch.float32 for p in module.parameters())
 
@@ -200,6 +199,7 @@ class FusedMamba:
             raise ValueError("FusedMamba: expected a float32 MambaLM on the CPU")
         cfg = module.config
         self.config = cfg
+        self.state_type = type(module.init_state(0, "cpu"))  # MambaState
         d, di, n, k, r = cfg.d_model, cfg.d_inner, cfg.d_state, cfg.d_conv, cfg.dt_rank
         layers, consts = [], []
         for block in module.backbone.layers:
@@ -249,9 +249,8 @@ class FusedMamba:
 
     def state(self):
         """The state as a MambaState (batch 1) whose tensors share memory with the preallocated arrays."""
-        from robustbench_bytes.models.mamba import MambaState
-
-        return MambaState([torch.from_numpy(c)[None] for c in self.conv], [torch.from_numpy(s)[None] for s in self.ssm])
+        return self.state_type([torch.from_numpy(c)[None] for c in self.conv],
+                               [torch.from_numpy(s)[None] for s in self.ssm])
 
     def save(self):
         return tuple(c.copy() for c in self.conv), tuple(s.copy() for s in self.ssm)

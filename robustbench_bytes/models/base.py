@@ -21,6 +21,10 @@ class Tokenizer(Protocol):
 
     level: str  # "byte" | "subword"
     prefix_ids: list[int]  # the context placed before a document's first token
+    newline: str  # "lf", or "crlf" for a byte model that writes each line break as CR LF
+    byte_level_bpe: bool  # a GPT-2 style byte-level BPE (each character of a piece stands for one byte)
+    special_ids: frozenset[int]  # ids that spell no text (BOS, EOS, pad, ...)
+    token_bytes: tuple[bytes, ...]  # the UTF-8 bytes each id spells (b"" for special ids)
 
     @property
     def vocab_size(self) -> int: ...

