@@ -144,7 +144,7 @@ def test_bad_input_is_one_line_exit_2(world, tmp_path, run):
     cases = [
         (["--model", tmp_path / "missing"], "--model"),
         (["--model", world["a"], "--noise", "drop:q=1"], "--noise"),
-        (["--model", world["a"], "--suite", "nope"], "suite 'nope'"),
+        (["--model", world["a"], "--suite", "nope"], "'--suite': 'nope' is not one of 'paper'"),
         (["--model", world["a"], "--corpus", tmp_path / "nope.txt"], "nope"),
         (["--model", world["a"], "--device", "tpu9"], "device 'tpu9'"),
     ]

@@ -75,3 +75,21 @@ class NoiseSpecType(click.ParamType):
 
 NOISE_SPEC = NoiseSpecType()
 ONE_NOISE_SPEC = NoiseSpecType(single=True)
+
+
+def suite_option(command):
+    """--suite PRESET: every preset of the noise registry is a choice, and the help names them."""
+    from robustbench_bytes.noise import PRESETS
+
+    return click.option("--suite", type=click.Choice(list(PRESETS)), default=None, metavar="PRESET",
+                        help=f"A noise preset whose specs join the grid: {', '.join(PRESETS)} "
+                             "(`robustbench noise list` shows each).")(command)
+
+
+def device_option(command):
+    return click.option("--device", default="auto", show_default=True, metavar="DEVICE",
+                        help="Torch device: cpu, cuda, cuda:N, or auto (cuda when available, else cpu).")(command)
+
+
+def quiet_option(help: str = "No progress bars or log lines on stderr."):
+    return click.option("--quiet", "-q", is_flag=True, help=help)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from robustbench_bytes.commands.common import FiniteFloatRange, read_stdin
+from robustbench_bytes.commands.common import FiniteFloatRange, device_option, quiet_option, read_stdin
 from robustbench_bytes.generate_speculative import DEFAULT_POLICY, POLICIES
 
 # the options' ranges: a typo must not ask for a run that never ends or a draft that fills the memory
@@ -82,8 +82,8 @@ class _Stream:
 @click.option("--threads", default=None, type=click.IntRange(1, 1024), metavar="N",
               help="Threads for decoding (torch's and numba's). Default: the cores this process may use.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (text, bytes, seconds, ...) instead.")
-@click.option("--device", default=None, metavar="DEVICE", help="cpu, cuda or cuda:N. Default: cuda when available.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@device_option
+@quiet_option("No progress bar.")
 def generate(model_spec, draft_spec, prompt, prompt_file, max_bytes, temperature, top_k, seed, draft_tokens, beta,
              policy, threads, as_json, device, quiet):
     """Continue a prompt with MODEL, one step per byte (or token), or speculatively with --draft: the subword

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from robustbench_bytes.commands.common import NOISE_SPEC, InputError
+from robustbench_bytes.commands.common import NOISE_SPEC, InputError, device_option, suite_option
 from robustbench_bytes.commands.run import NOISE_TARGET_CHOICES, dtype_option, expand_noise_targets
 
 @click.command("lm-eval", context_settings={"show_default": True})
@@ -20,7 +20,7 @@ from robustbench_bytes.commands.run import NOISE_TARGET_CHOICES, dtype_option, e
               help="lm-evaluation-harness task or group names (repeatable or comma-separated).")
 @click.option("--noise", "noises", multiple=True, type=NOISE_SPEC,
               help="Noise spec or preset (repeatable); clean is always scored.")
-@click.option("--suite", metavar="PRESET", default=None, help="A noise preset whose specs join the grid.")
+@suite_option
 @click.option("--seed", "seeds", multiple=True, type=click.IntRange(min=0), metavar="N", help="Noise seeds (default 0).")
 @click.option("--noise-target", "noise_targets", multiple=True, type=click.Choice(NOISE_TARGET_CHOICES),
               help="What the noise changes (repeatable): the context (default), the completion (the continuations "
@@ -34,7 +34,7 @@ from robustbench_bytes.commands.run import NOISE_TARGET_CHOICES, dtype_option, e
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score only the first N documents a task.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/lm-eval"),
               help="Run directory: lm_eval.json and lm_eval/<cell>.json go there.")
-@click.option("--device", default="auto", help="cpu, cuda, cuda:N or auto.")
+@device_option
 @dtype_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, help="(context, continuation) pairs together.")
 def lm_eval(model_spec, task_names, noises, suite, seeds, noise_targets, noise_choices, include_path,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from robustbench_bytes.commands.common import NOISE_SPEC, InputError
+from robustbench_bytes.commands.common import NOISE_SPEC, InputError, device_option, quiet_option, suite_option
 from robustbench_bytes.distributed import DEFAULT_TIMEOUT_S
 from robustbench_bytes.errors import BadInput
 
@@ -49,8 +49,7 @@ def quick_look_options(command):
                    "Default: every model of the built-in zoo.")
 @click.option("--noise", "noises", multiple=True, type=NOISE_SPEC,
               help="Noise spec or preset name (repeatable), e.g. drop:p=0.1 or antspeak. Clean is always scored.")
-@click.option("--suite", metavar="PRESET", default=None,
-              help="A noise preset (paper, byt5, blt) whose specs join the grid.")
+@suite_option
 @click.option("--corpus", metavar="CORPUS", default=None,
               help="Built-in corpus name, .txt file, directory of .txt files or .jsonl file. "
                    "Default: the built-in evaluation slice.")
@@ -63,8 +62,7 @@ def quick_look_options(command):
 @click.option("--limit-bytes", type=click.IntRange(min=1), default=None, metavar="N",
               help="Score only the first N bytes of the corpus (few documents: see --limit-documents).")
 @quick_look_options
-@click.option("--device", default="auto", show_default=True,
-              help="Torch device: cpu, cuda, cuda:1, ... or auto (cuda when available).")
+@device_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Documents scored together.")
 @click.option("--max-length", type=click.IntRange(min=1), default=None, metavar="N",
@@ -72,7 +70,7 @@ def quick_look_options(command):
                    "longer only for rotary-position (RoPE) hf: models. Streamed models ignore it.")
 @dtype_option
 @rank_timeout_option
-@click.option("--quiet", is_flag=True, help="No progress bars or per-cell lines on stderr.")
+@quiet_option("No progress bars or per-cell lines on stderr.")
 @click.option("--task", "task_specs", multiple=True, metavar="NAME_OR_FILE",
               help="Score a multiple-choice task instead of the corpus (repeatable): a name from "
                    "`robustbench tasks` or a .jsonl file; results go to tasks.json in the run directory.")

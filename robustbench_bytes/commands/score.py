@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import click
 
-from robustbench_bytes.commands.common import ONE_NOISE_SPEC, InputError
+from robustbench_bytes.commands.common import ONE_NOISE_SPEC, InputError, device_option, quiet_option
 from robustbench_bytes.commands.run import dtype_option, quick_look_options, rank_timeout_option
 from robustbench_bytes.results import json_text
 
@@ -42,8 +42,7 @@ def _summary(result) -> str:
               help="One noise spec, e.g. drop:p=0.1 or uppercase+swap:p=0.05 (see `robustbench noise list`).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of the noise streams.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON result object on stdout.")
-@click.option("--device", default=None, metavar="DEVICE",
-              help="cpu, cuda or cuda:N. Default: cuda when available, else cpu.")
+@device_option
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
               help="Documents (streamed models) or windows (Transformers) per forward pass.")
 @click.option("--chunk-size", default=None, type=click.IntRange(min=1),
@@ -60,7 +59,7 @@ def _summary(result) -> str:
 @quick_look_options
 @dtype_option
 @rank_timeout_option
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@quiet_option("No progress bar.")
 def score(model_spec, corpus_spec, noise_spec, seed, as_json, device, batch_size, chunk_size, max_length,
           context, stride, limit_bytes, dtype, rank_timeout, quiet, limit_documents, max_document_bytes):
     """Score one cell: the negative log-likelihood MODEL gives CORPUS under one noise, with bits per byte

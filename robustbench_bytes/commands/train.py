@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from robustbench_bytes.commands.common import INTERRUPTED
+from robustbench_bytes.commands.common import INTERRUPTED, quiet_option
 
 
 @click.command("train")
@@ -19,7 +19,7 @@ from robustbench_bytes.commands.common import INTERRUPTED
                    "checkpoints go to OUT/checkpoints/. A missing or empty folder, or one `train` wrote: "
                    "any other folder is refused, never written over.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last.pt if it exists.")
-@click.option("--quiet", is_flag=True, help="No progress bar or log lines on stderr.")
+@quiet_option("No progress bar or log lines on stderr.")
 def train(config_path: str, out: str, resume: bool, quiet: bool):
     """Train a small language model on the CPU, deterministically given the config's seed. Exit 1 when the
     training diverges (a loss or weight that is not finite): no model is written."""
