@@ -87,3 +87,28 @@ def test_a_trained_directory_has_a_hugging_face_card_and_still_loads(tmp_path):
     assert (tmp_path / "m" / "MODEL_CARD.md").read_text() == card
     model = load_model(str(tmp_path / "m"))  # model_type does not make it look like a Hugging Face folder
     assert model.architecture == "mamba" and model.level == "byte"
+
+
+DRAFTER_CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs" / "zoo" / "drafters").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", DRAFTER_CONFIGS, ids=[p.stem for p in DRAFTER_CONFIGS])
+def test_a_drafter_is_a_tenth_of_the_byte_verifier_with_the_zoos_tokenizer_and_bytes(path):
+    from robustbench_bytes.models import DRAFTERS_DIR, drafter_names, zoo_names
+
+    cfg = TrainConfig.from_file(path)
+    directory = DRAFTERS_DIR / cfg.name
+    assert cfg.name in drafter_names() and cfg.name not in zoo_names()  # kept out of the default grid
+    meta = json.loads((directory / "config.json").read_text())["robustbench"]
+    assert meta["train_config"] == json.loads(json.dumps(asdict(cfg)))
+    zoo = {p.stem: json.loads((ZOO_DIR / p.stem / "config.json").read_text())["robustbench"] for p in CONFIGS}
+    verifier = next(m for m in zoo.values() if m["level"] == "byte")
+    assert 0.05 <= meta["parameters"] / verifier["parameters"] <= 0.15
+    assert meta["train_data"] == verifier["train_data"]
+    assert abs(meta["train_bytes"] - verifier["train_bytes"]) <= max(meta["train_length_bytes"],
+                                                                     verifier["train_length_bytes"])
+    same_family = [name for name, m in zoo.items() if m["level"] == "subword" and m["architecture"] == "mamba"]
+    assert (directory / "tokenizer.json").read_bytes() == (ZOO_DIR / same_family[0] / "tokenizer.json").read_bytes()
+    card = (directory / "README.md").read_text()
+    assert f"--out robustbench_bytes/zoo/drafters/{cfg.name}" in card and f"{meta['parameters']:,}" in card
+    assert not list(directory.rglob("last.pt"))

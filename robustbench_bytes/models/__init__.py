@@ -23,13 +23,30 @@ ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 PROVENANCE_FILE = "provenance.json"
 
 __all__ = ["LoadedModel", "ModelSource", "ResolvedModel", "known_names", "load_model", "load_resolved",
-           "resolve_model", "source_for", "register_model_source", "zoo_names", "list_models", "ZOO_DIR"]
+           "resolve_model", "source_for", "register_model_source", "zoo_names", "drafter_names", "list_models",
+           "ZOO_DIR", "DRAFTERS_DIR"]
+
+
+DRAFTERS_DIR = ZOO_DIR / "drafters"  # the zoo's speculative-decoding drafters: named like the zoo, not in its grid
+
+
+def _model_dirs(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if (p / "config.json").is_file()) if folder.is_dir() else []
 
 
 def zoo_names() -> list[str]:
-    if not ZOO_DIR.is_dir():
-        return []
-    return sorted(p.name for p in ZOO_DIR.iterdir() if (p / "config.json").is_file())
+    """The zoo's evaluated models: what `robustbench run` scores when no --model is given."""
+    return _model_dirs(ZOO_DIR)
+
+
+def drafter_names() -> list[str]:
+    """The zoo's drafters (zoo/drafters/): named like zoo models, listed by `robustbench models`, kept out of the
+    default grid (they exist to draft for `generate --draft`, not to be ranked)."""
+    return _model_dirs(DRAFTERS_DIR)
+
+
+def _zoo_dir(name: str) -> Path:
+    return DRAFTERS_DIR / name if name in drafter_names() else ZOO_DIR / name
 
 
 def resolve_device(device: str | None) -> str:
@@ -172,7 +189,7 @@ def _disk_size(paths) -> int:
 def _zoo_entry(name: str) -> dict:
     from robustbench_bytes.models.checkpoint import read_config
 
-    directory = ZOO_DIR / name
+    directory = _zoo_dir(name)
     config = read_config(directory)
     meta = config.get("robustbench") if isinstance(config.get("robustbench"), dict) else {}
     files = [p for p in directory.rglob("*") if p.is_file()]
@@ -185,7 +202,7 @@ def _zoo_entry(name: str) -> dict:
         "parameters": _stored_parameters(directory) or meta.get("parameters"),
         "size_bytes": _disk_size(files),
         "provenance": _provenance(directory, config),
-        "source": f"zoo:{name}",
+        "source": f"zoo:{name}" + (" (drafter)" if name in drafter_names() else ""),
     }
 
 
@@ -277,7 +294,7 @@ def _load_smollm2(resolved: ResolvedModel, device) -> LoadedModel:
 def _resolve_zoo(spec: str) -> ResolvedModel:
     from robustbench_bytes.models import checkpoint
 
-    opened = checkpoint.open_directory(ZOO_DIR / spec)
+    opened = checkpoint.open_directory(_zoo_dir(spec))
     return ResolvedModel(spec, "zoo", opened.path, opened.files, {"checkpoint": opened})
 
 
@@ -313,8 +330,9 @@ def _is_smollm2(spec: str) -> bool:
 for _source in (
     ModelSource("hf", lambda spec: spec.startswith("hf:"), _resolve_hf, _load_hf),
     ModelSource("smollm2", _is_smollm2, _resolve_smollm2, _load_smollm2, _smollm2_listing, _smollm2_names),
-    ModelSource("zoo", lambda spec: spec in zoo_names(), _resolve_zoo, _load_zoo,
-                lambda: [_zoo_entry(name) for name in zoo_names()], zoo_names),
+    ModelSource("zoo", lambda spec: spec in zoo_names() or spec in drafter_names(), _resolve_zoo, _load_zoo,
+                lambda: [_zoo_entry(name) for name in zoo_names() + drafter_names()],
+                lambda: zoo_names() + drafter_names()),
     ModelSource("directory", lambda spec: Path(spec).expanduser().is_dir(), _resolve_directory, _load_directory),
 ):
     register_model_source(_source)
