@@ -33,7 +33,7 @@ import torch  # noqa: E402
 import decode_speed  # noqa: E402  (bench/decode_speed.py)
 from robustbench_bytes.generate import generate  # noqa: E402
 from robustbench_bytes.kernels.threads import use_threads  # noqa: E402
-from robustbench_bytes.models import ZOO_DIR, load_model, zoo_names  # noqa: E402
+from robustbench_bytes.models import drafter_names, load_model, zoo_dir, zoo_names  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COMMAND = ".venv/bin/python bench/bench_generate.py"
@@ -46,7 +46,7 @@ EXACT = "speculative beta 1 k 3 word"  # the paper's setting (greedy output, Mam
 
 
 def _meta(name):
-    d = ZOO_DIR / name
+    d = zoo_dir(name)
     if not any((d / w).is_file() for w in ("model.safetensors", "pytorch_model.bin")):
         return None
     config = json.loads((d / "config.json").read_text())
@@ -135,9 +135,9 @@ def measure(verifier, drafter, texts, n_bytes, settings=None):
 
 
 def other_drafters(verifier, main_drafter, texts, n_bytes):
-    """The other complete subword models of the zoo as drafters (any architecture): alone and at k 3."""
+    """The other complete subword models of the zoo and its drafters (any architecture): alone and at k 3."""
     out = {}
-    for name in zoo_names():
+    for name in zoo_names() + drafter_names():
         m = _meta(name)
         if not m or m["level"] != "subword" or name == main_drafter:
             continue

@@ -24,7 +24,7 @@ PROVENANCE_FILE = "provenance.json"
 
 __all__ = ["LoadedModel", "ModelSource", "ResolvedModel", "known_names", "load_model", "load_resolved",
            "resolve_model", "source_for", "register_model_source", "zoo_names", "drafter_names", "list_models",
-           "ZOO_DIR", "DRAFTERS_DIR"]
+           "zoo_dir", "ZOO_DIR", "DRAFTERS_DIR"]
 
 
 DRAFTERS_DIR = ZOO_DIR / "drafters"  # the zoo's speculative-decoding drafters: named like the zoo, not in its grid
@@ -45,7 +45,8 @@ def drafter_names() -> list[str]:
     return _model_dirs(DRAFTERS_DIR)
 
 
-def _zoo_dir(name: str) -> Path:
+def zoo_dir(name: str) -> Path:
+    """The folder of a zoo model or drafter."""
     return DRAFTERS_DIR / name if name in drafter_names() else ZOO_DIR / name
 
 
@@ -189,7 +190,7 @@ def _disk_size(paths) -> int:
 def _zoo_entry(name: str) -> dict:
     from robustbench_bytes.models.checkpoint import read_config
 
-    directory = _zoo_dir(name)
+    directory = zoo_dir(name)
     config = read_config(directory)
     meta = config.get("robustbench") if isinstance(config.get("robustbench"), dict) else {}
     files = [p for p in directory.rglob("*") if p.is_file()]
@@ -294,7 +295,7 @@ def _load_smollm2(resolved: ResolvedModel, device) -> LoadedModel:
 def _resolve_zoo(spec: str) -> ResolvedModel:
     from robustbench_bytes.models import checkpoint
 
-    opened = checkpoint.open_directory(_zoo_dir(spec))
+    opened = checkpoint.open_directory(zoo_dir(spec))
     return ResolvedModel(spec, "zoo", opened.path, opened.files, {"checkpoint": opened})
 
 
