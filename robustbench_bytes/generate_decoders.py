@@ -28,6 +28,14 @@ PREFILL_CHUNK = 1024  # tokens per chunk when feeding a prompt: bounds the memor
 STEP_INSTEAD_BYTES = 40_000_000
 
 
+def prefill_in_chunks(feed, ids) -> torch.Tensor:
+    """The logits after the last of `ids`, fed PREFILL_CHUNK tokens at a time (a decoder's prefill)."""
+    ids = list(ids)
+    for start in range(0, len(ids), PREFILL_CHUNK):
+        last = feed(ids[start:start + PREFILL_CHUNK])[-1]
+    return last
+
+
 class MambaDecoder:
     """A MambaLM: the recurrent state is the whole context; constant memory and time per token. Single steps go
     through MambaLM.step (the reference) or, with `fused` where the module allows it (a float32 MambaLM on the
@@ -62,10 +70,7 @@ class MambaDecoder:
         return logits[0, :, : self.vocab]
 
     def prefill(self, ids) -> torch.Tensor:
-        ids = list(ids)
-        for start in range(0, len(ids), PREFILL_CHUNK):
-            last = self.feed(ids[start:start + PREFILL_CHUNK])[-1]
-        return last
+        return prefill_in_chunks(self.feed, ids)
 
     def step(self, token: int) -> torch.Tensor:
         count(self.calls, 1, step=True)
@@ -214,10 +219,7 @@ class StreamDecoder:
         return logits[0, :, : self.vocab].float()
 
     def prefill(self, ids) -> torch.Tensor:
-        ids = list(ids)
-        for start in range(0, len(ids), PREFILL_CHUNK):
-            last = self.feed(ids[start:start + PREFILL_CHUNK])[-1]
-        return last
+        return prefill_in_chunks(self.feed, ids)
 
     def step(self, token: int) -> torch.Tensor:
         return self.feed([token])[0]
