@@ -35,6 +35,10 @@ class Registry(Mapping, Generic[T]):
         self._items[name] = item
         return item
 
+    def unregister(self, name: str) -> None:
+        """Takes a name registered in code out again (a test's temporary entry)."""
+        self._items.pop(name, None)
+
     def _load_plugins(self) -> None:
         if self._loaded:
             return

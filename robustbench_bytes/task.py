@@ -60,12 +60,34 @@ class Task:
         return sum(len(item.choices) for item in self.items)
 
 
-def _label(raw, n_choices: int, where: str) -> int:
-    if isinstance(raw, str) and raw.strip().isdigit():
-        raw = int(raw.strip())
-    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw < n_choices:
-        raise BadInput(f"{where}: 'label' = {raw!r}; expected an integer index into the {n_choices} choices")
-    return raw
+def check_item(item: object, where: str, keys: tuple[str, str] = ("context", "choices")) -> TaskItem:
+    """The item when it is one a task can score: a string context, at least 2 non-empty string choices, an integer
+    label indexing them, a string delimiter; else BadInput naming `where` and the field (`keys`: what a file
+    calls the context and the choices). Every task is held to it: a file's lines, the built-ins, plug-ins."""
+    if not isinstance(item, TaskItem):
+        raise BadInput(f"{where}: expected a robustbench_bytes.tasks.TaskItem, got {type(item).__name__}")
+    if not isinstance(item.context, str):
+        raise BadInput(f"{where}: '{keys[0]}' must be a string")
+    choices = item.choices
+    if not isinstance(choices, (tuple, list)) or len(choices) < 2 or not all(isinstance(c, str) and c for c in choices):
+        raise BadInput(f"{where}: '{keys[1]}' must be a list of at least 2 non-empty strings")
+    label = item.label
+    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(choices):
+        raise BadInput(f"{where}: 'label' = {label!r}; expected an integer index into the {len(choices)} choices")
+    if not isinstance(item.delimiter, str):
+        raise BadInput(f"{where}: 'target_delimiter' must be a string")
+    return item
+
+
+def check_task(task: object, where: str) -> Task:
+    """The task when every item passes check_item and it has at least one; else BadInput naming the item."""
+    if not isinstance(task, Task):
+        raise BadInput(f"{where}: expected a robustbench_bytes.tasks.Task, got {type(task).__name__}")
+    if not task.items:
+        raise BadInput(f"{where}: holds no items")
+    for i, item in enumerate(task.items):
+        check_item(item, f"{where}: item {i}")
+    return task
 
 
 def parse_item(raw: object, where: str, index: int) -> TaskItem:
@@ -73,23 +95,20 @@ def parse_item(raw: object, where: str, index: int) -> TaskItem:
     if not isinstance(raw, dict):
         raise BadInput(f"{where}: expected a JSON object with context, choices and label")
     if "context" in raw or "choices" in raw:
-        context_key, choices_key, delimiter = "context", "choices", raw.get("target_delimiter", "")
-        if not isinstance(delimiter, str):
-            raise BadInput(f"{where}: 'target_delimiter' must be a string")
+        keys, delimiter = ("context", "choices"), raw.get("target_delimiter", "")
     elif "ctx" in raw or "endings" in raw:
-        context_key, choices_key, delimiter = "ctx", "endings", " "
+        keys, delimiter = ("ctx", "endings"), " "
     else:
         raise BadInput(f"{where}: has neither 'context'/'choices' nor HellaSwag's 'ctx'/'endings'")
-    context, choices = raw.get(context_key), raw.get(choices_key)
-    if not isinstance(context, str):
-        raise BadInput(f"{where}: '{context_key}' must be a string")
-    if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) and c for c in choices):
-        raise BadInput(f"{where}: '{choices_key}' must be a list of at least 2 non-empty strings")
     if "label" not in raw:
         raise BadInput(f"{where}: has no 'label'")
-    label = _label(raw["label"], len(choices), where)
-    item_id = raw.get("id", raw.get("ind", index))
-    return TaskItem(context, tuple(choices), label, str(item_id), delimiter)
+    label = raw["label"]
+    if isinstance(label, str) and label.strip().isdigit():  # HellaSwag writes "3"
+        label = int(label.strip())
+    choices = raw.get(keys[1])
+    item = TaskItem(raw.get(keys[0]), tuple(choices) if isinstance(choices, list) else choices, label,
+                    str(raw.get("id", raw.get("ind", index))), delimiter)
+    return check_item(item, where, keys)
 
 
 def load_task_file(path: Path | str) -> Task:

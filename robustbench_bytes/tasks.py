@@ -14,7 +14,7 @@ from typing import Callable
 from robustbench_bytes import tasks_builtin
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.plugins import Registry
-from robustbench_bytes.task import Task, TaskItem, load_task_file, parse_item, write_task_file
+from robustbench_bytes.task import Task, TaskItem, check_task, load_task_file, parse_item, write_task_file
 
 __all__ = ["Task", "TaskItem", "TaskSource", "TASKS", "register_task", "task_names", "resolve_task", "load_task_file",
            "parse_item", "write_task_file"]
@@ -59,10 +59,7 @@ def resolve_task(spec: str) -> Task:
     if not isinstance(spec, str) or not spec:
         raise BadInput(f"task {spec!r}: expected a task name or a .jsonl file")
     if spec in TASKS:
-        task = TASKS[spec].load()
-        if not isinstance(task, Task):
-            raise BadInput(f"task {spec!r}: its loader returned {type(task).__name__}, not a Task")
-        return task
+        return check_task(TASKS[spec].load(), f"task {spec!r}")
     if Path(spec).exists():
         return load_task_file(spec)
     known = ", ".join(TASKS) or "none"

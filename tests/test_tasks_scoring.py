@@ -153,3 +153,25 @@ def test_score_task_records_every_choice(mamba):
     direct = continuation_loglikelihoods(mamba, [(contexts[1], " made")])[0].loglikelihood
     assert scored.items[1].loglikelihoods[1] == pytest.approx(direct, abs=1e-4)  # other batch, other float32 sums
     assert all(math.isfinite(x) for item in scored.items for x in item.loglikelihoods)
+
+
+@pytest.mark.parametrize("item, needle", [
+    (TaskItem("ctx", (" a", " b"), 5), "'label' = 5"),
+    (TaskItem("ctx", (" a",), 0), "at least 2"),
+    (TaskItem(None, (" a", " b"), 0), "'context' must be a string"),
+    ("not an item", "expected a robustbench_bytes.tasks.TaskItem"),
+])
+def test_a_registered_task_is_held_to_a_task_files_checks(runner, tiny_mamba, tmp_path, item, needle):
+    """A plug-in (or any registered) task whose item a task file could not hold is refused before scoring."""
+    from robustbench_bytes.cli import cli
+    from robustbench_bytes.tasks import TASKS, TaskSource, register_task
+
+    register_task(TaskSource("rb-broken", "a broken plug-in task", lambda: Task("rb-broken", (item,))))
+    try:
+        result = runner.invoke(cli, ["run", "--task", "rb-broken", "--model", str(tiny_mamba), "--out",
+                                     str(tmp_path / "run"), "--quiet"])
+    finally:
+        TASKS.unregister("rb-broken")
+    assert result.exit_code == 2, result.output
+    assert "task 'rb-broken': item 0" in result.output and needle in result.output
+    assert len(result.output.strip().splitlines()) == 1
