@@ -99,10 +99,15 @@ def check_options(max_bytes=DEFAULT_MAX_BYTES, temperature=0.0, top_k=None, draf
 
 
 def check_pair(verifier, drafter) -> None:
-    """BadInput unless `verifier` is a byte-level model and `drafter` a subword one."""
+    """BadInput unless `verifier` is a byte-level model whose token ids are the bytes (MambaByte's vocabulary:
+    the verifier is fed drafted bytes as ids) and `drafter` a subword one."""
     if verifier.level != "byte":
         raise BadInput(f"model {verifier.name!r} is a {verifier.level}-level model; speculative decoding "
                        "verifies with a byte-level model")
+    probe = "A\u00e9"
+    if list(verifier.tokenizer.encode(probe)) != list(probe.encode("utf-8")):
+        raise BadInput(f"model {verifier.name!r}: its token ids are not the bytes themselves (e.g. BLT's are the "
+                       "byte + 4); speculative decoding verifies with a model whose ids are the bytes (MambaByte's)")
     if drafter.level != "subword":
         raise BadInput(f"draft {drafter.name!r} is a {drafter.level}-level model; the drafter must be a "
                        "subword model")

@@ -146,23 +146,32 @@ def load_hf(path: str, device="cpu", name: str | None = None) -> LoadedModel:
     except Exception as e:
         raise BadInput(f"hf:{path}: cannot load the model ({type(e).__name__}: {first_line(e)})") from None
     module.to(device).eval()
+    wrapped = HFTokenizer(tokenizer, module.config)
     return LoadedModel(
         name=name or f"hf:{path}",
-        level="subword",
+        level="byte" if one_byte_per_token(wrapped) else "subword",
         architecture=getattr(module.config, "model_type", "hf"),
         module=module,
-        tokenizer=HFTokenizer(tokenizer, module.config),
+        tokenizer=wrapped,
         device=torch.device(device),
         checkpoint_sha256="",  # filled in from the resolved files by models.load_model
         source=f"hf:{folder / gguf if gguf else folder}",
         parameters=count_parameters(module),
         info={"format": "gguf" if gguf else "transformers", "path": str(folder / gguf if gguf else folder),
               "model_type": getattr(module.config, "model_type", None)},
-        window=lambda ids, mask: module(input_ids=ids, attention_mask=mask).logits,
+        # no cache when scoring: some models (BLT) build one by default and it costs memory for nothing
+        window=lambda ids, mask: module(input_ids=ids, attention_mask=mask, use_cache=False).logits,
         max_length=_max_length(module.config),
         vocab_size=getattr(module.config, "vocab_size", None),
         decoder=hf_decoder,
     )
+
+
+def one_byte_per_token(tokenizer) -> bool:
+    """Whether every token that spells anything spells one byte: a byte-level model (BLT, ByT5-style
+    vocabularies), whatever its ids (BLT's are the byte + 4)."""
+    spelled = [b for b in (tokenizer.token_bytes if tokenizer.byte_level_bpe else ()) if b]
+    return len(spelled) >= 256 and all(len(b) == 1 for b in spelled)
 
 
 def hf_decoder(model: LoadedModel):
