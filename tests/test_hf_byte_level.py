@@ -53,3 +53,22 @@ def test_a_byte_model_whose_ids_are_not_the_bytes_cannot_verify_drafts(runner, b
                                  "--prompt", "an owl", "--max-bytes", "4", "--quiet"])
     assert result.exit_code == 2 and "not the bytes themselves" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_blt_generates_its_greedy_bytes_without_its_cache(runner, blt):
+    """BLT's cache needs generate()'s own set-up: our decoder reruns its window instead (same logits)."""
+    model, _ = blt
+    result = runner.invoke(cli, ["generate", "--model", f"hf:{model}", "--prompt", "an owl", "--max-bytes", "6",
+                                 "--json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.output)["text"].encode("utf-8", "surrogateescape")
+    module = transformers.BltForCausalLM.from_pretrained(model).eval()
+    ids, want = [1] + [b + 4 for b in b"an owl"], b""
+    with torch.no_grad():
+        while len(want) < 6:
+            token = int(module(input_ids=torch.tensor([ids]), use_cache=False).logits[0, -1].argmax())
+            if token < 4:  # a special token ends the text
+                break
+            want += bytes([token - 4])
+            ids.append(token)
+    assert got.decode("utf-8", "replace") == want.decode("utf-8", "replace")

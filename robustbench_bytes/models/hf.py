@@ -175,10 +175,25 @@ def one_byte_per_token(tokenizer) -> bool:
 
 
 def hf_decoder(model: LoadedModel):
-    """A Hugging Face model's decoder for generation: its past_key_values (generate_decoders.hf_decoder)."""
-    from robustbench_bytes.generate_decoders import hf_decoder as decoder
+    """A Hugging Face model's decoder for generation: its past_key_values (generate_decoders.hf_decoder), or, for a
+    model whose cache does not work outside generate() (BLT's cache needs its own set-up), its scoring window
+    rerun over the ids so far (generate_decoders.window_decoder: the same logits, no reuse)."""
+    from robustbench_bytes.generate_decoders import hf_decoder as cached, window_decoder
 
-    return decoder(model.module, model.tokenizer.vocab_size, model.max_length, model.device)
+    if _cache_works(model):
+        return cached(model.module, model.tokenizer.vocab_size, model.max_length, model.device)
+    return window_decoder(model.window, model.max_length, model.tokenizer.vocab_size, model.device)
+
+
+def _cache_works(model: LoadedModel) -> bool:
+    """Whether one forward with use_cache=True runs (a one-token probe)."""
+    probe = torch.tensor([[next(iter(model.tokenizer.prefix_ids), 0)]], device=model.device)
+    try:
+        with torch.no_grad():
+            model.module(input_ids=probe, use_cache=True)
+    except Exception:  # transformers raises many kinds; any means its cache is not ours to use
+        return False
+    return True
 
 
 _GGUF_SCALARS = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # value type -> bytes
