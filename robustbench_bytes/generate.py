@@ -62,7 +62,9 @@ class Generation:
                           accepted_bytes_per_draft=d.accepted_bytes / d.drafts if d.drafts else None,
                           acceptance_rate=d.accepted_bytes / d.drafted_bytes if d.drafted_bytes else None,
                           drafted_bytes=d.drafted_bytes, accepted_bytes=d.accepted_bytes,
-                          whole_drafts=d.whole_drafts, seconds_by_part=dict(d.seconds), calls=d.calls)
+                          whole_drafts=d.whole_drafts, drafted_tokens=d.drafted_tokens,
+                          token_agreement=d.agreed_tokens / d.drafted_tokens if d.drafted_tokens else None,
+                          seconds_by_part=dict(d.seconds), calls=d.calls)
         if self.interrupted:
             record["interrupted"] = True
         return record | self.options

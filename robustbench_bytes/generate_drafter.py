@@ -78,7 +78,7 @@ class Drafter:
         is not fed yet: accept_all() or resync() settles it."""
         self.saved = (self.decoder.save(), self.logits)
         covered, rest, ended, logits = bytearray(), self.pending, False, self.logits  # covered: bytes past `fed`
-        self.draft = []
+        self.draft, self.draft_ends = [], []
         for k in range(n_tokens):
             row = logits
             if rest:
@@ -97,6 +97,7 @@ class Drafter:
             rest = rest[len(piece):] if rest.startswith(piece) else b""
             covered += piece
             self.draft.append(token)
+            self.draft_ends.append(len(covered) - len(self.pending))  # where it ends in the proposed bytes
             if k + 1 < n_tokens:
                 logits = self.decoder.step(token)
         self._covered = len(covered)

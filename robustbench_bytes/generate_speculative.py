@@ -38,6 +38,8 @@ class DraftStats:
     drafted_bytes: int = 0
     accepted_bytes: int = 0
     whole_drafts: int = 0  # drafts accepted entirely
+    drafted_tokens: int = 0  # drafter tokens proposed (of those that reach the verifier)
+    agreed_tokens: int = 0  # of them, the ones whose every byte the verifier accepted (token agreement)
     calls: dict = field(default_factory=dict)  # network calls of the verifier and the drafter (decoders' `calls`)
     seconds: dict = field(default_factory=lambda: {"draft": 0.0, "verify": 0.0, "correct": 0.0, "resync": 0.0})
 
@@ -99,6 +101,9 @@ def speculative(verifier, drafter, context: list[int], prompt_text: bytes, max_b
                 row = rows[accepted]
                 accepted += 1
         stats.accepted_bytes += accepted
+        ends = [e for e in drafter.draft_ends if e <= len(proposed)]
+        stats.drafted_tokens += len(ends)
+        stats.agreed_tokens += sum(e <= accepted for e in ends)
         commit(proposed[:accepted])
         clock.lap("verify")
         if len(out) >= max_bytes:

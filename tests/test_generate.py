@@ -362,7 +362,9 @@ class ScriptedDrafter:
 
     def propose(self, n_tokens):
         self.calls += 1
-        return (self.proposals.pop(0) if self.proposals else b""), False
+        proposal = self.proposals.pop(0) if self.proposals else b""
+        self.draft_ends = [len(proposal)] if proposal else []  # one "token": the whole proposal
+        return proposal, False
 
     def accept_all(self):
         pass
@@ -390,6 +392,7 @@ def test_a_draft_accepted_whole_and_cut_by_max_bytes_mid_draft():
     assert out == plain[:61]
     assert stats.accepted_bytes == stats.drafted_bytes == 61
     assert stats.whole_drafts == stats.drafts - 1  # the last draft was cut by max_bytes, not rejected
+    assert stats.agreed_tokens == stats.drafted_tokens == stats.drafts - 1  # the cut draft's token is not counted
     assert drafter.resyncs == 0
 
 
@@ -416,6 +419,7 @@ class WrongDrafter(ScriptedDrafter):
 
     def propose(self, n_tokens):
         self.calls += 1
+        self.draft_ends = [4]
         return bytes([(self.plain[self.position] + 1) % 256]) + b"xyz", False
 
     def resync(self, committed):
@@ -428,7 +432,7 @@ def test_after_a_rejection_redraft_drafts_again_at_once_and_word_corrects_to_the
     v = spacey_byte_mamba()
     plain = generate(v, "In the", max_bytes=40).data
     out, stats = _spec(v, "In the", 40, WrongDrafter(plain), policy=policy)
-    assert out == plain and stats.accepted_bytes == 0
+    assert out == plain and stats.accepted_bytes == 0 and stats.agreed_tokens == 0 < stats.drafted_tokens
     if policy == "redraft":  # one byte of the verifier's own per draft
         assert stats.drafts == 40
     else:  # a draft at the start and after every space or newline
