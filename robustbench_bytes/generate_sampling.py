@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+from robustbench_bytes.errors import RunFailed
+
+
+class NonFiniteLogits(RunFailed):
+    """The model's logits hold NaN or infinity where a token is chosen: nothing can be generated from them."""
 
 
 def choose(logits: torch.Tensor, temperature: float = 0.0, top_k: int | None = None,
@@ -11,7 +19,14 @@ def choose(logits: torch.Tensor, temperature: float = 0.0, top_k: int | None = N
     rank() counts as rank 0). Otherwise a draw from softmax(logits / temperature) restricted to the top_k
     largest logits, from `generator` (so a seed reproduces the draw)."""
     if temperature == 0:
-        return int(torch.argmax(logits))
+        token = int(torch.argmax(logits))  # a NaN is the argmax where there is one
+        if not math.isfinite(float(logits[token])):
+            raise NonFiniteLogits(f"the model's logits are not finite (the largest is {float(logits[token])}): its "
+                                  "weights or state hold NaN or infinity; nothing can be generated")
+        return token
+    if torch.isnan(logits).any() or not torch.isfinite(logits).any():
+        raise NonFiniteLogits("the model's logits are NaN or all infinite: its weights or state hold NaN or "
+                              "infinity; nothing can be generated")
     scaled = logits.float().cpu() / temperature  # drawn on the CPU, where the generator lives
     if not torch.isfinite(scaled).all():  # a temperature so small that logits / T overflow float32: scale the
         shifted = logits.double().cpu()     # distances to the maximum, in float64 (the maximum stays at 0)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from robustbench_bytes import positions as positions_lib
 from robustbench_bytes import precision
-from robustbench_bytes.errors import BadInput
+from robustbench_bytes.errors import BadInput, RunFailed
 from robustbench_bytes.progress import progress_bar
 from robustbench_bytes.result_schema import CLEAN, CellResult, DocumentRecord, derived_metrics, metric_fields
 
@@ -46,7 +46,7 @@ LOGITS_BUDGET = 1 << 24
 NLL_SLICE = 1 << 22
 
 
-class ScoringError(RuntimeError):
+class ScoringError(RunFailed):
     """Scoring could not produce a valid number (the cell fails; exit 1)."""
 
 

@@ -110,3 +110,17 @@ def test_policy_and_threads_reach_the_decoder(byte_dir, subword_dir):
     assert json.loads(runs["word"].output)["text"] == json.loads(runs["redraft"].output)["text"]  # both exact
     bad = CliRunner().invoke(cli, base + ["--policy", "guess"])
     assert bad.exit_code == 2 and "--policy" in bad.output
+
+
+@pytest.mark.parametrize("temperature", ["0", "0.7"])
+def test_a_model_with_nan_weights_generates_nothing_and_says_so(tmp_path, temperature):
+    import math
+
+    from test_run_fakes import make_mamba_checkpoint
+
+    model = make_mamba_checkpoint(tmp_path / "nan", head_scale=math.nan)
+    result = CliRunner().invoke(cli, ["generate", "--model", str(model), "--prompt", "an owl", "--max-bytes", "8",
+                                      "--temperature", temperature, "--json", "--quiet"])
+    assert result.exit_code == 1, result.output
+    assert "hold NaN or infinity; nothing can be generated" in result.output
+    assert len(result.output.strip().splitlines()) == 1
