@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from test_run_fakes import make_mamba_checkpoint, write_tiny_corpus
+from support.run_fakes import make_mamba_checkpoint, write_tiny_corpus
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from mamba_helpers import MAMBA130M_LIKE, MAMBABYTE_LIKE, random_state_dict, write_mamba_ssm_checkpoint  # noqa: E402
+from support.mamba_checkpoints import MAMBA130M_LIKE, MAMBABYTE_LIKE, random_state_dict, write_mamba_ssm_checkpoint  # noqa: E402
 
 from robustbench_bytes.errors import BadInput  # noqa: E402
 from robustbench_bytes.models.checkpoint import (load_mamba, load_state_dict,  # noqa: E402

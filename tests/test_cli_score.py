@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from cli_assertions import assert_one_line_error
+from support.cli_assertions import assert_one_line_error
 from robustbench_bytes.cli import cli
 from robustbench_bytes.models import checkpoint
 from robustbench_bytes.models.mamba import MambaConfig, MambaLM

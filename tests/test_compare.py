@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from test_run_fakes import write_fake_run  # noqa: E402
+from support.run_fakes import write_fake_run  # noqa: E402
 
 from robustbench_bytes.cli import cli  # noqa: E402
 from robustbench_bytes.compare import Thresholds, compare_runs  # noqa: E402

@@ -17,7 +17,7 @@ from robustbench_bytes.corpus import Corpus
 from robustbench_bytes.distributed import World, plan_documents
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.models import load_model
-from test_run_fakes import make_mamba_checkpoint
+from support.run_fakes import make_mamba_checkpoint
 
 DOCS = ["The quick brown fox jumps over the lazy dog. " * k for k in (1, 9, 2, 30, 0, 5, 3)] + ["Ünïcødé ✓ text"]
 

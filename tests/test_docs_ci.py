@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from test_run_fakes import make_mamba_checkpoint
+from support.run_fakes import make_mamba_checkpoint
 
 yaml = pytest.importorskip("yaml")
 

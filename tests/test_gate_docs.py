@@ -11,7 +11,7 @@ import pytest
 
 from test_docs_ci import ROOT, bash, workflow_steps
 from test_gate_outputs import check_junit
-from test_run_fakes import write_fake_run
+from support.run_fakes import write_fake_run
 
 yaml = pytest.importorskip("yaml")
 

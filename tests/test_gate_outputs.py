@@ -13,8 +13,8 @@ from xml.etree import ElementTree
 
 import pytest
 
-from test_gate_fakes import listed, rewrite_documents, write_task_run
-from test_run_fakes import write_fake_run
+from support.gate_fakes import listed, rewrite_documents, write_task_run
+from support.run_fakes import write_fake_run
 
 from robustbench_bytes.cli import cli
 from robustbench_bytes.formatting import short_model_labels

@@ -5,8 +5,8 @@ is not positive, R times it allows the candidate none (checked, not skipped)."""
 
 from __future__ import annotations
 
-from test_gate_fakes import listed, rewrite_documents
-from test_run_fakes import write_fake_run
+from support.gate_fakes import listed, rewrite_documents
+from support.run_fakes import write_fake_run
 
 from robustbench_bytes.cli import cli
 from robustbench_bytes.compare import Thresholds, compare_runs

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from test_gate_fakes import cell_file, edit_json, edit_listing, listed, write_task_run
-from test_run_fakes import write_fake_run
+from support.gate_fakes import cell_file, edit_json, edit_listing, listed, write_task_run
+from support.run_fakes import write_fake_run
 
 from robustbench_bytes.cli import cli
 from robustbench_bytes.result_schema import TASKS_DIR, TASKS_FILE

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from test_gate_fakes import write_task_run
-from test_run_fakes import write_fake_run
+from support.gate_fakes import write_task_run
+from support.run_fakes import write_fake_run
 
 from robustbench_bytes import results as results_io
 from robustbench_bytes.cli import cli

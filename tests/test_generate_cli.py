@@ -116,7 +116,7 @@ def test_policy_and_threads_reach_the_decoder(byte_dir, subword_dir):
 def test_a_model_with_nan_weights_generates_nothing_and_says_so(tmp_path, temperature):
     import math
 
-    from test_run_fakes import make_mamba_checkpoint
+    from support.run_fakes import make_mamba_checkpoint
 
     model = make_mamba_checkpoint(tmp_path / "nan", head_scale=math.nan)
     result = CliRunner().invoke(cli, ["generate", "--model", str(model), "--prompt", "an owl", "--max-bytes", "8",

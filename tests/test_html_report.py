@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from test_run_fakes import write_fake_run
+from support.run_fakes import write_fake_run
 
 from robustbench_bytes import report
 from robustbench_bytes.report_html import markdown_to_html

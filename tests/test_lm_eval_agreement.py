@@ -14,7 +14,7 @@ from robustbench_bytes.models import load_model  # noqa: E402
 from robustbench_bytes.scoring import NonFiniteScore  # noqa: E402
 from robustbench_bytes.task_scoring import NonFiniteLogLikelihood  # noqa: E402
 from support.hf_models import make_tiny_gpt2  # noqa: E402
-from test_run_fakes import make_mamba_checkpoint  # noqa: E402
+from support.run_fakes import make_mamba_checkpoint  # noqa: E402
 
 PAIRS = [("Now the serpent was more", " subtil"), ("Now the serpent was more", " lazy than"),
          ("And he said unto the woman,", " Yea"), ("the garden? ", "And"), ("", "Now the"),

@@ -16,7 +16,7 @@ from robustbench_bytes.cli import cli  # noqa: E402
 from robustbench_bytes.models import load_model  # noqa: E402
 from robustbench_bytes.task_scoring import score_task  # noqa: E402
 from robustbench_bytes.tasks import Task, TaskItem  # noqa: E402
-from test_run_fakes import make_mamba_checkpoint  # noqa: E402
+from support.run_fakes import make_mamba_checkpoint  # noqa: E402
 
 DOCS = [{"context": f"Item {i}: the {w} said that", "choices": ["yes", "no it did not", "maybe so"], "label": i % 3}
         for i, w in enumerate("owl fox dog cat hen ram".split())]

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mamba_helpers import (MAMBA130M_LIKE, MAMBABYTE_LIKE, ODD_WIDTH, hf_mamba, random_state_dict,  # noqa: E402
+from support.mamba_checkpoints import (MAMBA130M_LIKE, MAMBABYTE_LIKE, ODD_WIDTH, hf_mamba, random_state_dict,  # noqa: E402
                            write_mamba_ssm_checkpoint)
 
 from robustbench_bytes.models.checkpoint import load_mamba  # noqa: E402

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from robustbench_bytes import scoring
 from robustbench_bytes.models import checkpoint, load_directory
 from robustbench_bytes.models.transformer import GPT, GPTConfig
-from test_run_fakes import make_mamba_checkpoint
+from support.run_fakes import make_mamba_checkpoint
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
 

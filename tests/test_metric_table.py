@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from test_run_fakes import make_mamba_checkpoint, write_tiny_corpus
+from support.run_fakes import make_mamba_checkpoint, write_tiny_corpus
 
 from robustbench_bytes import metrics
 from robustbench_bytes import results as results_io

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from test_run_fakes import make_mamba_checkpoint
+from support.run_fakes import make_mamba_checkpoint
 
 PLUGIN = '''
 """A vowel-dropping noise and a two-document corpus, shipped by a third-party package."""

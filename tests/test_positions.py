@@ -15,7 +15,7 @@ from robustbench_bytes.errors import BadInput
 from robustbench_bytes.models.transformer import GPT, GPTConfig
 from robustbench_bytes.result_schema import CellResult, DocumentRecord, check_consistent, derived_metrics
 from robustbench_bytes.tokenization import ByteTokenizer, SubwordTokenizer
-from test_run_fakes import in_memory_model
+from support.run_fakes import in_memory_model
 
 
 def reference_bucket(offset: int) -> int:

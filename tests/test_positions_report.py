@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from test_run_fakes import make_mamba_checkpoint, write_fake_run, write_tiny_corpus
+from support.run_fakes import make_mamba_checkpoint, write_fake_run, write_tiny_corpus
 
 from robustbench_bytes import report_length
 from robustbench_bytes import results as results_io

@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from test_run_fakes import write_fake_run
+from support.run_fakes import write_fake_run
 
-from cli_assertions import assert_one_line_error
+from support.cli_assertions import assert_one_line_error
 from robustbench_bytes.cli import cli
 
 

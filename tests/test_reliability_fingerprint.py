@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from test_run_fakes import make_mamba_checkpoint, write_tiny_corpus
+from support.run_fakes import make_mamba_checkpoint, write_tiny_corpus
 
 from robustbench_bytes import results as results_io
 from robustbench_bytes.cli import cli

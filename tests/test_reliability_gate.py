@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from test_run_fakes import write_fake_run
+from support.run_fakes import write_fake_run
 
 from robustbench_bytes import results as results_io
 from robustbench_bytes.cli import cli

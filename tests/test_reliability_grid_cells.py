@@ -17,7 +17,7 @@ from robustbench_bytes.grid import check_out_dir
 from robustbench_bytes.noise import NOISES, Noise, Param, register_noise
 from robustbench_bytes.task_runs import TaskRunOptions, build_task_grid, execute_tasks
 from robustbench_bytes.tasks import load_task_file
-from test_run_fakes import make_mamba_checkpoint, write_tiny_corpus
+from support.run_fakes import make_mamba_checkpoint, write_tiny_corpus
 from test_tasks_runs import write_task
 
 NOISE = "drop:p=0.1"
@@ -250,7 +250,7 @@ def test_an_installed_plugin_noise_whose_code_changes_is_rescored(files, tmp_pat
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout.strip().splitlines()[-1]
 
-    from test_run_fakes import write_tiny_corpus
+    from support.run_fakes import write_tiny_corpus
 
     write_tiny_corpus(tmp_path / "corpus")
     assert run("*").startswith("2 scored, 0 reused")

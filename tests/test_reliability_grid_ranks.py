@@ -14,7 +14,7 @@ import pytest
 from robustbench_bytes.cli import cli
 from robustbench_bytes.distributed import plan_disagreement, plan_fingerprint
 from test_distributed import free_port
-from test_run_fakes import make_mamba_checkpoint, write_tiny_corpus
+from support.run_fakes import make_mamba_checkpoint, write_tiny_corpus
 
 
 def plans(*bodies):

@@ -5,7 +5,7 @@ loaded. Sampling at a temperature so small that logits / T overflow is the greed
 import pytest
 import torch
 
-from cli_assertions import assert_one_line_error
+from support.cli_assertions import assert_one_line_error
 from robustbench_bytes.cli import cli
 from robustbench_bytes.generate_sampling import choose
 

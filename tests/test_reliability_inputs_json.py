@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from cli_assertions import assert_one_line_error
+from support.cli_assertions import assert_one_line_error
 from robustbench_bytes.cli import cli
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.files import parse_json, read_json

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from cli_assertions import assert_one_line_error
+from support.cli_assertions import assert_one_line_error
 from robustbench_bytes.cli import cli
 from robustbench_bytes.corpora import CORPORA
 from robustbench_bytes.models.resolve import MODEL_SOURCES

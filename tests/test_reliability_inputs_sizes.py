@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from cli_assertions import assert_one_line_error
+from support.cli_assertions import assert_one_line_error
 from robustbench_bytes import models
 from robustbench_bytes.cli import cli
 from robustbench_bytes.models.base import SIZE_LIMITS

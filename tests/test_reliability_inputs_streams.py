@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_assertions import assert_one_line_error
+from support.cli_assertions import assert_one_line_error
 from robustbench_bytes import files
 from robustbench_bytes.cli import cli
 

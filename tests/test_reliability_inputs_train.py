@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from cli_assertions import assert_one_line_error
+from support.cli_assertions import assert_one_line_error
 from robustbench_bytes import train as train_module
 from robustbench_bytes.cli import cli
 from robustbench_bytes.errors import BadInput, RunFailed

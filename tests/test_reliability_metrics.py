@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from test_run_fakes import make_mamba_checkpoint
+from support.run_fakes import make_mamba_checkpoint
 
 from robustbench_bytes.cli import cli
 from robustbench_bytes.result_schema import derived_metrics

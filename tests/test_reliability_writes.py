@@ -14,7 +14,7 @@ import threading
 import pytest
 
 from robustbench_bytes import files
-from cli_assertions import assert_one_line_error
+from support.cli_assertions import assert_one_line_error
 from robustbench_bytes.cli import cli
 
 
@@ -90,7 +90,7 @@ def test_an_exception_inside_the_writer_keeps_the_original(tmp_path):
 
 
 def test_report_into_a_file_path_is_refused(runner, tmp_path):
-    from test_run_fakes import write_fake_run
+    from support.run_fakes import write_fake_run
 
     write_fake_run(tmp_path / "run", {"clean": {"m": 2.0}})
     (tmp_path / "taken").write_text("mine")

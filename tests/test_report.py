@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from test_run_fakes import write_fake_run  # noqa: E402
+from support.run_fakes import write_fake_run  # noqa: E402
 
 from robustbench_bytes.cli import cli  # noqa: E402
 from robustbench_bytes import formatting, metrics, report, report_plots, report_text  # noqa: E402

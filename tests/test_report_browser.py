@@ -16,7 +16,7 @@ import subprocess
 import pytest
 
 from test_html_report import chromium  # noqa: F401  (the session's browser, or one failing line)
-from test_run_fakes import write_fake_run
+from support.run_fakes import write_fake_run
 from test_tasks_report import write_task_cells
 
 from robustbench_bytes import report

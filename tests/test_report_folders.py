@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from test_run_fakes import write_fake_run
+from support.run_fakes import write_fake_run
 from test_tasks_report import write_task_cells
 
 from robustbench_bytes import tasks_io

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from test_run_fakes import write_tiny_corpus
+from support.run_fakes import write_tiny_corpus
 
 from robustbench_bytes.cli import cli
 from robustbench_bytes.corpus import Corpus

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from test_run_fakes import make_mamba_checkpoint, write_tiny_corpus  # noqa: E402
+from support.run_fakes import make_mamba_checkpoint, write_tiny_corpus  # noqa: E402
 
 from robustbench_bytes.cli import cli  # noqa: E402
 

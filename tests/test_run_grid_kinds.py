@@ -9,13 +9,13 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cli_assertions import assert_one_line_error
+from support.cli_assertions import assert_one_line_error
 from robustbench_bytes import grid
 from robustbench_bytes.cli import cli
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.runs import PerplexityCells
 from robustbench_bytes.task_runs import TaskCells
-from test_run_fakes import make_mamba_checkpoint
+from support.run_fakes import make_mamba_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_the_executor_refuses_a_distributed_world_for_a_kind_scored_whole(files,
 
 def test_score_is_a_grid_of_one_cell_that_writes_nothing(files, tmp_path, monkeypatch):
     """`score` goes through the executor without a run directory: the same numbers as a run's cell, no file."""
-    from test_run_fakes import write_tiny_corpus
+    from support.run_fakes import write_tiny_corpus
 
     corpus = str(write_tiny_corpus(tmp_path / "corpus", n_docs=3))
     here = tmp_path / "cwd"

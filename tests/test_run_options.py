@@ -9,7 +9,7 @@ import pytest
 
 from robustbench_bytes.cli import cli
 from robustbench_bytes.commands.run import ONLY_FOR, run
-from test_run_fakes import make_mamba_checkpoint, write_tiny_corpus
+from support.run_fakes import make_mamba_checkpoint, write_tiny_corpus
 
 # options that every run uses, and how a test sees that a task run applied them (None: not observable per cell)
 APPLIES_TO_BOTH = {"models", "noises", "suite", "seeds", "name", "out", "device", "batch_size", "dtype", "quiet",

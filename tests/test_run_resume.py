@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from test_run_fakes import make_mamba_checkpoint, write_tiny_corpus  # noqa: E402
+from support.run_fakes import make_mamba_checkpoint, write_tiny_corpus  # noqa: E402
 
 TIMING_FIELDS = {"seconds", "bytes_per_second"}
 NOISES = ["drop:p=0.1", "antspeak", "swap:p=0.1"]

@@ -12,7 +12,7 @@ from robustbench_bytes import scoring
 from robustbench_bytes.corpora import Corpus
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.models.transformer import GPT, GPTConfig
-from test_run_fakes import in_memory_model
+from support.run_fakes import in_memory_model
 
 
 class Bytes:

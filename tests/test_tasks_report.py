@@ -10,7 +10,7 @@ from robustbench_bytes import tasks_io
 from robustbench_bytes.cli import cli
 from robustbench_bytes.result_schema import ItemRecord, TaskResult
 from robustbench_bytes.task_scoring import accuracies
-from test_run_fakes import quiet_env, write_fake_run
+from support.run_fakes import quiet_env, write_fake_run
 
 
 def write_task_cells(out, accuracy: dict[str, float], n=200, seed=0, model="m"):

@@ -13,7 +13,7 @@ from robustbench_bytes.cli import cli
 from robustbench_bytes.task_runs import TaskRunOptions, build_task_grid, execute_tasks
 from robustbench_bytes.tasks import load_task_file
 from robustbench_bytes.tasks_builtin import make_task
-from test_run_fakes import make_mamba_checkpoint
+from support.run_fakes import make_mamba_checkpoint
 
 
 def write_task(path, n=10, shift=0):

@@ -19,7 +19,7 @@ from robustbench_bytes.result_schema import accuracy_columns
 from robustbench_bytes.task_scoring import (accuracies, continuation_loglikelihoods, encode_pair, item_records,
                                             noised_items, score_task)
 from robustbench_bytes.tasks import Task, TaskItem, load_task_file
-from test_run_fakes import make_mamba_checkpoint
+from support.run_fakes import make_mamba_checkpoint
 
 PAIRS = [("In the beginning God", " created the heaven"), ("In the beginning God", " made"),
          ("And the earth was ", "without form"), ("", "Light."), ("And God said", ", Let there be light"),
