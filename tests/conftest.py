@@ -1,6 +1,9 @@
-"""Shared test fixtures: the CLI runner, tiny checkpoints and a small corpus, and a private matplotlib cache."""
+"""Shared test fixtures: the CLI runner, tiny checkpoints and a small corpus, offline Hugging Face caches, the
+browser of the report tests, and a private matplotlib cache."""
 
 from __future__ import annotations
+
+import shutil
 
 import pytest
 from click.testing import CliRunner
@@ -37,3 +40,20 @@ def hf_offline(tmp_path, monkeypatch):
 @pytest.fixture(autouse=True)
 def _private_matplotlib_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path_factory.getbasetemp() / "mpl"))
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The browser .ci/run installs (Debian's chromium); a test never installs anything itself."""
+    found = _chromium()
+    if found is None:
+        pytest.fail("no Chromium on PATH (chromium, chromium-browser or google-chrome): "
+                    "`apt-get install chromium` (.ci/run does) to run the report.html render tests", pytrace=False)
+    return found

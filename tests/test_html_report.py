@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -91,23 +90,6 @@ def test_headings_get_githubs_ids_and_the_contents_link_every_section(html_repor
     assert len(targets) == len(re.findall(r"^## ", readme, flags=re.M)) >= 5
     for target in targets:
         assert f'id="{target}"' in page and f'href="#{target}"' in page
-
-
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """The browser .ci/run installs (Debian's chromium); a test never installs anything itself."""
-    found = _chromium()
-    if found is None:
-        pytest.fail("no Chromium on PATH (chromium, chromium-browser or google-chrome): "
-                    "`apt-get install chromium` (.ci/run does) to run the report.html render tests", pytrace=False)
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ import subprocess
 
 import pytest
 
-from test_html_report import chromium  # noqa: F401  (the session's browser, or one failing line)
 from support.run_fakes import write_fake_run
 from test_tasks_report import write_task_cells
 
@@ -73,7 +72,7 @@ def wide_report(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def measured(chromium, wide_report, tmp_path_factory):  # noqa: F811
+def measured(chromium, wide_report, tmp_path_factory):
     page = wide_report["html"].read_text(encoding="utf-8")
     probe = tmp_path_factory.mktemp("probe") / "report.html"
     probe.write_text(page.replace("</body>", PROBE + "</body>"), encoding="utf-8")
