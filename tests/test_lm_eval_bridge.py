@@ -16,45 +16,19 @@ from robustbench_bytes.cli import cli  # noqa: E402
 from robustbench_bytes.models import load_model  # noqa: E402
 from robustbench_bytes.task_scoring import score_task  # noqa: E402
 from robustbench_bytes.tasks import Task, TaskItem  # noqa: E402
-from support.run_fakes import make_mamba_checkpoint  # noqa: E402
+from support.lm_eval_tasks import DOCS, lm_eval_model, write_local_task  # noqa: E402
 
-DOCS = [{"context": f"Item {i}: the {w} said that", "choices": ["yes", "no it did not", "maybe so"], "label": i % 3}
-        for i, w in enumerate("owl fox dog cat hen ram".split())]
-TASK_YAML = """task: rb_local_mc
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {data}
-test_split: test
-output_type: multiple_choice
-doc_to_text: "{{{{context}}}}"
-doc_to_choice: "{{{{choices}}}}"
-doc_to_target: label
-metric_list:
-  - metric: acc
-"""
+pytestmark = pytest.mark.usefixtures("hf_offline")
 
 
 @pytest.fixture(scope="module")
 def local_task(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("lm_eval_task")
-    data = folder / "data.jsonl"
-    data.write_text("".join(json.dumps(d) + "\n" for d in DOCS), encoding="utf-8")
-    (folder / "rb_local_mc.yaml").write_text(TASK_YAML.format(data=data), encoding="utf-8")
-    return folder
-
-
-@pytest.fixture(autouse=True)
-def offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf" / "datasets"))
+    return write_local_task(tmp_path_factory.mktemp("lm_eval_task"))
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    return str(make_mamba_checkpoint(tmp_path_factory.mktemp("m"), seed=5, head_scale=3.0))
+    return lm_eval_model(tmp_path_factory.mktemp("m"))
 
 
 def ours(model, noise, seed):

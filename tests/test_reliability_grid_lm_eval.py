@@ -15,17 +15,19 @@ from click.testing import CliRunner  # noqa: E402
 
 from robustbench_bytes import results as results_io  # noqa: E402
 from robustbench_bytes.cli import cli  # noqa: E402
-from test_lm_eval_bridge import DOCS, TASK_YAML, model_dir, offline  # noqa: E402,F401 (fixtures)
+from support.lm_eval_tasks import lm_eval_model, write_local_task  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("hf_offline")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return lm_eval_model(tmp_path_factory.mktemp("m"))
 
 
 @pytest.fixture
 def task(tmp_path):
-    folder = tmp_path / "task"
-    folder.mkdir()
-    data = folder / "data.jsonl"
-    data.write_text("".join(json.dumps(d) + "\n" for d in DOCS), encoding="utf-8")
-    (folder / "rb_local_mc.yaml").write_text(TASK_YAML.format(data=data), encoding="utf-8")
-    return folder
+    return write_local_task(tmp_path / "task")
 
 
 def lm_eval(model_dir, task, out, *extra, tasks="rb_local_mc"):
