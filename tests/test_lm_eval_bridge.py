@@ -61,6 +61,8 @@ def test_bridge_loglikelihoods_equal_robustbench(local_task, model_dir, noise):
 def test_model_args_string_and_registration(model_dir):
     from lm_eval.api.registry import get_model
 
+    import robustbench_bytes.lm_eval_bridge  # noqa: F401  (importing it registers the model "robustbench")
+
     cls = get_model("robustbench")
     lm = cls.create_from_arg_string(f"model={model_dir},dtype=float32,noise=uppercase,seed=2",
                                     {"batch_size": "auto", "device": "cpu"})
