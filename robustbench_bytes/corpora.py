@@ -12,7 +12,7 @@ from typing import Callable
 from robustbench_bytes import builtin_corpora
 from robustbench_bytes.corpus import Corpus, decode_utf8, read_jsonl, read_text
 from robustbench_bytes.errors import BadInput, printable
-from robustbench_bytes.plugins import Registry, guarded, type_name
+from robustbench_bytes.plugins import Registry, guarded, text_problem, type_name
 
 __all__ = ["CORPORA", "Corpus", "decode_utf8", "load_corpus", "read_text", "register_corpus", "require_text"]
 
@@ -40,12 +40,9 @@ def _corpus_problem(value) -> str | None:
     if not isinstance(value.documents, list):
         return f"a Corpus whose documents are a {type(value.documents).__name__}; expected a list of str"
     for i, doc in enumerate(value.documents):
-        if not isinstance(doc, str):
-            return f"a Corpus whose document {i} is {type_name(doc)}; expected str"
-        try:
-            doc.encode("utf-8")
-        except UnicodeEncodeError as e:
-            return f"a Corpus whose document {i} holds a lone surrogate at character {e.start}; expected valid Unicode"
+        why = text_problem(doc)
+        if why:
+            return f"a Corpus whose document {i} is {why}"
     ids = value.doc_ids
     if ids and not (isinstance(ids, list) and len(ids) == len(value.documents) and all(isinstance(d, str) for d in ids)):
         return "a Corpus whose doc_ids are not one str per document"

@@ -123,3 +123,15 @@ def type_name(value: Any) -> str:
     """How a result of the wrong type is quoted: its type and a short repr."""
     text = repr(value)
     return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def text_problem(value: Any) -> str | None:
+    """Why a plug-in's text is not text this tool can score and write (None when it is): not a str, or a str
+    holding a lone surrogate (no UTF-8 output can hold one)."""
+    if not isinstance(value, str):
+        return f"{type_name(value)}; expected str"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return f"a str holding a lone surrogate at character {e.start}; expected valid Unicode"
+    return None

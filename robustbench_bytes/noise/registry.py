@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from robustbench_bytes.plugins import Registry, guarded, instance_or_factory, type_name
+from robustbench_bytes.plugins import Registry, guarded, instance_or_factory, text_problem, type_name
 
 from . import transforms
 
@@ -86,14 +86,6 @@ MAX_CODEPOINT = 0x10FFFF
 SURROGATES = (0xD800, 0xDFFF)
 
 
-def _text_problem(value) -> str | None:
-    if not isinstance(value, str):
-        return f"{type_name(value)}; expected str"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as e:
-        return f"a str holding a lone surrogate at character {e.start}; expected valid Unicode"
-    return None
 
 
 def _codepoints_problem(value) -> str | None:
@@ -107,7 +99,7 @@ def _codepoints_problem(value) -> str | None:
 
 def _guard(noise: Noise, where: str) -> Noise:
     """An installed noise whose transform raises or returns the wrong type is one line naming it."""
-    check = _text_problem if noise.on == "text" else _codepoints_problem
+    check = text_problem if noise.on == "text" else _codepoints_problem
     return replace(noise, transform=guarded(where, noise.transform, "its transform", check))
 
 
