@@ -31,7 +31,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 import decode_speed  # noqa: E402  (bench/decode_speed.py)
-from robustbench_bytes.generate import generate  # noqa: E402
+from robustbench_bytes.generation import generate  # noqa: E402
 from robustbench_bytes.kernels.threads import use_threads  # noqa: E402
 from robustbench_bytes.models import drafter_names, load_model, zoo_dir, zoo_names  # noqa: E402
 
@@ -70,7 +70,7 @@ def pick_pair():
 
 
 def prompts(n: int, length: int = 64) -> list[str]:
-    from robustbench_bytes.corpora import load_corpus
+    from robustbench_bytes.data import load_corpus
 
     lines = [line for doc in load_corpus("kjv:test").documents for line in doc.split("\n") if len(line) >= 80]
     step = max(1, len(lines) // n)
@@ -156,7 +156,7 @@ def other_drafters(verifier, main_drafter, texts, n_bytes):
 def call_costs(verifier, drafter, repeats=30) -> dict:
     """Median CPU ms of one network call: a verifier step, verifier chunks of 4 and 12 bytes, a drafter step and
     a drafter chunk of 4 tokens, each from a saved state after a 64-byte context."""
-    from robustbench_bytes.generate_decoders import make_decoder
+    from robustbench_bytes.generation.decoders import make_decoder
 
     def median_ms(fn):
         fn()

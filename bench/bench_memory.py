@@ -45,7 +45,7 @@ def build_checkpoint(directory: Path) -> Path:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    from robustbench_bytes.corpora import load_corpus
+    from robustbench_bytes.data import load_corpus
     from robustbench_bytes.models.checkpoint import save_pretrained
     from robustbench_bytes.models.mamba import MambaConfig, MambaLM
 

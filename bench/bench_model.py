@@ -38,7 +38,7 @@ SWEEP_CHUNKS = (512, 1024, 2048, 4096, 8192)
 
 def text_bytes(n: int) -> bytes:
     """The first n bytes of the KJV (repeated if ever needed), cut to whole UTF-8 characters."""
-    from robustbench_bytes.corpora import load_corpus
+    from robustbench_bytes.data import load_corpus
 
     corpus = load_corpus("kjv")
     data = "\n".join(corpus.documents).encode("utf-8")

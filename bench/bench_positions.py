@@ -57,7 +57,9 @@ def extra_work(model, corpus) -> float:
     """CPU seconds of what recording positions adds to one scoring of `corpus` (best of REPEATS)."""
     import torch
 
-    from robustbench_bytes import positions, scoring
+    from robustbench_bytes import scoring
+
+    from robustbench_bytes.scoring import positions
 
     texts = corpus.documents
     n_bytes = [len(t.encode()) for t in texts]
@@ -95,7 +97,7 @@ def main() -> None:
     import torch
 
     from robustbench_bytes import scoring
-    from robustbench_bytes.corpora import load_corpus
+    from robustbench_bytes.data import load_corpus
     from robustbench_bytes.models import load_model
 
     corpus = load_corpus(CORPUS).limit_bytes(LIMIT_BYTES)

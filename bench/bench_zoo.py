@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from robustbench_bytes.builtin_corpora import DEFAULT_CORPUS
-from robustbench_bytes.corpora import load_corpus
+from robustbench_bytes.data.builtin import DEFAULT_CORPUS
+from robustbench_bytes.data import load_corpus
 from robustbench_bytes.models import ZOO_DIR, load_model, zoo_names
 from robustbench_bytes.scoring import score_corpus
 

@@ -90,7 +90,7 @@ def hf_model(module):
 
 def _decoder_ms(module, fused: bool, tokens: int) -> float:
     """Median wall ms of one step over `tokens` greedy steps after a short prompt."""
-    from robustbench_bytes.generate_decoders import MambaDecoder
+    from robustbench_bytes.generation.decoders import MambaDecoder
 
     dec = MambaDecoder(module, module.config.vocab_size, torch.device("cpu"), fused=fused)
     times = []

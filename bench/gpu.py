@@ -175,7 +175,7 @@ GEN_DRAFTER = {"d_model": 768, "n_layer": 24, "ssm_cfg": {}, "rms_norm": True, "
 
 def generation_part(device, new_bytes: int = 512, chunks=(1, 2, 4, 8, 16, 32), repeats: int = 10):
     """Decoding with random weights at MambaByte-972M's shape (CUDA only; None elsewhere), float32 weights:
-    plain byte decoding through robustbench_bytes.generate (one step per byte), the time of a verification chunk
+    plain byte decoding through robustbench_bytes.generation (one step per byte), the time of a verification chunk
     of L bytes resumed from a saved state against L single steps, the step of a Mamba-110M-shaped subword
     drafter, and speculative decoding end to end. Random models never agree, so the measured acceptance is ~0
     and the end-to-end speculative figure is a floor; `full_acceptance_bytes_per_second` is the ceiling
@@ -184,12 +184,12 @@ def generation_part(device, new_bytes: int = 512, chunks=(1, 2, 4, 8, 16, 32), r
         return None
     import torch
 
-    from robustbench_bytes.generate import generate
-    from robustbench_bytes.generate_decoders import make_decoder
+    from robustbench_bytes.generation import generate
+    from robustbench_bytes.generation.decoders import make_decoder
     from robustbench_bytes.models.base import LoadedModel, count_parameters
     from robustbench_bytes.models.mamba import MambaConfig, MambaLM
-    from robustbench_bytes.tokenization import ByteTokenizer, SubwordTokenizer
-    from robustbench_bytes.train_data import train_bpe
+    from robustbench_bytes.models.tokenization import ByteTokenizer, SubwordTokenizer
+    from robustbench_bytes.training.data import train_bpe
 
     def loaded(module, tokenizer, level, name):
         return LoadedModel(name=name, level=level, architecture="mamba", module=module, tokenizer=tokenizer,

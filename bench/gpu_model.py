@@ -19,7 +19,7 @@ MAMBABYTE_972M = {"d_model": 1792, "n_layer": 48, "vocab_size": 256, "ssm_cfg": 
 
 def _text(n: int) -> bytes:
     try:
-        from robustbench_bytes.corpora import load_corpus
+        from robustbench_bytes.data import load_corpus
 
         data = "\n".join(load_corpus("kjv").documents).encode("utf-8")
     except Exception:  # the corpus is a convenience; random bytes give the same speed

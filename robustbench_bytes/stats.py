@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from robustbench_bytes import metrics
+from robustbench_bytes.results import metrics
 
 DEFAULT_REPLICATES = 1000
 MAX_REPLICATES = 100_000  # the most a caller may ask for: time and memory grow with replicates x documents

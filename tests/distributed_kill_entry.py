@@ -6,7 +6,9 @@ import os
 import signal
 import time
 
-from robustbench_bytes import runs, shards
+from robustbench_bytes import runs
+
+from robustbench_bytes.results import shards
 
 _score_share = runs.score_share
 

@@ -7,7 +7,7 @@ import click
 
 from robustbench_bytes.cli import cli
 from robustbench_bytes.noise import PRESETS
-from robustbench_bytes.precision import DTYPES
+from robustbench_bytes.scoring.precision import DTYPES
 
 
 def every_command(group: click.Group = cli, prefix: str = "robustbench"):

@@ -7,7 +7,7 @@ import pytest
 from support.run_fakes import write_fake_run  # noqa: E402
 
 from robustbench_bytes.cli import cli  # noqa: E402
-from robustbench_bytes.compare import Thresholds, compare_runs  # noqa: E402
+from robustbench_bytes.gate import Thresholds, compare_runs  # noqa: E402
 from robustbench_bytes.files import read_json, write_text_atomic  # noqa: E402
 
 

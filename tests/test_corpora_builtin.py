@@ -8,9 +8,9 @@ import tarfile
 
 import pytest
 
-from robustbench_bytes import builtin_corpora as bc
-from robustbench_bytes.commands.corpora import corpora as corpora_cmd
-from robustbench_bytes.corpora import CORPORA, load_corpus
+from robustbench_bytes.data import builtin as bc
+from robustbench_bytes.cli.corpora import corpora as corpora_cmd
+from robustbench_bytes.data import CORPORA, load_corpus
 from robustbench_bytes.errors import BadInput
 
 

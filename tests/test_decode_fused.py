@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from robustbench_bytes.generate import generate
-from robustbench_bytes.generate_decoders import MambaDecoder, make_decoder
+from robustbench_bytes.generation import generate
+from robustbench_bytes.generation.decoders import MambaDecoder, make_decoder
 from robustbench_bytes.kernels import decode_cpu
 from robustbench_bytes.models.mamba import MambaConfig, MambaLM
 

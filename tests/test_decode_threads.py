@@ -11,16 +11,16 @@ import sys
 import pytest
 
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.generate import check_options
+from robustbench_bytes.generation import check_options
 
 PRELUDE = """
 import json, torch, numba
-from robustbench_bytes.generate import generate
-from robustbench_bytes.generate_decoders import make_decoder
+from robustbench_bytes.generation import generate
+from robustbench_bytes.generation.decoders import make_decoder
 from robustbench_bytes.kernels import selective_scan
 from robustbench_bytes.models.base import LoadedModel
 from robustbench_bytes.models.mamba import MambaConfig, MambaLM
-from robustbench_bytes.tokenization import ByteTokenizer
+from robustbench_bytes.models.tokenization import ByteTokenizer
 
 def scan():
     u = torch.randn(1, 64, 32)

@@ -12,9 +12,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from robustbench_bytes import scoring, shards
-from robustbench_bytes.corpus import Corpus
-from robustbench_bytes.distributed import World, plan_documents
+from robustbench_bytes import scoring
+
+from robustbench_bytes.results import shards
+from robustbench_bytes.data.corpus import Corpus
+from robustbench_bytes.runs.distributed import World, plan_documents
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.models import load_model
 from support.run_fakes import make_mamba_checkpoint
@@ -128,7 +130,7 @@ def free_port() -> int:
 
 HANGING_RANK = textwrap.dedent("""
     import sys, time
-    from robustbench_bytes.distributed import from_environment, DistributedError
+    from robustbench_bytes.runs.distributed import from_environment, DistributedError
     world, _ = from_environment("cpu", timeout=3)
     world.all_gather(world.rank, "starting")
     if world.rank == 1:

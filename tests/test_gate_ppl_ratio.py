@@ -9,7 +9,7 @@ from support.gate_fakes import listed, rewrite_documents
 from support.run_fakes import write_fake_run
 
 from robustbench_bytes.cli import cli
-from robustbench_bytes.compare import Thresholds, compare_runs
+from robustbench_bytes.gate import Thresholds, compare_runs
 
 GRID = {"clean": {"m": 2.0}, "drop:p=0.1": {"m": 2.3}, "antspeak": {"m": 3.0}}
 

@@ -15,8 +15,8 @@ from support.run_fakes import write_fake_run
 
 from robustbench_bytes import results as results_io
 from robustbench_bytes.cli import cli
-from robustbench_bytes.compare import Thresholds, compare_runs, model_key
-from robustbench_bytes.compare_tasks import compare_task_runs
+from robustbench_bytes.gate import Thresholds, compare_runs, model_key
+from robustbench_bytes.gate.tasks import compare_task_runs
 
 
 def gate(runner, *args):

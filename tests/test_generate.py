@@ -11,15 +11,15 @@ import pytest
 import torch
 
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.generate import Generation, check_options, generate
-from robustbench_bytes.generate_decoders import make_decoder
-from robustbench_bytes.generate_drafter import Drafter, split_point
-from robustbench_bytes.generate_sampling import choose, rank, ranks
-from robustbench_bytes.generate_speculative import POLICIES, DraftStats, speculative
+from robustbench_bytes.generation import Generation, check_options, generate
+from robustbench_bytes.generation.decoders import make_decoder
+from robustbench_bytes.generation.drafter import Drafter, split_point
+from robustbench_bytes.generation.sampling import choose, rank, ranks
+from robustbench_bytes.generation.speculative import POLICIES, DraftStats, speculative
 from robustbench_bytes.models.base import LoadedModel, count_parameters
 from robustbench_bytes.models.mamba import MambaConfig, MambaLM
 from robustbench_bytes.models.transformer import GPT, GPTConfig
-from robustbench_bytes.tokenization import ByteTokenizer, SubwordTokenizer
+from robustbench_bytes.models.tokenization import ByteTokenizer, SubwordTokenizer
 
 TIE = 1e-3  # a top-2 logit margin this small is a float tie: chunked and stepped rounding may order it either way
 
@@ -90,7 +90,7 @@ _BPE = {}
 
 def tiny_bpe():
     if "tok" not in _BPE:
-        from robustbench_bytes.train_data import train_bpe
+        from robustbench_bytes.training.data import train_bpe
 
         _BPE["json"] = train_bpe([TEXT] * 4, 320)
         from tokenizers import Tokenizer

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from robustbench_bytes import generate as gen
+from robustbench_bytes import generation as gen
 from robustbench_bytes.cli import cli
 from robustbench_bytes.models import checkpoint
 from test_generate import _BPE, tiny_bpe, tiny_byte_mamba, tiny_subword_mamba

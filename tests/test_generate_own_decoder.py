@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.generate import generate
-from robustbench_bytes.generate_decoders import MambaDecoder, StreamDecoder, WindowedDecoder, make_decoder
+from robustbench_bytes.generation import generate
+from robustbench_bytes.generation.decoders import MambaDecoder, StreamDecoder, WindowedDecoder, make_decoder
 from robustbench_bytes.models.base import LoadedModel
 from robustbench_bytes.models.mamba import MambaConfig, MambaLM
 from robustbench_bytes.models.transformer import GPT, GPTConfig, KVCache
-from robustbench_bytes.tokenization import ByteTokenizer
+from robustbench_bytes.models.tokenization import ByteTokenizer
 
 IDS = list(b"In the beginning was the word, and the word")
 

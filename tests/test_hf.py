@@ -7,7 +7,7 @@ transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
 from robustbench_bytes import scoring  # noqa: E402
-from robustbench_bytes.corpora import Corpus  # noqa: E402
+from robustbench_bytes.data import Corpus  # noqa: E402
 from robustbench_bytes.errors import BadInput  # noqa: E402
 from robustbench_bytes.models import load_model  # noqa: E402
 from support.hf_models import TEXT, make_tiny_gpt2  # noqa: E402

@@ -15,8 +15,8 @@ import pytest
 from support.run_fakes import write_fake_run
 
 from robustbench_bytes import report
-from robustbench_bytes.report_html import markdown_to_html
-from robustbench_bytes.report_table import ReportOptions
+from robustbench_bytes.report.html import markdown_to_html
+from robustbench_bytes.report.table import ReportOptions
 
 BPCB = {
     "clean": {"byte-m": 2.0, "bpe-m": 1.8},
@@ -67,7 +67,7 @@ def test_markdown_to_html_escapes_and_falls_back_to_data_uris(tmp_path):
 
 def test_a_link_after_bracketed_text_keeps_the_brackets(tmp_path):
     """The length section's paragraph: "[0, 64), [64, 128)" are ranges, not the start of the link."""
-    from robustbench_bytes.report_length import length_section
+    from robustbench_bytes.report.length import length_section
 
     paragraph = ("Bits per byte of the tokens ending in each byte-offset bucket of the scored (noised) text ([0, 64), "
                  "[64, 128), [128, 256), ...), against the offset. Every bucket: [length.csv](length.csv).")
@@ -79,7 +79,7 @@ def test_a_link_after_bracketed_text_keeps_the_brackets(tmp_path):
 
 
 def test_headings_get_githubs_ids_and_the_contents_link_every_section(html_report):
-    from robustbench_bytes.report_html import heading_ids
+    from robustbench_bytes.report.html import heading_ids
 
     assert heading_ids(["Leaderboard", "`drop:p=0.3` against clean", "Plots", "Plots"]) == \
         ["leaderboard", "dropp03-against-clean", "plots", "plots-1"]

@@ -77,5 +77,5 @@ def test_no_import_cycle_in_the_package():
     assert "robustbench_bytes.runs" in known and "robustbench_bytes.kernels.reference" in known
     for inside_functions in (False, True):
         graph = {name: imported(name, path, known, inside_functions) for name, path in known.items()}
-        assert graph["robustbench_bytes.tasks"] >= {"robustbench_bytes.tasks_builtin"}
+        assert graph["robustbench_bytes.tasks"] >= {"robustbench_bytes.tasks.builtin"}
         assert cycles(graph) == [], f"import cycle ({'with' if inside_functions else 'without'} function imports)"

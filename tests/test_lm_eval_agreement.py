@@ -12,7 +12,7 @@ pytest.importorskip("transformers")
 
 from robustbench_bytes.models import load_model  # noqa: E402
 from robustbench_bytes.scoring import NonFiniteScore  # noqa: E402
-from robustbench_bytes.task_scoring import NonFiniteLogLikelihood  # noqa: E402
+from robustbench_bytes.scoring.tasks import NonFiniteLogLikelihood  # noqa: E402
 from support.hf_models import make_tiny_gpt2  # noqa: E402
 from support.run_fakes import make_mamba_checkpoint  # noqa: E402
 
@@ -36,7 +36,7 @@ def gpt2(tmp_path_factory):
 def test_per_choice_loglikelihoods_equal_lm_evals_hf_model(gpt2, add_bos_token):
     from lm_eval.models.huggingface import HFLM
 
-    from robustbench_bytes.lm_eval_bridge import RobustbenchLM
+    from robustbench_bytes.integrations.lm_eval import RobustbenchLM
 
     args = {} if add_bos_token is None else {"add_bos_token": add_bos_token}
     theirs = HFLM(pretrained=str(gpt2), device="cpu", batch_size=1, **args).loglikelihood(requests(PAIRS))
@@ -51,7 +51,7 @@ def test_per_choice_loglikelihoods_equal_lm_evals_hf_model(gpt2, add_bos_token):
 
 
 def test_a_nan_model_is_refused_not_scored(tmp_path):
-    from robustbench_bytes.lm_eval_bridge import RobustbenchLM
+    from robustbench_bytes.integrations.lm_eval import RobustbenchLM
 
     model = load_model(str(make_mamba_checkpoint(tmp_path / "nan", head_scale=math.nan)))
     bridge = RobustbenchLM(loaded=model)
@@ -63,7 +63,7 @@ def test_a_nan_model_is_refused_not_scored(tmp_path):
 
 def test_a_bad_add_bos_token_is_one_line():
     from robustbench_bytes.errors import BadInput
-    from robustbench_bytes.lm_eval_bridge import RobustbenchLM
+    from robustbench_bytes.integrations.lm_eval import RobustbenchLM
 
     with pytest.raises(BadInput, match="add_bos_token='maybe'"):
         RobustbenchLM(model="mambabyte-kjv-shakespeare", add_bos_token="maybe")

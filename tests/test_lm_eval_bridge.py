@@ -14,7 +14,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from robustbench_bytes.cli import cli  # noqa: E402
 from robustbench_bytes.models import load_model  # noqa: E402
-from robustbench_bytes.task_scoring import score_task  # noqa: E402
+from robustbench_bytes.scoring.tasks import score_task  # noqa: E402
 from robustbench_bytes.tasks import Task, TaskItem  # noqa: E402
 from support.lm_eval_tasks import DOCS, lm_eval_model, write_local_task  # noqa: E402
 
@@ -43,7 +43,7 @@ def test_bridge_loglikelihoods_equal_robustbench(local_task, model_dir, noise):
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    from robustbench_bytes.lm_eval_bridge import RobustbenchLM
+    from robustbench_bytes.integrations.lm_eval import RobustbenchLM
 
     model = load_model(model_dir)
     lm = RobustbenchLM(loaded=model, noise=noise, seed=3, batch_size=4)
@@ -61,7 +61,7 @@ def test_bridge_loglikelihoods_equal_robustbench(local_task, model_dir, noise):
 def test_model_args_string_and_registration(model_dir):
     from lm_eval.api.registry import get_model
 
-    import robustbench_bytes.lm_eval_bridge  # noqa: F401  (importing it registers the model "robustbench")
+    import robustbench_bytes.integrations.lm_eval  # noqa: F401  (importing it registers the model "robustbench")
 
     cls = get_model("robustbench")
     lm = cls.create_from_arg_string(f"model={model_dir},dtype=float32,noise=uppercase,seed=2",

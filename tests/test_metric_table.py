@@ -13,13 +13,13 @@ import pytest
 
 from support.run_fakes import make_mamba_checkpoint, write_tiny_corpus
 
-from robustbench_bytes import metrics
+from robustbench_bytes.results import metrics
 from robustbench_bytes import results as results_io
 from robustbench_bytes.cli import cli
 from robustbench_bytes.formatting import format_bits
 from robustbench_bytes.report import document_columns, write_report
-from robustbench_bytes.report_table import ReportOptions, csv_columns
-from robustbench_bytes.result_schema import derived_metrics
+from robustbench_bytes.report.table import ReportOptions, csv_columns
+from robustbench_bytes.results.schema import derived_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 NOISES = ("clean", "drop:p=0.3")

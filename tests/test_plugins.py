@@ -14,7 +14,7 @@ from support.run_fakes import make_mamba_checkpoint
 
 PLUGIN = '''
 """A vowel-dropping noise and a two-document corpus, shipped by a third-party package."""
-from robustbench_bytes.corpus import Corpus
+from robustbench_bytes.data.corpus import Corpus
 from robustbench_bytes.noise import Noise, Param
 
 
@@ -99,7 +99,7 @@ import torch
 
 from robustbench_bytes.models.base import LoadedModel
 from robustbench_bytes.models.resolve import ModelSource, ResolvedModel
-from robustbench_bytes.tokenization import ByteTokenizer
+from robustbench_bytes.models.tokenization import ByteTokenizer
 
 PATTERN = b"plug-in "
 

@@ -9,12 +9,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from robustbench_bytes import positions, scoring
-from robustbench_bytes.corpora import Corpus
+from robustbench_bytes import scoring
+
+from robustbench_bytes.scoring import positions
+from robustbench_bytes.data import Corpus
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.models.transformer import GPT, GPTConfig
-from robustbench_bytes.result_schema import CellResult, DocumentRecord, check_consistent, derived_metrics
-from robustbench_bytes.tokenization import ByteTokenizer, SubwordTokenizer
+from robustbench_bytes.results.schema import CellResult, DocumentRecord, check_consistent, derived_metrics
+from robustbench_bytes.models.tokenization import ByteTokenizer, SubwordTokenizer
 from support.run_fakes import in_memory_model
 
 
@@ -289,7 +291,7 @@ def test_declared_train_length_from_config_json():
 
 
 def test_decode_length_differences_serve_tokenizers_without_offsets():
-    from robustbench_bytes.tokenization import byte_lengths_by_decoding
+    from robustbench_bytes.models.tokenization import byte_lengths_by_decoding
 
     pieces = {0: "\u2581In", 1: "\u2581the", 2: "\u2581\u00e9t\u00e9", 3: "!"}
 

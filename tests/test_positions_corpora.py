@@ -4,9 +4,9 @@ import json
 
 from click.testing import CliRunner
 
-from robustbench_bytes import builtin_corpora as bc
-from robustbench_bytes.commands.corpora import corpora as corpora_cmd
-from robustbench_bytes.corpora import load_corpus
+from robustbench_bytes.data import builtin as bc
+from robustbench_bytes.cli.corpora import corpora as corpora_cmd
+from robustbench_bytes.data import load_corpus
 
 
 def test_the_long_slice_holds_the_whole_long_test_books():

@@ -10,9 +10,11 @@ from click.testing import CliRunner
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
-from robustbench_bytes import positions, scoring  # noqa: E402
+from robustbench_bytes import scoring  # noqa: E402
+
+from robustbench_bytes.scoring import positions
 from robustbench_bytes.cli import cli  # noqa: E402
-from robustbench_bytes.corpora import Corpus  # noqa: E402
+from robustbench_bytes.data import Corpus  # noqa: E402
 from robustbench_bytes.errors import BadInput  # noqa: E402
 from robustbench_bytes.models import load_model  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""The report's length section (report_length.py): curves from the cells' positions, the 1x..16x table, the
+"""The report's length section (report/length.py): curves from the cells' positions, the 1x..16x table, the
 plots and length.csv; runs without positions give no section."""
 
 import csv
@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from support.run_fakes import make_mamba_checkpoint, write_fake_run, write_tiny_corpus
 
-from robustbench_bytes import report_length
+from robustbench_bytes.report import length as report_length
 from robustbench_bytes import results as results_io
 from robustbench_bytes.cli import cli
 from robustbench_bytes.report import ReportOptions, write_report
@@ -80,7 +80,7 @@ def test_the_report_reads_leaderboard_noises_perplexity_accuracy_then_length(len
     from test_tasks_report import write_task_cells
 
     from robustbench_bytes import noise
-    from robustbench_bytes.corpora import load_corpus
+    from robustbench_bytes.data import load_corpus
 
     run = tmp_path / "run"
     shutil.copytree(length_run, run)

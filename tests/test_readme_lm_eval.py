@@ -15,7 +15,7 @@ pytest.importorskip("lm_eval")
 from click.testing import CliRunner  # noqa: E402
 
 from robustbench_bytes.cli import cli  # noqa: E402
-from robustbench_bytes.task import Task, write_task_file  # noqa: E402
+from robustbench_bytes.tasks.task import Task, write_task_file  # noqa: E402
 from robustbench_bytes.tasks import resolve_task  # noqa: E402
 
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -10,12 +10,13 @@ import math
 import pytest
 
 from robustbench_bytes import results as results_io
-from robustbench_bytes import runs, tasks_io
-from robustbench_bytes.corpora import load_corpus
+from robustbench_bytes import runs
+from robustbench_bytes.results import tasks_io
+from robustbench_bytes.data import load_corpus
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.grid import check_out_dir
+from robustbench_bytes.runs.grid import check_out_dir
 from robustbench_bytes.noise import NOISES, Noise, Param, register_noise
-from robustbench_bytes.task_runs import TaskRunOptions, build_task_grid, execute_tasks
+from robustbench_bytes.runs.tasks import TaskRunOptions, build_task_grid, execute_tasks
 from robustbench_bytes.tasks import load_task_file
 from support.run_fakes import make_mamba_checkpoint, write_tiny_corpus
 from test_tasks_runs import write_task

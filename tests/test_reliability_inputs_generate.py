@@ -7,7 +7,7 @@ import torch
 
 from support.cli_assertions import assert_one_line_error
 from robustbench_bytes.cli import cli
-from robustbench_bytes.generate_sampling import choose
+from robustbench_bytes.generation.sampling import choose
 
 
 @pytest.mark.parametrize("option,value", [

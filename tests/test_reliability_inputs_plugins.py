@@ -10,7 +10,7 @@ import pytest
 
 from support.cli_assertions import assert_one_line_error
 from robustbench_bytes.cli import cli
-from robustbench_bytes.corpora import CORPORA
+from robustbench_bytes.data import CORPORA
 from robustbench_bytes.models.resolve import MODEL_SOURCES
 from robustbench_bytes.noise import NOISES
 from robustbench_bytes.tasks import TASKS
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robustbench_bytes.corpus import Corpus
+from robustbench_bytes.data.corpus import Corpus
 from robustbench_bytes.models.resolve import ModelSource, ResolvedModel
 from robustbench_bytes.noise import Noise
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from support.cli_assertions import assert_one_line_error
-from robustbench_bytes import train as train_module
+from robustbench_bytes import training as train_module
 from robustbench_bytes.cli import cli
 from robustbench_bytes.errors import BadInput, RunFailed
 from robustbench_bytes.files import check_output_dir, sha256_file
-from robustbench_bytes.train import TrainConfig, check_publishable, train
+from robustbench_bytes.training import TrainConfig, check_publishable, train
 
 TINY = {"name": "x", "model": {"architecture": "mamba", "config": {"d_model": 8, "n_layer": 1}},
         "tokenizer": {"type": "bytes"}, "data": {"train": ["kjv:validation"], "validation": [], "test": []},

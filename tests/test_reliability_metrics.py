@@ -9,7 +9,7 @@ import pytest
 from support.run_fakes import make_mamba_checkpoint
 
 from robustbench_bytes.cli import cli
-from robustbench_bytes.result_schema import derived_metrics
+from robustbench_bytes.results.schema import derived_metrics
 
 FEW_SPACES = {
     "chinese": "天地玄黄宇宙洪荒日月盈昃辰宿列张寒来暑往秋收冬藏闰余成岁律吕调阳" * 40,

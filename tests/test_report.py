@@ -9,7 +9,10 @@ import pytest
 from support.run_fakes import write_fake_run  # noqa: E402
 
 from robustbench_bytes.cli import cli  # noqa: E402
-from robustbench_bytes import formatting, metrics, report, report_plots, report_text  # noqa: E402
+from robustbench_bytes import formatting, report  # noqa: E402
+from robustbench_bytes.results import metrics
+from robustbench_bytes.report import plots as report_plots
+from robustbench_bytes.report import text as report_text
 
 BPCB = {
     "clean": {"mamba-a": 1.9, "gpt-b": 2.1},

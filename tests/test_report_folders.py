@@ -16,7 +16,7 @@ import pytest
 from support.run_fakes import write_fake_run
 from test_tasks_report import write_task_cells
 
-from robustbench_bytes import tasks_io
+from robustbench_bytes.results import tasks_io
 from robustbench_bytes.cli import cli
 from robustbench_bytes.report import REPORT_MANIFEST
 

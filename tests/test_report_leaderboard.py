@@ -10,10 +10,14 @@ import pytest
 from support.run_fakes import write_fake_run
 from test_tasks_report import write_task_cells
 
-from robustbench_bytes import report, report_plots, report_text
+from robustbench_bytes import report
+
+from robustbench_bytes.report import plots as report_plots
+
+from robustbench_bytes.report import text as report_text
 from robustbench_bytes.cli import cli
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.report_table import FEW_DOCUMENTS, ReportOptions
+from robustbench_bytes.report.table import FEW_DOCUMENTS, ReportOptions
 
 # the byte model degrades less under every noise: it must rank first
 BPCB = {
@@ -93,8 +97,8 @@ def test_a_failed_noise_leaves_the_model_unranked_and_says_why(tmp_path):
 
 def test_task_leaderboard_ranks_by_mean_noised_accuracy_with_toksuite_relative_drop(tmp_path):
     from robustbench_bytes import results as results_io
-    from robustbench_bytes import tasks_io
-    from robustbench_bytes.report_tasks import build_task_tables
+    from robustbench_bytes.results import tasks_io
+    from robustbench_bytes.report.tasks import build_task_tables
 
     out = tmp_path / "run"
     results_io.write_results(out, [])

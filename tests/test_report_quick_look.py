@@ -9,7 +9,7 @@ import pytest
 from support.run_fakes import write_tiny_corpus
 
 from robustbench_bytes.cli import cli
-from robustbench_bytes.corpus import Corpus
+from robustbench_bytes.data.corpus import Corpus
 
 
 def test_corpus_cuts():

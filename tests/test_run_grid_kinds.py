@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from support.cli_assertions import assert_one_line_error
-from robustbench_bytes import grid
+from robustbench_bytes.runs import grid
 from robustbench_bytes.cli import cli
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.runs import PerplexityCells
-from robustbench_bytes.task_runs import TaskCells
+from robustbench_bytes.runs.tasks import TaskCells
 from support.run_fakes import make_mamba_checkpoint
 
 
@@ -47,8 +47,8 @@ def test_run_task_under_torchrun_is_one_line(files, tmp_path, monkeypatch):
 
 
 def test_the_executor_refuses_a_distributed_world_for_a_kind_scored_whole(files, tmp_path):
-    from robustbench_bytes.distributed import World
-    from robustbench_bytes.task_runs import TaskRunOptions, build_task_grid
+    from robustbench_bytes.runs.distributed import World
+    from robustbench_bytes.runs.tasks import TaskRunOptions, build_task_grid
     from robustbench_bytes.tasks import load_task_file
 
     cells = build_task_grid([files["model"]], [files["task"]], [], [0])

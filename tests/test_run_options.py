@@ -8,7 +8,7 @@ import json
 import pytest
 
 from robustbench_bytes.cli import cli
-from robustbench_bytes.commands.run import ONLY_FOR, run
+from robustbench_bytes.cli.run import ONLY_FOR, run
 from support.run_fakes import make_mamba_checkpoint, write_tiny_corpus
 
 # options that every run uses, and how a test sees that a task run applied them (None: not observable per cell)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from robustbench_bytes import scoring
-from robustbench_bytes.corpora import Corpus
+from robustbench_bytes.data import Corpus
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.models.transformer import GPT, GPTConfig
 from support.run_fakes import in_memory_model
@@ -163,7 +163,7 @@ def test_metric_identities():
 
 
 def test_metrics_with_zero_denominators_are_none():
-    from robustbench_bytes.result_schema import derived_metrics
+    from robustbench_bytes.results.schema import derived_metrics
 
     values, undefined = derived_metrics(0.0, 0, 0, 0)
     assert values == {"bits_per_byte": None, "bits_per_clean_byte": None, "word_perplexity": None,

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 from click.testing import CliRunner
 
-from robustbench_bytes import tasks_io
+from robustbench_bytes.results import tasks_io
 from robustbench_bytes.cli import cli
-from robustbench_bytes.result_schema import ItemRecord, TaskResult
-from robustbench_bytes.task_scoring import accuracies
+from robustbench_bytes.results.schema import ItemRecord, TaskResult
+from robustbench_bytes.scoring.tasks import accuracies
 from support.run_fakes import quiet_env, write_fake_run
 
 

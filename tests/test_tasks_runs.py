@@ -8,11 +8,11 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from robustbench_bytes import tasks_io
+from robustbench_bytes.results import tasks_io
 from robustbench_bytes.cli import cli
-from robustbench_bytes.task_runs import TaskRunOptions, build_task_grid, execute_tasks
+from robustbench_bytes.runs.tasks import TaskRunOptions, build_task_grid, execute_tasks
 from robustbench_bytes.tasks import load_task_file
-from robustbench_bytes.tasks_builtin import make_task
+from robustbench_bytes.tasks.builtin import make_task
 from support.run_fakes import make_mamba_checkpoint
 
 

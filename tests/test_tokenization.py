@@ -6,7 +6,7 @@ import pytest
 from tokenizers import ByteLevelBPETokenizer, Tokenizer, models, pre_tokenizers
 
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.tokenization import ByteTokenizer, SubwordTokenizer, load_tokenizer
+from robustbench_bytes.models.tokenization import ByteTokenizer, SubwordTokenizer, load_tokenizer
 
 TEXT = "Whan that Aprill\nwith his shoures soote —\r\nthe droghte of March"
 

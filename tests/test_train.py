@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from robustbench_bytes.cli import cli
-from robustbench_bytes.train import TrainConfig, lr_at, train
+from robustbench_bytes.training import TrainConfig, lr_at, train
 
 ESTHER = {"train": ["kjv:validation"], "validation": ["kjv:validation"], "test": []}
 
@@ -76,7 +76,7 @@ def test_training_lowers_the_loss_and_writes_a_loadable_model(tmp_path):
     card = (out / "MODEL_CARD.md").read_text()
     assert f"{result.parameters:,}" in card and "validation bits per byte" in card
 
-    from robustbench_bytes.corpora import load_corpus
+    from robustbench_bytes.data import load_corpus
     from robustbench_bytes.models import load_model
     from robustbench_bytes.scoring import score_corpus
 
@@ -145,7 +145,7 @@ def test_training_threads_do_not_leak_into_the_caller():
     import numba
     import torch
 
-    from robustbench_bytes.train import threads
+    from robustbench_bytes.training import threads
 
     before = torch.get_num_threads(), numba.get_num_threads()
     target = 1 if before[0] != 1 else 2

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from robustbench_bytes.models import ZOO_DIR
-from robustbench_bytes.train import TrainConfig
+from robustbench_bytes.training import TrainConfig
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs" / "zoo").glob("*.json"))
 
@@ -71,7 +71,7 @@ def test_a_trained_directory_has_a_hugging_face_card_and_still_loads(tmp_path):
     from test_train import ESTHER, tiny
 
     from robustbench_bytes.models import load_model
-    from robustbench_bytes.train import train
+    from robustbench_bytes.training import train
 
     cfg = tiny("mamba", "bytes", steps=2, eval_every=2, checkpoint_every=2, eval_bytes=300,
                data={**ESTHER, "test": ["kjv:validation"]})

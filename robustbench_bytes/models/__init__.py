@@ -156,7 +156,7 @@ def _load_gpt(opened) -> torch.nn.Module:
 
 def _tokenizer(directory: Path, config: dict):
     """The directory's tokenizer; its options come from config.json's "robustbench" object (tokenization.py)."""
-    from robustbench_bytes.tokenization import load_tokenizer
+    from robustbench_bytes.models.tokenization import load_tokenizer
 
     tokenizer = load_tokenizer(directory, config["vocab_size"], config)
     try:

@@ -59,7 +59,7 @@ class LoadedModel:
     vocab_size: int | None = None  # width of the logits (padded vocabulary); sizes batches to bound memory
     resolved: Any = None  # models.resolve.ResolvedModel
     spec: str = ""  # the model as the user named it
-    # its incremental decoder for generation: decoder(model, **options) -> an object with generate_decoders.py's
+    # its incremental decoder for generation: decoder(model, **options) -> an object with generation/decoders.py's
     # interface (prefill, feed, step, save, restore, calls). None: the network's own
     # `make_decoder(vocab_size, device, **options)` when it has one, else a decoder built on `stream` / `window`.
     decoder: Callable | None = None
@@ -84,7 +84,7 @@ class LoadedModel:
         own = getattr(self.module, "make_decoder", None)
         if callable(own):
             return own(self.tokenizer.vocab_size, self.device, **options)
-        from robustbench_bytes.generate_decoders import scoring_decoder
+        from robustbench_bytes.generation.decoders import scoring_decoder
 
         return scoring_decoder(self, **options)
 

