@@ -20,8 +20,9 @@ import numpy as np
 from robustbench_bytes import stats
 
 from robustbench_bytes.results import tasks_io
-from robustbench_bytes.gate import (Thresholds, check_failed_cell_name, check_json, check_types, gate_exit_code,
-                                       model_column, model_key, pair_by_model, refuse, stored_problem, verdict_text)
+from robustbench_bytes.gate import (Thresholds, check_json, gate_exit_code, model_column, model_key, pair_by_model,
+                                    verdict_text)
+from robustbench_bytes.gate.stored import check_failed_cell_name, check_types, refuse, stored_problem
 from robustbench_bytes.errors import NotComparable
 from robustbench_bytes.formatting import format_accuracy, format_interval, format_signed
 from robustbench_bytes.results.schema import TASKS_FILE
