@@ -44,21 +44,22 @@ def exclusive_lock(path: Path | str, busy: Callable[[], Exception] | None = None
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def read_bytes(path: Path, what: str = "file") -> bytes:
+    """The file's bytes; BadInput naming it when it is missing, a directory or unreadable."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise BadInput(f"{path}: no such {what}") from None
+    except IsADirectoryError:
+        raise BadInput(f"{path}: is a directory, expected a {what}") from None
+    except OSError as e:
+        raise BadInput(f"{path}: cannot read ({e.strerror})") from None
+
+
 def read_json(path: Path | str, expected: str = "") -> Any:
     """A JSON file's value; BadInput naming the file when missing, unreadable, not valid UTF-8 or not JSON
     that parses whole (see parse_json). `expected`: what the file should hold, quoted in the error."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInput(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise BadInput(f"{path}: is a directory; expected a JSON file") from None
-    except UnicodeDecodeError as e:
-        raise BadInput(f"{path}: not valid UTF-8 at byte offset {e.start}{_expecting(expected)}") from None
-    except OSError as e:
-        raise BadInput(f"{path}: cannot read ({e.strerror}){_expecting(expected)}") from None
-    return parse_json(text, str(path), expected)
+    return parse_json(read_bytes(Path(path), "JSON file"), str(path), expected)
 
 
 # a \uXXXX escape of a surrogate: the only way a JSON text can hold a lone one

@@ -28,7 +28,8 @@ def _prompt(prompt, prompt_file) -> str:
         raise click.UsageError("missing --prompt TEXT or --prompt-file FILE")
     if prompt is not None:
         return prompt
-    from robustbench_bytes.data.corpus import decode_utf8, read_bytes
+    from robustbench_bytes.data.corpus import decode_utf8
+    from robustbench_bytes.files import read_bytes
     from robustbench_bytes.errors import BadInput
 
     if prompt_file == "-":

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from robustbench_bytes.errors import BadInput
+from robustbench_bytes.files import read_bytes
 
 
 @dataclass(frozen=True)
@@ -82,18 +83,6 @@ def decode_utf8(data: bytes, where: str, errors: str = "strict") -> str:
     except UnicodeDecodeError as e:
         raise BadInput(f"{where}: not valid UTF-8 at byte offset {e.start} "
                        f"(byte 0x{data[e.start]:02x})") from None
-
-
-def read_bytes(path: Path, what: str = "file") -> bytes:
-    """The file's bytes; BadInput naming it when it is missing, a directory or unreadable."""
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise BadInput(f"{path}: no such {what}") from None
-    except IsADirectoryError:
-        raise BadInput(f"{path}: is a directory, expected a {what}") from None
-    except OSError as e:
-        raise BadInput(f"{path}: cannot read ({e.strerror})") from None
 
 
 def read_text(path: Path, errors: str = "strict") -> str:

@@ -150,18 +150,12 @@ class PairResult:
         return f"{self.model} / {self.noise} / seed {self.seed}"
 
 
-@dataclass
-class Comparison:
-    baseline: Path
-    candidate: Path
-    pairs: list[PairResult]
-    thresholds: Thresholds
-    by_model: bool
-    only_baseline: list[str] = field(default_factory=list)  # cells the candidate run lacks
-    only_candidate: list[str] = field(default_factory=list)
+class Verdicts:
+    """What a comparison of either kind (cells, task cells) concludes from its pairs (each with a `verdict`, a
+    `name` and `reasons`), the baseline cells the candidate lacks and its thresholds."""
 
     @property
-    def regressions(self) -> list[PairResult]:
+    def regressions(self) -> list:
         return [p for p in self.pairs if p.verdict == "regressed"]
 
     @property
@@ -178,13 +172,22 @@ class Comparison:
     def empty(self) -> bool:
         return not self.pairs and not self.only_baseline
 
+
+@dataclass
+class Comparison(Verdicts):
+    baseline: Path
+    candidate: Path
+    pairs: list[PairResult]
+    thresholds: Thresholds
+    by_model: bool
+    only_baseline: list[str] = field(default_factory=list)  # cells the candidate run lacks
+    only_candidate: list[str] = field(default_factory=list)
+
     def records(self) -> list[dict]:
         return pair_records(self)
 
     def markdown(self) -> str:
         return markdown(self)
-
-
 
 
 def _corpus_id(result: CellResult, manifest: dict) -> str:

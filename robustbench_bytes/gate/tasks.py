@@ -20,7 +20,7 @@ import numpy as np
 from robustbench_bytes import stats
 
 from robustbench_bytes.results import tasks_io
-from robustbench_bytes.gate import (Thresholds, check_json, gate_exit_code, model_column, model_key, pair_by_model,
+from robustbench_bytes.gate import (Thresholds, Verdicts, check_json, model_column, model_key, pair_by_model,
                                     verdict_text)
 from robustbench_bytes.gate.stored import check_failed_cell_name, check_types, refuse, stored_problem
 from robustbench_bytes.errors import NotComparable
@@ -51,27 +51,10 @@ class TaskPair:
 
 
 @dataclass
-class TaskComparison:
+class TaskComparison(Verdicts):
     pairs: list[TaskPair]
     thresholds: Thresholds
     only_baseline: list[str] = field(default_factory=list)
-
-    @property
-    def regressions(self) -> list[TaskPair]:
-        return [p for p in self.pairs if p.verdict == "regressed"]
-
-    @property
-    def gaps(self) -> list[str]:
-        return ([f"{c} (missing from the candidate)" for c in self.only_baseline]
-                + [f"{p.name} ({'; '.join(p.reasons)})" for p in self.pairs if p.verdict == "not compared"])
-
-    @property
-    def exit_code(self) -> int:
-        return gate_exit_code(bool(self.regressions), bool(self.gaps), self.thresholds.allow_missing)
-
-    @property
-    def empty(self) -> bool:
-        return not self.pairs and not self.only_baseline
 
     def records(self) -> list[dict]:
         return task_records(self)
