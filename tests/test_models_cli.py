@@ -108,14 +108,17 @@ def test_model_type_alone_does_not_claim_a_hugging_face_folder(tmp_path):
 
 def config_reads(monkeypatch, directory: Path) -> list:
     """Every read of directory/config.json through pathlib, whoever reads it (the loader, the tokenizer)."""
-    reads, read_text, config = [], Path.read_text, directory / "config.json"
+    reads, config = [], directory / "config.json"
 
-    def counting_read_text(self, *args, **kwargs):
-        if self == config:
-            reads.append(self)
-        return read_text(self, *args, **kwargs)
+    def counting(read):
+        def counted(self, *args, **kwargs):
+            if self == config:
+                reads.append(self)
+            return read(self, *args, **kwargs)
+        return counted
 
-    monkeypatch.setattr(Path, "read_text", counting_read_text)
+    for name in ("read_text", "read_bytes"):
+        monkeypatch.setattr(Path, name, counting(getattr(Path, name)))
     return reads
 
 
