@@ -3,33 +3,12 @@ install step as a pip dry run against this clone, so the test changes no environ
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from support.docs_ci import ROOT, bash, workflow_steps
 from support.run_fakes import make_mamba_checkpoint
-
-yaml = pytest.importorskip("yaml")
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def workflow_steps() -> dict[str, str]:
-    text = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
-    block = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
-    steps = yaml.safe_load(block)["jobs"]["gate"]["steps"]
-    return {step["name"]: step["run"] for step in steps if "run" in step}
-
-
-def bash(script: str, cwd: Path, **env) -> subprocess.CompletedProcess:
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
-    return subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=cwd, capture_output=True, text=True,
-                          env=dict(os.environ, PATH=path, **env), timeout=600)
 
 
 @pytest.mark.slow

@@ -13,15 +13,8 @@ from robustbench_bytes.cli import cli
 from robustbench_bytes.runs.tasks import TaskRunOptions, build_task_grid, execute_tasks
 from robustbench_bytes.tasks import load_task_file
 from robustbench_bytes.tasks.builtin import make_task
+from support.task_cells import write_task
 from support.run_fakes import make_mamba_checkpoint
-
-
-def write_task(path, n=10, shift=0):
-    with open(path, "w", encoding="utf-8") as f:
-        for i in range(n):
-            f.write(json.dumps({"context": f"Verse {i + shift} says that the", "label": i % 3,
-                                "choices": [" lamb", " lion is here", " end"]}) + "\n")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from test_docs_ci import ROOT, bash, workflow_steps
-from test_gate_outputs import check_junit
+from support.docs_ci import ROOT, bash, workflow_steps
+from support.junit import check_junit
 from support.run_fakes import write_fake_run
 
 yaml = pytest.importorskip("yaml")

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from support.train_configs import ESTHER, tiny
+
 from robustbench_bytes.models import ZOO_DIR
 from robustbench_bytes.training import TrainConfig
 
-CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs" / "zoo").glob("*.json"))
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs" / "zoo").glob("*.json"))
 
 
 def test_zoo_has_byte_and_subword_models_under_30_mb():
@@ -68,8 +70,6 @@ def front_matter(card: str) -> dict:
 
 
 def test_a_trained_directory_has_a_hugging_face_card_and_still_loads(tmp_path):
-    from test_train import ESTHER, tiny
-
     from robustbench_bytes.models import load_model
     from robustbench_bytes.training import train
 
@@ -89,7 +89,7 @@ def test_a_trained_directory_has_a_hugging_face_card_and_still_loads(tmp_path):
     assert model.architecture == "mamba" and model.level == "byte"
 
 
-DRAFTER_CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs" / "zoo" / "drafters").glob("*.json"))
+DRAFTER_CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs" / "zoo" / "drafters").glob("*.json"))
 
 
 @pytest.mark.parametrize("path", DRAFTER_CONFIGS, ids=[p.stem for p in DRAFTER_CONFIGS])

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from support.task_cells import write_task_cells
 from support.run_fakes import make_mamba_checkpoint, write_fake_run, write_tiny_corpus
 
 from robustbench_bytes.report import length as report_length
@@ -76,8 +77,6 @@ def test_runs_without_positions_give_no_length_section(tmp_path):
 
 def test_the_report_reads_leaderboard_noises_perplexity_accuracy_then_length(length_run, tmp_path):
     import shutil
-
-    from test_tasks_report import write_task_cells
 
     from robustbench_bytes import noise
     from robustbench_bytes.data import load_corpus

@@ -8,7 +8,7 @@ import pytest
 from robustbench_bytes import generation as gen
 from robustbench_bytes.cli import cli
 from robustbench_bytes.models import checkpoint
-from test_generate import _BPE, tiny_bpe, tiny_byte_mamba, tiny_subword_mamba
+from support.tiny_decoders import BPE, tiny_bpe, tiny_byte_mamba, tiny_subword_mamba
 
 from click.testing import CliRunner
 
@@ -26,7 +26,7 @@ def subword_dir(tmp_path_factory):
     tiny_bpe()
     model = tiny_subword_mamba()
     folder = tmp_path_factory.mktemp("subword")
-    checkpoint.save_pretrained(model.module, folder, model.module.config.to_dict(), tokenizer_json=_BPE["json"])
+    checkpoint.save_pretrained(model.module, folder, model.module.config.to_dict(), tokenizer_json=BPE["json"])
     return str(folder)
 
 

@@ -16,7 +16,7 @@ import subprocess
 import pytest
 
 from support.run_fakes import write_fake_run
-from test_tasks_report import write_task_cells
+from support.task_cells import write_task_cells
 
 from robustbench_bytes import report
 from robustbench_bytes.report.table import ReportOptions

@@ -18,7 +18,7 @@ from robustbench_bytes.cli import cli  # noqa: E402
 from robustbench_bytes.tasks.task import Task, write_task_file  # noqa: E402
 from robustbench_bytes.tasks import resolve_task  # noqa: E402
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def readme_example() -> tuple[str, list[str]]:

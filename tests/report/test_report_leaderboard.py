@@ -8,7 +8,7 @@ import math
 import pytest
 
 from support.run_fakes import write_fake_run
-from test_tasks_report import write_task_cells
+from support.task_cells import write_task_cells
 
 from robustbench_bytes import report
 

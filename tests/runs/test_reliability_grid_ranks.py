@@ -13,7 +13,7 @@ import pytest
 
 from robustbench_bytes.cli import cli
 from robustbench_bytes.runs.distributed import plan_disagreement, plan_fingerprint
-from test_distributed import free_port
+from support.distributed import free_port
 from support.run_fakes import make_mamba_checkpoint, write_tiny_corpus
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from support.run_fakes import write_fake_run
-from test_tasks_report import write_task_cells
+from support.task_cells import write_task_cells
 
 from robustbench_bytes.results import tasks_io
 from robustbench_bytes.cli import cli

@@ -1,7 +1,7 @@
-"""Regenerate tests/golden/noise_golden.json: every noise and preset applied to noise_input.txt at seed 0.
+"""Regenerate tests/noise/golden/noise_golden.json: every noise and preset applied to noise_input.txt at seed 0.
 
 Run only when a change of the random streams is intended (it changes every noised number):
-    .venv/bin/python tests/golden/make_golden.py
+    .venv/bin/python tests/noise/golden/make_golden.py
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from robustbench_bytes.report import document_columns, write_report
 from robustbench_bytes.report.table import ReportOptions, csv_columns
 from robustbench_bytes.results.schema import derived_metrics
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOISES = ("clean", "drop:p=0.3")
 
 

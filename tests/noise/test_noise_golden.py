@@ -1,5 +1,5 @@
 """Golden files: the output of every noise and preset on a fixed multilingual text at seed 0. A change of
-any random stream or definition fails here; regenerate with tests/golden/make_golden.py only on purpose."""
+any random stream or definition fails here; regenerate with tests/noise/golden/make_golden.py only on purpose."""
 
 import json
 from pathlib import Path

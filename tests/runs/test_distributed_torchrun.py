@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_distributed import DOCS
+from support.distributed import DOCS, write_models
 
 pytestmark = pytest.mark.slow  # each launch starts 3-4 Python processes that import torch
 
@@ -69,14 +69,12 @@ def assert_same_run(expected_dir: Path, got_dir: Path):
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from test_distributed import models
-
     root = tmp_path_factory.mktemp("torchrun")
     corpus = root / "corpus"
     corpus.mkdir()
     for i, doc in enumerate(DOCS):
         (corpus / f"doc{i:02d}.txt").write_text(doc, encoding="utf-8")
-    return {"root": root, "corpus": corpus, **models.__wrapped__(tmp_path_factory)}
+    return {"root": root, "corpus": corpus, **write_models(root)}
 
 
 def grid(world, out, *extra):

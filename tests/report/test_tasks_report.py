@@ -3,28 +3,11 @@ paired accuracy gate (--max-acc-drop) and its exit codes, and run directories wi
 
 from __future__ import annotations
 
-import numpy as np
 from click.testing import CliRunner
 
-from robustbench_bytes.results import tasks_io
 from robustbench_bytes.cli import cli
-from robustbench_bytes.results.schema import ItemRecord, TaskResult
-from robustbench_bytes.scoring.tasks import accuracies
+from support.task_cells import write_task_cells
 from support.run_fakes import quiet_env, write_fake_run
-
-
-def write_task_cells(out, accuracy: dict[str, float], n=200, seed=0, model="m"):
-    rng = np.random.default_rng(seed)
-    results = []
-    for noise, acc in accuracy.items():
-        right = rng.random(n) < acc
-        items = [ItemRecord(i, str(i), 0, [-1.0, -2.0] if r else [-2.0, -1.0], [3, 3], [3, 3], 0 if r else 1,
-                            0 if r else 1) for i, r in enumerate(right)]
-        result = TaskResult(task="t", task_spec="t", model=model, model_spec=model, noise=noise, seed=0, items=n,
-                            task_sha256="abc", **accuracies(items))
-        tasks_io.write_task_cell(out, tasks_io.TaskCellRecord({}, result, tuple(items)))
-        results.append(result)
-    tasks_io.write_task_results(out, results)
 
 
 def make_run(path, accuracy, seed=0):

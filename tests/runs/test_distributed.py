@@ -3,14 +3,12 @@ numbers and merged back, shard files, the dtype option, and a rank that stops an
 
 import math
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 from dataclasses import replace
 
 import pytest
-import torch
 
 from robustbench_bytes import scoring
 
@@ -19,10 +17,7 @@ from robustbench_bytes.data.corpus import Corpus
 from robustbench_bytes.runs.distributed import World, plan_documents
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.models import load_model
-from support.run_fakes import make_mamba_checkpoint
-
-DOCS = ["The quick brown fox jumps over the lazy dog. " * k for k in (1, 9, 2, 30, 0, 5, 3)] + ["Ünïcødé ✓ text"]
-
+from support.distributed import DOCS, free_port, write_models
 
 def test_plan_covers_every_document_once_in_document_order():
     sizes = [len(d.encode()) for d in DOCS]
@@ -46,21 +41,7 @@ def test_plan_is_greedy_longest_first_and_balanced():
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from tokenizers import Tokenizer, models as tm, pre_tokenizers, trainers
-
-    from robustbench_bytes.models.checkpoint import save_pretrained
-    from robustbench_bytes.models.mamba import MambaConfig, MambaLM
-
-    root = tmp_path_factory.mktemp("dist-models")
-    byte = make_mamba_checkpoint(root / "byte", d_model=16)
-    tok = Tokenizer(tm.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.train_from_iterator(DOCS, trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
-                                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    torch.manual_seed(1)
-    config = MambaConfig(d_model=16, n_layer=1, vocab_size=tok.get_vocab_size(), ssm_cfg={"d_state": 4})
-    save_pretrained(MambaLM(config), root / "subword", config.to_dict(), tok.to_str())
-    return {"byte": str(byte), "subword": str(root / "subword")}
+    return write_models(tmp_path_factory.mktemp("dist-models"))
 
 
 @pytest.mark.parametrize("level", ["byte", "subword"])
@@ -120,12 +101,6 @@ def test_one_process_exchanges_are_the_identity():
     world = World()
     assert world.all_gather({"a": 1}, "x") == [{"a": 1}] and world.broadcast(lambda: 7, "y") == 7
     assert world.is_main and not world.distributed
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 HANGING_RANK = textwrap.dedent("""

@@ -19,7 +19,7 @@ from robustbench_bytes.noise import NOISES, Noise, Param, register_noise
 from robustbench_bytes.runs.tasks import TaskRunOptions, build_task_grid, execute_tasks
 from robustbench_bytes.tasks import load_task_file
 from support.run_fakes import make_mamba_checkpoint, write_tiny_corpus
-from test_tasks_runs import write_task
+from support.task_cells import write_task
 
 NOISE = "drop:p=0.1"
 

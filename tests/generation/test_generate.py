@@ -10,22 +10,19 @@ import warnings
 import pytest
 import torch
 
+from support.tiny_decoders import (TEXT, loaded, spacey_byte_mamba, tiny_bpe, tiny_byte_gpt, tiny_byte_mamba,
+                                   tiny_subword_gpt, tiny_subword_mamba)
+
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.generation import Generation, check_options, generate
 from robustbench_bytes.generation.decoders import make_decoder
 from robustbench_bytes.generation.drafter import Drafter, split_point
 from robustbench_bytes.generation.sampling import choose, rank, ranks
 from robustbench_bytes.generation.speculative import POLICIES, DraftStats, speculative
-from robustbench_bytes.models.base import LoadedModel, count_parameters
-from robustbench_bytes.models.mamba import MambaConfig, MambaLM
-from robustbench_bytes.models.transformer import GPT, GPTConfig
-from robustbench_bytes.models.tokenization import ByteTokenizer, SubwordTokenizer
+from robustbench_bytes.models.mamba import MambaLM
+from robustbench_bytes.models.tokenization import SubwordTokenizer
 
 TIE = 1e-3  # a top-2 logit margin this small is a float tie: chunked and stepped rounding may order it either way
-
-TEXT = ("In the beginning God created the heaven and the earth. And the earth was without form, and void; "
-        "and darkness was upon the face of the deep. Über café naïve déjà vu: 日本語のテキスト, emoji 🙂 and "
-        "ﬁne ligatures. Shall I compare thee to a summer's day? Thou art more lovely and more temperate.\n")
 
 WORDS = ["In the beginning", "And God said, Let there", "the earth was with", "Shall I compare thee",
          "caf", "Über", "日本", "emoji 🙂", "darkness was upon the face", "", " ", "\n", "a", "Thou art more lov",
@@ -33,84 +30,6 @@ WORDS = ["In the beginning", "And God said, Let there", "the earth was with", "S
 PROMPTS = WORDS + [f"{a} {b}" for a, b in zip(WORDS[:15], reversed(WORDS[5:]))] + \
     [TEXT[i:i + 23] for i in range(0, 300, 20)]
 assert len(PROMPTS) >= 50
-
-
-def _perturb(module, seed, scale):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=g))
-    return module.eval()
-
-
-def _loaded(module, tokenizer, level, architecture, name):
-    return LoadedModel(name=name, level=level, architecture=architecture, module=module, tokenizer=tokenizer,
-                       device=torch.device("cpu"), checkpoint_sha256="", source=name,
-                       parameters=count_parameters(module))
-
-
-def tiny_byte_mamba(seed=0, d_model=32, n_layer=2):
-    torch.manual_seed(seed)
-    cfg = MambaConfig(d_model=d_model, n_layer=n_layer, vocab_size=256, ssm_cfg={"d_state": 8},
-                      rms_norm=False, tie_embeddings=False)
-    module = _perturb(MambaLM(cfg), seed, 0.3)  # spread the logits: random weights alone give near-uniform ones
-    return _loaded(module, ByteTokenizer(), "byte", "mamba", f"tiny-byte-mamba-{seed}")
-
-
-class SpaceyMamba(MambaLM):
-    """A random byte Mamba that writes a space after every byte divisible by 5: random weights alone almost never
-    produce the spaces and newlines at which speculative decoding hands back to the drafter."""
-
-    def forward(self, ids, state=None):
-        logits, state = super().forward(ids, state)
-        logits[..., 32] += 100.0 * (ids % 5 == 0)
-        return logits, state
-
-    def step(self, ids, state):
-        logits, state = super().step(ids, state)
-        logits[..., 32] += 100.0 * (ids % 5 == 0)
-        return logits, state
-
-
-def spacey_byte_mamba(seed=0):
-    base = tiny_byte_mamba(seed)
-    module = SpaceyMamba(base.module.config)
-    module.load_state_dict(base.module.state_dict())
-    return _loaded(module.eval(), ByteTokenizer(), "byte", "mamba", f"spacey-byte-mamba-{seed}")
-
-
-def tiny_byte_gpt(seed=0, block_size=128):
-    torch.manual_seed(seed)
-    module = _perturb(GPT(GPTConfig(vocab_size=256, block_size=block_size, n_layer=2, n_head=2, d_model=32)), seed, 0.2)
-    return _loaded(module, ByteTokenizer(), "byte", "transformer", f"tiny-byte-gpt-{seed}")
-
-
-_BPE = {}
-
-
-def tiny_bpe():
-    if "tok" not in _BPE:
-        from robustbench_bytes.training.data import train_bpe
-
-        _BPE["json"] = train_bpe([TEXT] * 4, 320)
-        from tokenizers import Tokenizer
-
-        _BPE["tok"] = Tokenizer.from_str(_BPE["json"])
-    return SubwordTokenizer(_BPE["tok"], eos_token_id=_BPE["tok"].token_to_id("<|endoftext|>"))
-
-
-def tiny_subword_mamba(seed=1):
-    tok = tiny_bpe()
-    torch.manual_seed(seed)
-    cfg = MambaConfig(d_model=32, n_layer=2, vocab_size=tok.vocab_size, ssm_cfg={"d_state": 8})
-    return _loaded(_perturb(MambaLM(cfg), seed, 0.3), tok, "subword", "mamba", f"tiny-bpe-mamba-{seed}")
-
-
-def tiny_subword_gpt(seed=2, block_size=32):
-    tok = tiny_bpe()
-    torch.manual_seed(seed)
-    module = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=block_size, n_layer=2, n_head=2, d_model=32))
-    return _loaded(_perturb(module, seed, 0.2), tok, "subword", "transformer", f"tiny-bpe-gpt-{seed}")
 
 
 def zoo_pairs():
@@ -270,7 +189,7 @@ def test_subword_plain_decoding_stops_at_end_of_text_and_cuts_the_last_token_to_
 
     module = EosFirst(model.module.config)
     module.load_state_dict(model.module.state_dict())
-    stopped = generate(_loaded(module.eval(), model.tokenizer, "subword", "mamba", "eos"), "In the", max_bytes=50)
+    stopped = generate(loaded(module.eval(), model.tokenizer, "subword", "mamba", "eos"), "In the", max_bytes=50)
     assert stopped.data == b"" and stopped.text == ""
     for n in (1, 7, 33):
         assert generate(model, "In the", max_bytes=n).bytes <= n

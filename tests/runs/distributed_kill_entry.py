@@ -1,4 +1,4 @@
-"""A torchrun entry point for tests/test_distributed_torchrun.py: the robustbench CLI, except that on the first
+"""A torchrun entry point for tests/runs/test_distributed_torchrun.py: the robustbench CLI, except that on the first
 attempt (TORCHELASTIC_RESTART_COUNT 0) rank 1 kills itself with SIGKILL in the middle of cell 2, once rank 0's
 shard of that cell is on disk."""
 
