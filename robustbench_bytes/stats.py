@@ -55,7 +55,7 @@ class DocumentArrays:
 
     @classmethod
     def from_documents(cls, documents: Sequence) -> "DocumentArrays":
-        """From result_schema.DocumentRecords (or dicts with the same keys; `tokens` may be absent)."""
+        """From schema.DocumentRecords (or dicts with the same keys; `tokens` may be absent)."""
         def value(d, name):
             if not isinstance(d, dict):
                 return getattr(d, name)

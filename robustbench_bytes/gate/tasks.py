@@ -25,7 +25,7 @@ from robustbench_bytes.gate import (Thresholds, Verdicts, check_json, model_colu
 from robustbench_bytes.gate.stored import check_failed_cell_name, check_types, refuse, stored_problem
 from robustbench_bytes.errors import NotComparable
 from robustbench_bytes.formatting import format_accuracy, format_interval, format_signed
-from robustbench_bytes.results.schema import TASKS_FILE
+from robustbench_bytes.results.task_schema import TASKS_FILE
 from robustbench_bytes.scoring.tasks import accuracy_metric
 
 

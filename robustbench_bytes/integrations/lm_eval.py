@@ -28,7 +28,8 @@ from __future__ import annotations
 import sys
 
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.results.schema import CLEAN, NOISE_TARGETS
+from robustbench_bytes.results.schema import CLEAN
+from robustbench_bytes.results.task_schema import NOISE_TARGETS
 
 try:
     from lm_eval.api.model import LM

@@ -19,9 +19,9 @@ from typing import Any, Iterable
 
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.files import read_json, write_text_atomic
-from robustbench_bytes.results.schema import (CELL_FORMAT, CELL_FORMATS, CellResult, DocumentRecord, TaskResult,
-                                             check_consistent, check_labels, check_records, check_task_consistent,
-                                             to_plain_json)
+from robustbench_bytes.results.schema import CELL_FORMAT, CELL_FORMATS, CellResult, DocumentRecord, to_plain_json
+from robustbench_bytes.results.task_schema import TaskResult
+from robustbench_bytes.results.consistency import check_consistent, check_labels, check_records, check_task_consistent
 
 RESULTS_FILE = "results.json"
 MANIFEST_FILE = "manifest.json"
@@ -68,7 +68,7 @@ def verified_problem(result: CellResult | TaskResult, records, *, inputs: dict |
     what it says it is; None when it holds.
 
     Recomputed from the records: every total, every derived metric and which are undefined, positions
-    (result_schema.check_consistent); for task cells each prediction from its log-likelihoods, the accuracies
+    (consistency.check_consistent); for task cells each prediction from its log-likelihoods, the accuracies
     and their bootstrap intervals (check_task_consistent, task_intervals_problem). Checked against its labels:
     `key` (the cell name it is stored or asked under; model, noise, seed, task), the fields its `inputs`
     fingerprint fixes (input_labels), `labels` (more result field -> value: corpus, documents, task, items),

@@ -3,12 +3,12 @@
 A perplexity metric (MetricSpec) is a function of a cell's document sums (SUMS: nll, bytes, clean_bytes, clean_words,
 tokens). The same formula gives the cell's value from its totals (plain numbers: `value`, `derived`) and the bootstrap
 replicates from document-weighted sums (arrays w @ column: stats.metric), so a metric's point value and its interval
-cannot drift apart. Scoring (result_schema.derived_metrics), the report's tables and CSVs, the terminal table and the
-gate read this table; a new metric is one `register` call (`tests/results/test_metric_table.py` adds one and finds it in the
-cell JSON, the report's CSV and the gate's output).
+cannot drift apart. Scoring (schema.derived_metrics), the report's tables and CSVs, the terminal table and the
+gate read this table; a new metric is one `register` call (`tests/results/test_metric_table.py` adds one and
+finds it in the cell JSON, the report's CSV and the gate's output).
 
 The task accuracies (acc, acc_norm, acc_bytes) are a sibling table (ACCURACIES) rather than entries of METRICS: they
-are not functions of document sums but means of per-item right/wrong columns (result_schema.accuracy_columns), they
+are not functions of document sums but means of per-item right/wrong columns (task_schema.accuracy_columns), they
 have no clean-byte or word denominator that can vanish, and a task cell stores their intervals beside them; one
 table for both would need every entry to say which of the two record kinds it reads.
 """
@@ -204,7 +204,7 @@ class WeightedSums(Mapping):
 @dataclass(frozen=True)
 class AccuracySpec:
     """One accuracy of a task cell: the share of items its predictions get right (the column of
-    result_schema.accuracy_columns of the same name); higher is better; written by formatting.format_accuracy."""
+    task_schema.accuracy_columns of the same name); higher is better; written by formatting.format_accuracy."""
 
     name: str
     label: str

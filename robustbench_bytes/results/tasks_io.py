@@ -16,7 +16,7 @@ from pathlib import Path
 from robustbench_bytes import results as results_io
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.files import read_json
-from robustbench_bytes.results.schema import TASK_CELL_FORMAT, TASKS_DIR, TASKS_FILE, ItemRecord, TaskResult
+from robustbench_bytes.results.task_schema import TASKS_DIR, TASKS_FILE, TASK_CELL_FORMAT, ItemRecord, TaskResult
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from robustbench_bytes import stats
 from robustbench_bytes.results import tasks_io
 from robustbench_bytes.runs.grid import GridOptions, Outcome, single_share
 from robustbench_bytes.runs.grid import execute as execute_grid
-from robustbench_bytes.results.schema import CLEAN, CLEAN_SEED, TASKS_DIR, TASKS_FILE, TaskResult, task_cell_key
+from robustbench_bytes.results.schema import CLEAN, CLEAN_SEED
+from robustbench_bytes.results.task_schema import TASKS_DIR, TASKS_FILE, TaskResult, task_cell_key
 from robustbench_bytes.runs.models import ModelCache, ModelUnavailable, describe_error
 
 
@@ -33,7 +34,7 @@ class TaskCell:
     task: str  # the task as the user named it (a name or a file)
     noise: str
     seed: int
-    noise_target: str = "context"  # result_schema.NOISE_TARGETS
+    noise_target: str = "context"  # task_schema.NOISE_TARGETS
 
     @property
     def key(self) -> str:

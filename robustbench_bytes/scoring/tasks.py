@@ -31,8 +31,8 @@ from robustbench_bytes import stats
 
 from robustbench_bytes.scoring import precision
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.results.schema import (CLEAN, NOISE_TARGETS, ItemRecord, TaskResult, accuracy_columns,
-                                             predictions)
+from robustbench_bytes.results.schema import CLEAN
+from robustbench_bytes.results.task_schema import NOISE_TARGETS, ItemRecord, TaskResult, accuracy_columns, predictions
 from robustbench_bytes.scoring import DEFAULT_CHUNK_SIZE, LOGITS_BUDGET, NonFiniteScore, effective_chunk_size
 
 TASK_SCORING_VERSION = "2"  # 2: acc_norm per character (lm-eval's), acc_bytes per byte; 1: acc_norm per byte
@@ -222,7 +222,7 @@ def accuracy_metric(correct: np.ndarray) -> stats.Metric:
 
 def item_records(lls: list[list[float]], choices: list[list[str]], tokens: list[list[int]], task) -> list[ItemRecord]:
     """Each item's record: log-likelihoods, the choices' bytes and characters (as scored, without the
-    delimiter) and the predictions of acc, acc_norm and acc_bytes (result_schema.predictions)."""
+    delimiter) and the predictions of acc, acc_norm and acc_bytes (task_schema.predictions)."""
     records = []
     for i, item in enumerate(task.items):
         sizes = [len(c.encode("utf-8")) for c in choices[i]]

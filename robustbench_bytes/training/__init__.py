@@ -30,7 +30,7 @@ from robustbench_bytes.files import check_output_dir, read_json
 from robustbench_bytes.training.model_card import write_model_dir
 from robustbench_bytes.models.base import count_parameters
 from robustbench_bytes.progress import progress_bar
-from robustbench_bytes.results.schema import LN2
+from robustbench_bytes.results.metrics import LN2
 from robustbench_bytes.training.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from robustbench_bytes.training.config import (TrainConfig, config_record, lr_at, planned_steps, same_run,
                                             sequence_tokens)

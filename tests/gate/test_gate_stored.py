@@ -13,7 +13,7 @@ from support.gate_fakes import cell_file, edit_json, edit_listing, listed, write
 from support.run_fakes import write_fake_run
 
 from robustbench_bytes.cli import cli
-from robustbench_bytes.results.schema import TASKS_DIR, TASKS_FILE
+from robustbench_bytes.results.task_schema import TASKS_DIR, TASKS_FILE
 
 GRID = {"clean": {"m": 2.0}, "drop:p=0.1": {"m": 2.3}, "antspeak": {"m": 3.0}}
 
@@ -96,7 +96,7 @@ def task_runs(tmp_path):
 def predictions_set_to_labels(run_dir, index: int) -> str:
     """The issue's example: a task cell whose predictions were edited to the labels (and its accuracies and
     intervals to match, so that only the log-likelihoods tell)."""
-    from robustbench_bytes.results.schema import ItemRecord
+    from robustbench_bytes.results.task_schema import ItemRecord
     from robustbench_bytes.scoring.tasks import accuracies
 
     entry = listed(run_dir, TASKS_FILE)[index]

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("lm_eval")
 
-from robustbench_bytes.results.schema import predictions  # noqa: E402
+from robustbench_bytes.results.task_schema import predictions  # noqa: E402
 
 CHOICES = ["naïve", "über alles", "x", "日本語の文", "café au lait", "ab", "ñ", "résumé déjà"]
 

@@ -15,7 +15,8 @@ from robustbench_bytes.scoring import positions
 from robustbench_bytes.data import Corpus
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.models.transformer import GPT, GPTConfig
-from robustbench_bytes.results.schema import CellResult, DocumentRecord, check_consistent, derived_metrics
+from robustbench_bytes.results.schema import CellResult, DocumentRecord, derived_metrics
+from robustbench_bytes.results.consistency import check_consistent
 from robustbench_bytes.models.tokenization import ByteTokenizer, SubwordTokenizer
 from support.run_fakes import in_memory_model
 

@@ -14,8 +14,8 @@ from robustbench_bytes.errors import BadInput
 from robustbench_bytes.models import load_model
 from robustbench_bytes.models.checkpoint import save_pretrained
 from robustbench_bytes.models.transformer import GPT, GPTConfig
-from robustbench_bytes.results.schema import ItemRecord
-from robustbench_bytes.results.schema import accuracy_columns
+from robustbench_bytes.results.task_schema import ItemRecord
+from robustbench_bytes.results.task_schema import accuracy_columns
 from robustbench_bytes.scoring.tasks import (accuracies, continuation_loglikelihoods, encode_pair, item_records,
                                             noised_items, score_task)
 from robustbench_bytes.tasks import Task, TaskItem, load_task_file

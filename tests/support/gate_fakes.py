@@ -11,7 +11,8 @@ import numpy as np
 
 from robustbench_bytes import results as results_io
 from robustbench_bytes.results import tasks_io
-from robustbench_bytes.results.schema import ItemRecord, TaskResult, derived_metrics
+from robustbench_bytes.results.schema import derived_metrics
+from robustbench_bytes.results.task_schema import ItemRecord, TaskResult
 from robustbench_bytes.scoring.tasks import accuracies
 
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from robustbench_bytes.results import tasks_io
-from robustbench_bytes.results.schema import ItemRecord, TaskResult
+from robustbench_bytes.results.task_schema import ItemRecord, TaskResult
 from robustbench_bytes.scoring.tasks import accuracies
 
 def write_task(path, n=10, shift=0):
