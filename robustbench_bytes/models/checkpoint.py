@@ -2,14 +2,14 @@
 
 A directory holds config.json and the weights, model.safetensors or pytorch_model.bin (a plain state
 dict, read with torch.load(weights_only=True)). This is the format of the released MambaByte models
-and of state-spaces/mamba-*; our own zoo models are saved the same way (safetensors).
+and of state-spaces/mamba-*; our own zoo models are saved the same way (safetensors). Which network a
+directory holds and how it loads into it: models/architectures.py.
 """
 
 from __future__ import annotations
 
 import json
 import pickle
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,48 +24,11 @@ TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_FILES = (TOKENIZER_FILE, "vocab.json", "encoder.json", "merges.txt", "vocab.bpe", "tokenizer_config.json")
 
 
-ARCHITECTURES = ("mamba", "transformer")
-
-
-def architecture_of(directory: Path, config: dict) -> str:
-    """config.json's "architecture" (mamba when absent); BadInput for one we cannot load."""
-    architecture = config.get("architecture", "mamba")
-    if architecture not in ARCHITECTURES:
-        raise BadInput(f"{Path(directory) / CONFIG_FILE}: architecture {architecture!r} is not supported "
-                       f"(expected mamba or transformer; use hf:PATH for Hugging Face models)")
-    return architecture
-
-
-@dataclass(frozen=True)
-class CheckpointDirectory:
-    """A checkpoint directory read once: its config.json, architecture, weight file, and every file loading it
-    reads (config.json, the weights, the tokenizer files present), for the fingerprint."""
-
-    path: Path
-    config: dict
-    architecture: str
-    weights: Path
-    files: tuple[Path, ...]
-
-
 def hugging_face_hint(config: dict) -> str:
     """A pointer to hf:PATH when config.json is a Hugging Face one (its MambaConfig says hidden_size where mamba_ssm
     says d_model; our zoo writes model_type too, so model_type alone says nothing)."""
     return "; it looks like a Hugging Face config: use hf:PATH" if "model_type" in config and "d_model" not in config \
         else ""
-
-
-def open_directory(directory) -> CheckpointDirectory:
-    """Reads config.json and finds the weight file; BadInput for a directory that cannot be loaded."""
-    directory = _existing_dir(directory)
-    config = read_config(directory)
-    architecture = architecture_of(directory, config)
-    try:
-        weights = weight_file(directory)
-    except BadInput as e:
-        raise BadInput(f"{e}{hugging_face_hint(config)}") from None
-    files = (directory / CONFIG_FILE, weights, *(directory / n for n in TOKENIZER_FILES if (directory / n).is_file()))
-    return CheckpointDirectory(directory, config, architecture, weights, files)
 
 
 def read_config(directory) -> dict:
@@ -169,52 +132,6 @@ def save_pretrained(model: torch.nn.Module, directory, config: dict, tokenizer_j
     if tokenizer_json is not None:
         write_text_atomic(directory / TOKENIZER_FILE, tokenizer_json)
     return directory
-
-
-def load_mamba(directory, device="cpu", checkpoint: CheckpointDirectory | None = None):
-    """(MambaLM in eval mode with float32 weights on `device`, config dict) from a mamba_ssm-format directory
-    (checkpoint: the directory when already opened)."""
-    from robustbench_bytes.models.mamba import MambaConfig, MambaLM
-
-    checkpoint = checkpoint or open_directory(directory)
-    directory, config, path = checkpoint.path, checkpoint.config, checkpoint.weights
-    try:
-        cfg = MambaConfig.from_dict(config)
-    except KeyError as e:
-        raise BadInput(f"{directory / CONFIG_FILE}: missing required field {e.args[0]!r} "
-                       f"(a mamba_ssm config needs {', '.join(MambaConfig.REQUIRED)}){hugging_face_hint(config)}") \
-            from None
-    except (TypeError, ValueError) as e:
-        raise BadInput(f"{directory / CONFIG_FILE}: {first_line(e)}") from None
-    state = load_weights(path)
-    check_sizes(directory / CONFIG_FILE, path, state, cfg.n_layer, "backbone.layers.",
-                {"backbone.embedding.weight": (cfg.padded_vocab_size, cfg.d_model)})
-    with torch.device("meta"):
-        model = MambaLM(cfg)
-    expected = model.state_dict()
-    if cfg.tie_embeddings:
-        head = state.pop("lm_head.weight", None)
-        emb = state.get("backbone.embedding.weight")
-        if head is not None and emb is not None and head.shape == emb.shape and not torch.equal(head, emb):
-            raise BadInput(f"{path}: tie_embeddings is true but lm_head.weight differs from "
-                           f"backbone.embedding.weight")
-        expected.pop("lm_head.weight")
-    missing = [k for k in expected if k not in state]
-    if missing:
-        raise BadInput(f"{path}: missing key {missing[0]!r} (expected shape {tuple(expected[missing[0]].shape)})"
-                       + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
-    unexpected = [k for k in state if k not in expected]
-    if unexpected:
-        raise BadInput(f"{path}: unexpected key {unexpected[0]!r} (shape {tuple(state[unexpected[0]].shape)})"
-                       + (f" and {len(unexpected) - 1} more" if len(unexpected) > 1 else ""))
-    for key, ref in expected.items():
-        if tuple(state[key].shape) != tuple(ref.shape):
-            raise BadInput(f"{path}: wrong shape for {key!r}: expected {tuple(ref.shape)}, "
-                           f"found {tuple(state[key].shape)}")
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
-    model.load_state_dict(state, strict=False, assign=True)
-    model.tie_weights()
-    return model.to(device).eval(), config
 
 
 def check_sizes(config_file: Path, weights: Path, state: dict, n_layer: int, layer_prefix: str,

@@ -15,7 +15,6 @@ uses before a document's first token.
 from __future__ import annotations
 
 import math
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,65 +36,9 @@ from robustbench_bytes.training.config import (TrainConfig, config_record, lr_at
 from robustbench_bytes.training.data import (bpe_tokenizer, byte_tokenizer, bytes_per_token, cut_to_budget,
                                           limit_documents, load_corpora, sample_batch, target_byte_sizes,
                                           token_stream, tokenizer_json, tokenizer_kind, train_bpe)
+from robustbench_bytes.training.network import build_model
 
 __all__ = ["TrainConfig", "TrainResult", "lr_at", "threads", "train"]
-
-
-
-def build_model(cfg: TrainConfig, vocab_size: int, seq_len: int) -> tuple[torch.nn.Module, dict]:
-    """The randomly initialised model and its config.json dict. A Transformer whose config names no
-    block_size gets the training sequence length."""
-    network, config = _network(cfg, vocab_size, seq_len)
-    rng = torch.get_rng_state()  # the sizing build must not move the initialisation's random stream
-    with torch.device("meta"):  # sizes first: nothing is allocated for a model that cannot fit
-        check_memory(count_parameters(network()), cfg.batch_size * seq_len * vocab_size)
-    torch.set_rng_state(rng)
-    model = network()
-    if hasattr(model, "scan_backend"):
-        model.scan_backend = "cpu"  # the kernel's fast, differentiable CPU path
-    return model, config
-
-
-def _network(cfg: TrainConfig, vocab_size: int, seq_len: int) -> tuple[Callable[[], torch.nn.Module], dict]:
-    """(a function building the network, its config.json dict) from the config's model; BadInput naming the
-    field of model.config at fault."""
-    arch = cfg.model["architecture"]
-    model_cfg = dict(cfg.model.get("config", {}), vocab_size=vocab_size)
-    try:
-        if arch == "mamba":
-            from robustbench_bytes.models.mamba import MambaConfig, MambaLM
-
-            mc = MambaConfig.from_dict(model_cfg)
-            return (lambda: MambaLM(mc)), mc.to_dict()
-        from robustbench_bytes.models.transformer import GPT, GPTConfig
-
-        model_cfg.setdefault("block_size", seq_len)
-        gc = GPTConfig.from_dict(model_cfg)
-        if seq_len > gc.block_size:
-            raise ValueError(f"training sequences of {seq_len} tokens exceed block_size={gc.block_size}")
-        return (lambda: GPT(gc)), gc.to_dict()
-    except KeyError as e:
-        raise BadInput(f"model.config: missing required field {e.args[0]!r}") from None
-    except (TypeError, ValueError) as e:
-        raise BadInput(f"model.config: {e}") from None
-
-
-def check_memory(parameters: int, logits_per_batch: int) -> None:
-    """BadInput when training would need more than the machine's memory: per parameter its weight, gradient
-    and AdamW's two moments (16 bytes), per logit of a batch its value, gradient and softmax (12 bytes). A
-    lower bound (activations come on top): it refuses sizes that cannot fit, it does not promise a fit."""
-    need = 16 * parameters + 12 * logits_per_batch
-    have = _physical_memory()
-    if have and need > have:
-        raise BadInput(f"model.config: {parameters:,} parameters with batches of {logits_per_batch:,} logits need "
-                       f"at least {need / 2**30:,.1f} GiB to train; this machine has {have / 2**30:,.1f} GiB")
-
-
-def _physical_memory() -> int | None:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def logits_of(model: torch.nn.Module, ids: torch.Tensor, state=None):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.files import read_json
+from robustbench_bytes.models.architectures import ARCHITECTURES
 
-ARCHITECTURES = ("mamba", "transformer")
 TOKENIZERS = ("bytes", "bpe")
 # the integer keys and their ranges: wide enough for any CPU run, bounded so that a typo cannot ask for a batch
 # that fills the machine's memory or a seed torch cannot take (seed + 1 seeds the batch sampler)

@@ -3,8 +3,8 @@
 The card follows Hugging Face's layout: README.md, YAML metadata between `---` lines (license, datasets,
 metrics, tags and a model-index with the test bits per byte) above the Markdown card. MODEL_CARD.md holds the
 same text for readers of older releases. config.json carries Hugging Face's `model_type` where a convention
-exists ("mamba" for Mamba; our GPT has none: it is not transformers' GPT-2), next to our `architecture` key,
-which is what our loader reads.
+exists (the architecture's, models/architectures.py: "mamba" for Mamba; our GPT has none: it is not
+transformers' GPT-2), next to our `architecture` key, which is what our loader reads.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from pathlib import Path
 import torch
 
 from robustbench_bytes.files import write_bytes_atomic
+from robustbench_bytes.models.architectures import ARCHITECTURES
 from robustbench_bytes.training.config import TrainConfig, config_record
 from robustbench_bytes.training.data import EOT, tokenizer_json, tokenizer_kind
 
 LOG = "train_log.jsonl"
 CARD_FILES = ("README.md", "MODEL_CARD.md")
 LICENSE = "mit"  # the weights are ours (the package's license); the training text is public domain
-MODEL_TYPES = {"mamba": "mamba"}  # our architecture -> Hugging Face's model_type, where one exists
 
 
 def training_record(cfg: TrainConfig, result, tokenizer_kind: str, prefix_ids: list[int]) -> dict:
@@ -55,8 +55,9 @@ def write_model_dir(out: Path, cfg: TrainConfig, model, model_config: dict, toke
                   provenance=f"robustbench-bytes zoo: {meta['level']}-level {meta['architecture']}, "
                              f"{result.parameters:,} parameters, trained on {meta['train_bytes']:,} bytes of "
                              f"{', '.join(cfg.data['train'])} with `robustbench train` (seed {cfg.seed})")
-    if meta["architecture"] in MODEL_TYPES:
-        config["model_type"] = MODEL_TYPES[meta["architecture"]]
+    model_type = ARCHITECTURES[meta["architecture"]].model_type
+    if model_type:
+        config["model_type"] = model_type
     save_pretrained(model, str(out), config, tokenizer_json=tokenizer_json(tokenizer))
     write_bytes_atomic(out / LOG, "".join(json.dumps(e) + "\n" for e in result.log).encode())
     card = card_metadata(cfg, meta) + model_card(cfg, meta)

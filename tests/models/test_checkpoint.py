@@ -8,8 +8,8 @@ import torch
 from support.mamba_checkpoints import MAMBA130M_LIKE, MAMBABYTE_LIKE, random_state_dict, write_mamba_ssm_checkpoint  # noqa: E402
 
 from robustbench_bytes.errors import BadInput  # noqa: E402
-from robustbench_bytes.models.checkpoint import (load_mamba, load_state_dict,  # noqa: E402
-                                                 save_pretrained)
+from robustbench_bytes.models.architectures import load_network  # noqa: E402
+from robustbench_bytes.models.checkpoint import load_state_dict, save_pretrained  # noqa: E402
 from robustbench_bytes.models.mamba import MambaConfig, MambaLM  # noqa: E402
 
 
@@ -37,7 +37,7 @@ def same_weights(model, state):
 @pytest.mark.parametrize("fmt", ["bin", "safetensors"])
 def test_loads_mambabyte_layout(tmp_path, byte_state, fmt):
     directory = write_mamba_ssm_checkpoint(tmp_path, MAMBABYTE_LIKE, byte_state, fmt)
-    model, config = load_mamba(directory)
+    model, config = load_network(directory)
     assert config == MAMBABYTE_LIKE
     assert not model.training and model.lm_head.weight is not model.backbone.embedding.weight
     assert same_weights(model, byte_state)
@@ -48,7 +48,7 @@ def test_tied_head_with_or_without_lm_head_key(tmp_path, with_head):
     state = random_state_dict(MAMBA130M_LIKE, seed=4)
     if not with_head:
         state.pop("lm_head.weight")
-    model, _ = load_mamba(write_mamba_ssm_checkpoint(tmp_path, MAMBA130M_LIKE, state))
+    model, _ = load_network(write_mamba_ssm_checkpoint(tmp_path, MAMBA130M_LIKE, state))
     assert model.lm_head.weight is model.backbone.embedding.weight
     assert model.backbone.embedding.weight.shape == (50280, 32)  # vocab padded to a multiple of 8
     assert same_weights(model, {k: v for k, v in state.items() if k != "lm_head.weight"})
@@ -56,7 +56,7 @@ def test_tied_head_with_or_without_lm_head_key(tmp_path, with_head):
 
 def test_half_precision_weights_are_loaded_as_float32(tmp_path, byte_state):
     half = {k: v.half() for k, v in byte_state.items()}
-    model, _ = load_mamba(write_mamba_ssm_checkpoint(tmp_path, MAMBABYTE_LIKE, half))
+    model, _ = load_network(write_mamba_ssm_checkpoint(tmp_path, MAMBABYTE_LIKE, half))
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
@@ -70,7 +70,7 @@ def test_save_pretrained_round_trip(tmp_path, tied):
     assert files == ["config.json", "model.safetensors", "tokenizer.json"]
     stored = load_state_dict(tmp_path / "ckpt")
     assert ("lm_head.weight" in stored) == (not tied)
-    loaded, loaded_config = load_mamba(tmp_path / "ckpt")
+    loaded, loaded_config = load_network(tmp_path / "ckpt")
     assert loaded_config == config
     assert same_weights(loaded, model.state_dict())
     assert (loaded.lm_head.weight is loaded.backbone.embedding.weight) == tied
@@ -87,7 +87,7 @@ def test_checkpoint_sha256_follows_the_weights(tmp_path, byte_state):
 
 def bad(directory, *patterns):
     with pytest.raises(BadInput) as info:
-        load_mamba(directory)
+        load_network(directory)
     message = info.value.__str__()
     assert "\n" not in message
     for pattern in patterns:

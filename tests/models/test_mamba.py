@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from support.mamba_checkpoints import (MAMBA130M_LIKE, MAMBABYTE_LIKE, ODD_WIDTH, hf_mamba, random_state_dict,  # noqa: E402
                            write_mamba_ssm_checkpoint)
 
-from robustbench_bytes.models.checkpoint import load_mamba  # noqa: E402
+from robustbench_bytes.models.architectures import load_network  # noqa: E402
 from robustbench_bytes.models.mamba import MambaConfig, MambaLM  # noqa: E402
 
 CONFIGS = {"mambabyte_layernorm_untied": MAMBABYTE_LIKE, "mamba130m_rmsnorm_tied": MAMBA130M_LIKE,
@@ -31,7 +31,7 @@ def loaded(request, tmp_path_factory):
     config = CONFIGS[request.param]
     state = random_state_dict(config, seed=len(request.param))
     directory = write_mamba_ssm_checkpoint(tmp_path_factory.mktemp(request.param), config, state)
-    model, _ = load_mamba(directory)
+    model, _ = load_network(directory)
     model.scan_backend = "reference"
     generator = torch.Generator().manual_seed(1)
     ids = torch.randint(0, config["vocab_size"], (2, 41), generator=generator)

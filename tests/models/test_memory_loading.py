@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from robustbench_bytes import scoring
 from robustbench_bytes.models import checkpoint, load_directory
+from robustbench_bytes.models.architectures import load_network
 from robustbench_bytes.models.transformer import GPT, GPTConfig
 from support.run_fakes import make_mamba_checkpoint
 
@@ -55,7 +56,7 @@ def test_pytorch_bin_weights_map_the_file(tmp_path):
 @linux_only
 def test_loaded_mamba_parameters_are_the_mapped_weights(tmp_path):
     directory = make_mamba_checkpoint(tmp_path / "m")
-    model, _ = checkpoint.load_mamba(directory)
+    model, _ = load_network(directory)
     ranges = mapped_ranges(directory / "model.safetensors")
     assert all(lies_in(p, ranges) for p in model.parameters())
 

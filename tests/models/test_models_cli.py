@@ -10,6 +10,7 @@ import robustbench_bytes.models as registry
 from robustbench_bytes.cli import cli
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.models import checkpoint
+from robustbench_bytes.models.architectures import load_network
 from robustbench_bytes.models.transformer import GPT, GPTConfig
 
 
@@ -90,14 +91,14 @@ def test_model_type_alone_does_not_claim_a_hugging_face_folder(tmp_path):
     (ours / "config.json").write_text(json.dumps({"model_type": "mamba", "d_model": 8, "vocab_size": 256}))
     (ours / "model.safetensors").write_bytes(b"")  # never read: the config is refused first
     with pytest.raises(BadInput, match="missing required field 'n_layer'") as caught:
-        checkpoint.load_mamba(ours)
+        load_network(ours)
     assert "Hugging Face" not in str(caught.value)
     theirs = tmp_path / "theirs"
     theirs.mkdir()
     (theirs / "config.json").write_text(json.dumps({"model_type": "mamba", "hidden_size": 8, "vocab_size": 256}))
     (theirs / "model.safetensors").write_bytes(b"")
     with pytest.raises(BadInput, match="use hf:PATH"):
-        checkpoint.load_mamba(theirs)
+        load_network(theirs)
     sharded = tmp_path / "sharded"  # a Hugging Face folder with its weights in shards: still pointed to hf:PATH
     sharded.mkdir()
     (sharded / "config.json").write_text((theirs / "config.json").read_text())

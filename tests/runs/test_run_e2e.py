@@ -122,9 +122,10 @@ def test_changed_inputs_are_recomputed(world, tmp_path, run):
 def test_a_failing_model_fails_its_cells_only(world, tmp_path, run):
     import torch
 
-    from robustbench_bytes.models.checkpoint import load_mamba, save_pretrained
+    from robustbench_bytes.models.architectures import load_network
+    from robustbench_bytes.models.checkpoint import save_pretrained
 
-    module, config = load_mamba(world["a"])
+    module, config = load_network(world["a"])
     with torch.no_grad():
         module.lm_head.weight.fill_(float("nan"))
     save_pretrained(module, tmp_path / "nan-model", config)
