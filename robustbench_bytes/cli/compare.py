@@ -44,9 +44,8 @@ def compare(baseline, candidate, max_bpb_increase, max_ppl_increase_ratio, confi
     compared or a baseline cell could not be checked. A Markdown summary goes to stdout and, when
     $GITHUB_STEP_SUMMARY is set, is appended to that file; --json and --junit write the same verdicts for CI
     systems (also when the runs cannot be compared)."""
-    from robustbench_bytes.gate import tasks as compare_tasks
-    from robustbench_bytes.gate import (NOT_COMPARABLE, Gate, Thresholds, compare_runs, gate_document,
-                                           refused_markdown, write_outputs)
+    from robustbench_bytes.gate import (NOT_COMPARABLE, Gate, Thresholds, compare_runs, compare_task_runs,
+                                        gate_document, refused_markdown, write_outputs)
     from robustbench_bytes.errors import BadInput
 
     thresholds = Thresholds(max_bpb_increase=max_bpb_increase, max_ppl_increase_ratio=max_ppl_increase_ratio,
@@ -54,7 +53,7 @@ def compare(baseline, candidate, max_bpb_increase, max_ppl_increase_ratio, confi
                             max_acc_drop=max_acc_drop)
     try:
         gate = Gate(baseline, candidate, thresholds, [compare_runs(baseline, candidate, thresholds),
-                                                     compare_tasks.compare_task_runs(baseline, candidate, thresholds)])
+                                                     compare_task_runs(baseline, candidate, thresholds)])
     except BadInput as e:  # NotComparable included: the outputs say why too
         _step_summary(refused_markdown(str(e)))
         write_outputs(gate_document(baseline, candidate, thresholds, [], NOT_COMPARABLE, str(e)), json_path,

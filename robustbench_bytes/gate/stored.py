@@ -79,6 +79,3 @@ def check_failed_cell_name(listed, side: str, run_dir: Path) -> None:
 def refuse(side: str, run_dir: Path, cell: str, why: str) -> NotComparable:
     return NotComparable(f"{side} {run_dir}: cell {cell}: {why}; the gate reads only cells whose stored values "
                          f"follow from their records (rerun `robustbench run` on that directory to rescore it)")
-
-
-# ---------------------------------------------------------------- the perplexity cells

@@ -51,7 +51,7 @@ class MetricSpec:
     documents: whether documents.csv has its per-document value.
     gate: whether the gate lists its paired change between the two runs as a reported (not gated) check. The
       built-in entries say False: the gate's threshold is on bits per clean byte and its ratio rule on the word-PPL
-      increase (compare.py), and its output stays what it was.
+      increase (gate/cells.py), and its output stays what it was.
     overflow: why a value past the largest float is undefined (sums -> text); None: a generic sentence.
     """
 

@@ -126,3 +126,22 @@ def test_a_task_drop_of_one_model_is_found_across_spellings(runner, tmp_path):
     assert verdicts[("ckpt/new/", "antspeak")] == "regressed" and verdicts[("ckpt/old", "antspeak")] != "regressed"
     assert not tasks.only_baseline
     assert gate(runner, base, cand).exit_code == 1
+
+
+def test_the_gated_accuracy_is_read_from_the_metric_table(runner, tmp_path, monkeypatch):
+    """The task gate thresholds on the table's entry GATED (acc): another entry renames its check and columns,
+    and one whose predictions the item records lack (these fakes have no acc_bytes) is a gap, not a pass."""
+    from robustbench_bytes.gate import tasks as gate_tasks
+    from robustbench_bytes.results import metrics
+
+    assert gate_tasks.GATED is metrics.ACCURACIES["acc"]
+    base = write_task_run(tmp_path / "b", {"clean": 0.8, "antspeak": 0.6})
+    worse = write_task_run(tmp_path / "w", {"clean": 0.8, "antspeak": 0.3}, seed=1)
+    monkeypatch.setattr(gate_tasks, "GATED", metrics.ACCURACIES["acc_norm"])
+    tasks = compare_task_runs(base, worse, Thresholds())
+    assert [r["checks"][0]["metric"] for r in tasks.records()] == ["acc_norm", "acc_norm"]
+    assert "| acc_norm (base → cand) | Δacc_norm [95%] |" in tasks.markdown() and tasks.exit_code == 1
+    monkeypatch.setattr(gate_tasks, "GATED", metrics.ACCURACIES["acc_bytes"])
+    tasks = compare_task_runs(base, worse, Thresholds())
+    assert {p.verdict for p in tasks.pairs} == {"not compared"} and tasks.exit_code == 2
+    assert tasks.pairs[0].reasons == ["item records without acc_bytes predictions"]
