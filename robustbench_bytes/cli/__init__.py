@@ -2,7 +2,8 @@
 
 This is the only place where the library's errors become exit codes: BadInput (and any other
 RobustbenchError) and operating-system errors on the user's files are one line and exit 2; RunFailed (the work
-itself failed, e.g. a NaN training loss) is one line and exit 1; Ctrl-C is exit 130. Everything below the commands raises plain exceptions and never imports click."""
+itself failed, e.g. a NaN training loss) is one line and exit 1; Ctrl-C is exit 130 (a command that keeps its work
+says what it kept: common.resumable). Everything below the commands raises plain exceptions and never imports click."""
 
 import errno
 import os

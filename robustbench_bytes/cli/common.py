@@ -4,6 +4,7 @@ Ctrl-C, reading standard input, the noise-spec option type."""
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 
 import click
 
@@ -25,6 +26,16 @@ class FailedError(InputError):
     """A run that found a failure (errors.RunFailed) shown as one line with exit code 1."""
 
     exit_code = 1
+
+
+@contextmanager
+def resumable(kept: str):
+    """Ctrl-C inside exits 130 (INTERRUPTED) after one line saying what was kept and how to go on."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted; {kept}", err=True)
+        sys.exit(INTERRUPTED)
 
 
 def read_stdin() -> bytes:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from robustbench_bytes.cli.common import NOISE_SPEC, InputError, device_option, suite_option
+from robustbench_bytes.cli.common import NOISE_SPEC, InputError, device_option, resumable, suite_option
 from robustbench_bytes.cli.run import NOISE_TARGET_CHOICES, dtype_option, expand_noise_targets
 
 @click.command("lm-eval", context_settings={"show_default": True})
@@ -21,7 +21,8 @@ from robustbench_bytes.cli.run import NOISE_TARGET_CHOICES, dtype_option, expand
 @click.option("--noise", "noises", multiple=True, type=NOISE_SPEC,
               help="Noise spec or preset (repeatable); clean is always scored.")
 @suite_option
-@click.option("--seed", "seeds", multiple=True, type=click.IntRange(min=0), metavar="N", help="Noise seeds (default 0).")
+@click.option("--seed", "seeds", multiple=True, type=click.IntRange(min=0), metavar="N",
+              help="Noise seeds (default 0).")
 @click.option("--noise-target", "noise_targets", multiple=True, type=click.Choice(NOISE_TARGET_CHOICES),
               help="What the noise changes (repeatable): the context (default), the completion (the continuations "
                    "alone), both, or all three.")
@@ -73,12 +74,8 @@ def lm_eval(model_spec, task_names, noises, suite, seeds, noise_targets, noise_c
     cells = build_lm_eval_grid(model_spec, resolved.fingerprint(), noise_specs, list(seeds),
                                expand_noise_targets(noise_targets, noise_choices), options)
     kind = LmEvalCells(options)
-    try:
+    with resumable(f"finished evaluations are kept in {out}: rerun the same command to resume"):
         outcome = grid_lib.execute(kind, cells, options)
-    except KeyboardInterrupt:
-        click.echo(f"\ninterrupted; finished evaluations are kept in {out}: rerun the same command to resume",
-                   err=True)
-        sys.exit(130)
     click.echo(json.dumps(kind.listing(outcome.records), indent=1))
     sys.exit(1 if outcome.failed else 0)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from robustbench_bytes.cli.common import NOISE_SPEC, InputError, device_option, quiet_option, suite_option
+from robustbench_bytes.cli.common import NOISE_SPEC, InputError, device_option, quiet_option, resumable, suite_option
 from robustbench_bytes.runs.distributed import DEFAULT_TIMEOUT_S
 from robustbench_bytes.errors import BadInput
 
@@ -184,10 +184,8 @@ def _run_grid(world, grid, loaded, model_specs, noise_specs, quiet, options):
                    f"{1 + len(noise_specs)} noise setting(s) on {loaded.name} "
                    f"({len(loaded.documents)} documents, {loaded.bytes:,} bytes) -> {out}", err=True)
     try:
-        outcome = runs.execute(grid, loaded, options)
-    except KeyboardInterrupt:
-        click.echo(f"\ninterrupted; finished cells are kept in {out}: rerun the same command to resume", err=True)
-        sys.exit(130)
+        with resumable(f"finished cells are kept in {out}: rerun the same command to resume"):
+            outcome = runs.execute(grid, loaded, options)
     except DistributedError as e:  # a rank died or hangs: a failed run (exit 1), not bad input
         click.echo(f"Error: {e}; finished cells and shards are kept in {out}: rerun the same command to resume",
                    err=True)

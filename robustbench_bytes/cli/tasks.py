@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from robustbench_bytes.cli.common import resumable
 from robustbench_bytes.errors import BadInput
 
 
@@ -83,12 +84,8 @@ def run_task_grid(*, model_specs, task_specs, noise_specs, seeds, out: Path, dev
         names = ", ".join(f"{t.name} ({len(t.items)} items)" for t in loaded.values())
         click.echo(f"{len(grid)} task cells: {len(dict.fromkeys(model_specs))} model(s) x {names} x "
                    f"(1 + {len(noise_specs)} noise(s) x {len(noise_targets)} target(s)) -> {out}", err=True)
-    try:
+    with resumable(f"finished task cells are kept in {out}: rerun the same command to resume"):
         outcome = execute_tasks(grid, loaded, options)
-    except KeyboardInterrupt:
-        click.echo(f"\ninterrupted; finished task cells are kept in {out}: rerun the same command to resume",
-                   err=True)
-        sys.exit(130)
     click.echo(format_task_summary(outcome.results, outcome.summary))
     click.echo(f"\n{outcome.scored} scored, {outcome.skipped} reused, {outcome.failed} failed; "
                f"results in {out / 'tasks.json'}")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import shlex
-import sys
 
 import click
 
-from robustbench_bytes.cli.common import INTERRUPTED, quiet_option
+from robustbench_bytes.cli.common import quiet_option, resumable
 
 
 @click.command("train")
@@ -29,11 +28,8 @@ def train(config_path: str, out: str, resume: bool, quiet: bool):
     cfg = TrainConfig.from_file(config_path)
     command = f"robustbench train --config {shlex.quote(config_path)} --out {shlex.quote(out)}"
     echo = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
-    try:
+    with resumable("the last checkpoint is kept: continue with --resume"):
         result = run_training(cfg, out, resume=resume, quiet=quiet, command=command, echo=echo)
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted; the last checkpoint is kept: continue with --resume", err=True)
-        sys.exit(INTERRUPTED)
     fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731
     tests = ", ".join(f"{name} {fmt(v)}" for name, v in result.test_bpb.items()) or "n/a"
     click.echo(f"{cfg.name}: {result.steps} steps, {result.bytes_seen:,} bytes in {result.train_seconds / 60:.1f} min, "

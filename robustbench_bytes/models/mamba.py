@@ -1,4 +1,5 @@
-"""A Mamba-1 language model with mamba_ssm's weights layout, on the shared selective-scan kernel.
+"""A Mamba-1 language model with mamba_ssm's weights layout, on the shared selective-scan kernel (over 300 lines:
+the model in one readable file, config, layers, init and its three ways to run, as nanoGPT keeps its GPT).
 
 One set of weights, three ways to run it:
   forward(ids)                 the whole sequence at once;
