@@ -37,6 +37,33 @@ def format_accuracy(value: float) -> str:
 UNDEFINED = "n/a"
 
 
+def format_measured_bits(value: float | None) -> str:
+    """Bits per byte that may not have been measured (a split without documents): n/a then."""
+    return UNDEFINED if value is None else format_bits(value)
+
+
+def _known(n) -> bool:
+    """A count a listing can show (a config or a plug-in may give anything)."""
+    return isinstance(n, (int, float)) and not isinstance(n, bool) and math.isfinite(n)
+
+
+def format_size(n: int | None) -> str:
+    """A size in bytes, in decimal units to one decimal (12.3 MB); ? when unknown."""
+    if not _known(n):
+        return "?"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def format_count(n: int | None) -> str:
+    """A count of parameters or tokens, short (135.0M, 12K, 512); ? when unknown."""
+    if not _known(n):
+        return "?"
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}K" if n >= 1e3 else str(n)
+
+
 def has_no_interval(row) -> bool:
     """Whether a report row says it has no interval (too few documents or items to resample)."""
     why = row.get("interval") if hasattr(row, "get") else None

@@ -7,25 +7,7 @@ import textwrap
 
 import click
 
-
-def _known(n) -> bool:
-    """A count a listing can show (a zoo config or a plug-in may give anything)."""
-    return isinstance(n, (int, float)) and not isinstance(n, bool) and n == n and abs(n) != float("inf")
-
-
-def _size(n: int | None) -> str:
-    if not _known(n):
-        return "?"
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
-
-
-def _count(n: int | None) -> str:
-    if not _known(n):
-        return "?"
-    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}K" if n >= 1e3 else str(n)
+from robustbench_bytes.formatting import format_count, format_size
 
 
 @click.command("models")
@@ -44,7 +26,7 @@ def models(as_json: bool, long: bool):
         click.echo("No named models: the zoo is empty. Use a checkpoint directory or hf:PATH.")
         return
     header = ("name", "level", "architecture", "parameters", "size")
-    rows = [(e["name"], e["level"], e["architecture"], _count(e["parameters"]), _size(e["size_bytes"]))
+    rows = [(e["name"], e["level"], e["architecture"], format_count(e["parameters"]), format_size(e["size_bytes"]))
             for e in entries]
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     for row, entry in zip([header] + rows, [None] + entries):

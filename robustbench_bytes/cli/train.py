@@ -7,6 +7,7 @@ import shlex
 import click
 
 from robustbench_bytes.cli.common import quiet_option, resumable
+from robustbench_bytes.formatting import format_measured_bits
 
 
 @click.command("train")
@@ -30,8 +31,7 @@ def train(config_path: str, out: str, resume: bool, quiet: bool):
     echo = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     with resumable("the last checkpoint is kept: continue with --resume"):
         result = run_training(cfg, out, resume=resume, quiet=quiet, command=command, echo=echo)
-    fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731
-    tests = ", ".join(f"{name} {fmt(v)}" for name, v in result.test_bpb.items()) or "n/a"
+    tests = ", ".join(f"{name} {format_measured_bits(v)}" for name, v in result.test_bpb.items()) or "n/a"
     click.echo(f"{cfg.name}: {result.steps} steps, {result.bytes_seen:,} bytes in {result.train_seconds / 60:.1f} min, "
-               f"{result.parameters:,} parameters, validation {fmt(result.val_bpb)} bits/byte, "
+               f"{result.parameters:,} parameters, validation {format_measured_bits(result.val_bpb)} bits/byte, "
                f"test bits/byte {tests} -> {result.out}")

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from robustbench_bytes.files import write_bytes_atomic
+from robustbench_bytes.formatting import format_measured_bits
 from robustbench_bytes.models.architectures import ARCHITECTURES
 from robustbench_bytes.training.config import TrainConfig, config_record
 from robustbench_bytes.training.data import EOT, tokenizer_json, tokenizer_kind
@@ -113,9 +114,8 @@ def model_card(cfg: TrainConfig, meta: dict) -> str:
     tok = ("raw UTF-8 bytes (vocab 256), each document after one newline byte" if meta["tokenizer"] == "bytes"
            else f"byte-level BPE, vocab {cfg.tokenizer['vocab_size']}, trained with `tokenizers` on "
                 f"{', '.join(cfg.data['train'])}; each document after {EOT}")
-    fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731
     tests = meta["test_bits_per_byte"]
-    test_rows = [f"| test bits per byte, {name} | {fmt(v)} |" for name, v in tests.items()] or \
+    test_rows = [f"| test bits per byte, {name} | {format_measured_bits(v)} |" for name, v in tests.items()] or \
         ["| test bits per byte | n/a (no test data) |"]
     budget = (f"{meta['train_bytes']:,} bytes of training targets ({meta['tokens_seen']:,} tokens) in "
               f"{meta['trained_steps']} steps of {cfg.batch_size} sequences of {meta['train_length_tokens']} tokens "
@@ -172,7 +172,7 @@ def model_card(cfg: TrainConfig, meta: dict) -> str:
         "",
         "| | |",
         "|---|---|",
-        f"| validation bits per byte | {fmt(meta['validation_bits_per_byte'])} "
+        f"| validation bits per byte | {format_measured_bits(meta['validation_bits_per_byte'])} "
         f"({', '.join(cfg.data.get('validation', [])) or 'none'}) |",
         *test_rows,
         "",
