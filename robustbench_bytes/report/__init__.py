@@ -16,12 +16,13 @@ from robustbench_bytes.files import atomic_path, check_output_dir, read_json, wr
 from robustbench_bytes.report.html import heading_ids, headings, markdown_to_html
 from robustbench_bytes.report.length import length_section
 from robustbench_bytes.report.plots import PLOT_TITLES, caption, report_plots
-from robustbench_bytes.report.table import (MIN_DOCUMENTS, ReportOptions, build_table, build_tables, csv_columns,
-                                            few_documents_warning, perplexity_results)
+from robustbench_bytes.report.options import MIN_DOCUMENTS, ReportOptions
+from robustbench_bytes.report.table import (build_table, build_tables, csv_columns, few_documents_warning,
+                                            perplexity_results)
 from robustbench_bytes.report.text import (latex_tables, leaderboard_notes, markdown_bits_table,
                                            markdown_increase_table, markdown_leaderboard, markdown_least_loss,
                                            markdown_model_table, markdown_undefined_notes, text_summary)
-from robustbench_bytes.report.tasks import read_lm_eval_cells
+from robustbench_bytes.report.lm_eval_summary import read_lm_eval_cells
 from robustbench_bytes.results.schema import CLEAN
 
 __all__ = ["ReportOptions", "build_table", "build_tables", "check_report_out_dir", "summary_text", "write_report"]

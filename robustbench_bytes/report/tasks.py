@@ -1,9 +1,11 @@
 """The report's task part: accuracy under each noise per model and task, with bootstrap intervals over items,
 as Markdown tables, a CSV and a plot. Run directories without task cells add nothing.
 
-acc is tasks.json's number (the mean over seeds when a noise has several); the interval comes from a bootstrap
-over items of the per-item records, and the drop (clean acc - noisy acc) resamples the same items for both,
-so its interval is paired.
+The accuracies are the metric table's (metrics.ACCURACIES): tasks.csv has each one it marks `report`; the
+leaderboards, the Markdown tables and the plot show RANKED. A value is tasks.json's number (the mean over seeds
+when a noise has several); the interval comes from a bootstrap over items of each item's right/wrong column
+(task_schema.accuracy_columns), and the drop (clean - noisy) resamples the same items for both, so its interval
+is paired.
 """
 
 from __future__ import annotations
@@ -15,81 +17,24 @@ from pathlib import Path
 import numpy as np
 
 from robustbench_bytes import stats
-
-from robustbench_bytes.results import tasks_io
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.files import atomic_path
-from robustbench_bytes.report.table import FEW_DOCUMENTS, MIN_DOCUMENTS, leaderboard_entry, rank_leaderboard
+from robustbench_bytes.formatting import format_signed
+from robustbench_bytes.report.leaderboard import leaderboard_entry, rank_leaderboard
+from robustbench_bytes.report.lm_eval_summary import SummaryCell, read_lm_eval_cells
+from robustbench_bytes.report.options import FEW_DOCUMENTS, MIN_DOCUMENTS, bootstrap
+from robustbench_bytes.results import metrics, tasks_io
 from robustbench_bytes.results.schema import CLEAN
+from robustbench_bytes.results.task_schema import accuracy_columns
 from robustbench_bytes.scoring.tasks import accuracy_metric
 
 CSV_NAME = "tasks.csv"
-LM_EVAL_SUMMARY = "lm_eval.json"  # what `robustbench lm-eval` lists: one entry per (task, noise, target, seed)
-LM_EVAL_DIR = "lm_eval"
+RANKED = metrics.ACCURACIES["acc"]  # the accuracy the leaderboards rank by and the Markdown tables and the plot show
 
 
-@dataclass(frozen=True)
-class SummaryCell:
-    """A task cell known only by its accuracies (an entry of lm_eval.json): no per-item records, so no interval."""
-
-    task: str
-    model: str
-    noise: str
-    seed: int
-    items: int
-    acc: float
-    acc_norm: float
-    noise_target: str = "context"
-    level: str | None = None
-    architecture: str | None = None
-    choices: int | None = None
-    ok: bool = True
-
-    @property
-    def model_spec(self) -> str:
-        return self.model
-
-    @property
-    def task_spec(self) -> str:
-        return self.task
-
-
-def _number(entry: dict, key: str) -> float:
-    value = entry.get(key)
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
-
-
-def read_lm_eval_cells(run_dir: Path) -> list[SummaryCell]:
-    """The task cells of a folder `robustbench lm-eval` wrote (lm_eval.json, and the item count each evaluation
-    stored); [] without lm_eval.json. BadInput when the file is not a list of entries."""
-    from robustbench_bytes.files import read_json
-
-    path = Path(run_dir) / LM_EVAL_SUMMARY
-    if not path.is_file():
-        return []
-    entries = read_json(path)
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise BadInput(f"{path}: expected a JSON list of objects (one per task, noise and seed)")
-    cells = []
-    for i, e in enumerate(entries):
-        if not all(isinstance(e.get(k), str) for k in ("model", "task", "noise")) or not isinstance(e.get("seed"), int):
-            raise BadInput(f"{path}: entry {i}: expected string model, task and noise and an integer seed")
-        cells.append(SummaryCell(e["task"], e["model"], e["noise"], e["seed"], _lm_eval_items(run_dir, e),
-                                 _number(e, "acc"), _number(e, "acc_norm"), e.get("noise_target") or "context"))
-    return cells
-
-
-def _lm_eval_items(run_dir: Path, entry: dict) -> int:
-    """The items lm-eval evaluated for this entry's task (its stored evaluation's n_samples), 0 when unknown."""
-    from robustbench_bytes.files import read_json
-
-    path = Path(run_dir) / LM_EVAL_DIR / f"{entry.get('cell')}.json"
-    try:
-        samples = (read_json(path) or {}).get("n_samples") or {}
-        count = (samples.get(entry["task"]) or {}).get("effective")
-    except (BadInput, OSError, AttributeError):
-        return 0
-    return count if isinstance(count, int) else 0
+def reported_accuracies() -> list[metrics.AccuracySpec]:
+    """The accuracies tasks.csv has (each with its interval and its drop from clean), in the metric table's order."""
+    return [spec for spec in metrics.ACCURACIES.values() if spec.report]
 
 
 def _noise_label(cell) -> str:
@@ -109,11 +54,19 @@ def _items(run_dir: Path, cells) -> list | None:
         return None
 
 
-def _accuracy(field: str):
-    """The bootstrap metric of an accuracy over one cell's items (field: correct or correct_norm)."""
-    def of(records):
-        return accuracy_metric(np.array([getattr(i, field) for i in records], dtype=np.float64))
-    return of
+def _point(cells, name: str) -> float:
+    """An accuracy's mean over the cells (seeds); nan where a cell has none."""
+    values = [c.accuracies.get(name, math.nan) if isinstance(c, SummaryCell) else getattr(c, name) for c in cells]
+    return float(np.mean([math.nan if v is None else v for v in values]))
+
+
+def _item_metrics(items: list, name: str) -> list | None:
+    """Each cell's bootstrap metric of an accuracy over its items (their right/wrong column); None where the
+    records lack the column (acc_bytes of task scoring version 1)."""
+    columns = [accuracy_columns(records)[name] for records in items]
+    if any(c is None for c in columns):
+        return None
+    return [accuracy_metric(np.array(c, dtype=np.float64)) for c in columns]
 
 
 def _chance(cells, items) -> float:
@@ -125,13 +78,12 @@ def _chance(cells, items) -> float:
 
 
 def build_task_tables(run_dirs, options):
-    """(table, leaderboards): one row per (run, model, task, noise) with acc and acc_norm, their intervals and
-    the paired drop from clean; and per task a Leaderboard ranked by mean noised accuracy."""
+    """(table, leaderboards): one row per (run, model, task, noise) with each reported accuracy, its interval and
+    the paired drop from clean; and per task a Leaderboard ranked by mean noised RANKED accuracy."""
     import pandas as pd
 
     rows, entries = [], {}
     several = len(run_dirs) > 1
-    kwargs = dict(confidence=options.confidence, replicates=options.replicates, seed=options.seed)
     for run_dir in run_dirs:
         groups: dict[tuple, list] = {}
         for r in tasks_io.read_task_results(run_dir) + read_lm_eval_cells(run_dir):
@@ -142,8 +94,9 @@ def build_task_tables(run_dirs, options):
                 continue
             label = by_noise[CLEAN][0].model + (f" [{Path(run_dir).name}]" if several else "")
             clean_items = _items(run_dir, by_noise[CLEAN][:1])
+            clean_ranked = None if clean_items is None else _item_metrics(clean_items, RANKED.name)
             n = by_noise[CLEAN][0].items
-            noisy_metrics, paired = [], clean_items is not None
+            noisy_metrics, paired = [], clean_ranked is not None
             for noise in [CLEAN] + [x for x in by_noise if x != CLEAN]:
                 cells = by_noise[noise]
                 items = _items(run_dir, cells)
@@ -152,25 +105,13 @@ def build_task_tables(run_dirs, options):
                 row = {"run": str(run_dir), "model": label, "task": cells[0].task, "noise": noise,
                        "seeds": len(cells), "items": n, "level": cells[0].level,
                        "architecture": cells[0].architecture, "chance": _chance(cells, items)}
-                for name, field in (("acc", "correct"), ("acc_norm", "correct_norm")):
-                    point = float(np.mean([getattr(c, name) for c in cells]))
-                    row.update(stats.Interval(point, math.nan, math.nan, options.confidence).as_dict(name))
-                    if noise != CLEAN:
-                        clean_point = float(np.mean([getattr(c, name) for c in by_noise[CLEAN]]))
-                        row.update(stats.Interval(clean_point - point, math.nan, math.nan,
-                                                  options.confidence).as_dict(f"{name}_drop"))
-                    if items is None:
-                        continue
-                    metric = _accuracy(field)
-                    noisy = stats.mean_of([metric(x) for x in items])
-                    row.update(stats.bootstrap(noisy, n, **kwargs).as_dict(name))
-                    if noise != CLEAN:
-                        row.update(stats.bootstrap(stats.difference(metric(clean_items[0]), noisy), n,
-                                                   **kwargs).as_dict(f"{name}_drop"))
+                clean_cells = None if noise == CLEAN else by_noise[CLEAN]
+                for spec in reported_accuracies():
+                    _add_accuracy(row, spec.name, cells, clean_cells, items, clean_items, n, options)
                 if noise != CLEAN:
-                    paired = paired and items is not None
-                    noisy_metrics.append(None if items is None
-                                         else stats.mean_of([_accuracy("correct")(x) for x in items]))
+                    ranked = None if items is None else _item_metrics(items, RANKED.name)
+                    paired = paired and ranked is not None
+                    noisy_metrics.append(None if ranked is None else stats.mean_of(ranked))
                 rows.append(row)
             task_rows = [r for r in rows if r["run"] == str(run_dir) and r["model"] == label
                          and r["task"] == by_noise[CLEAN][0].task]
@@ -178,15 +119,35 @@ def build_task_tables(run_dirs, options):
             entries.setdefault(by_noise[CLEAN][0].task, []).append(leaderboard_entry(
                 label=label, model=by_noise[CLEAN][0].model, run=str(run_dir), level=task_rows[0]["level"],
                 architecture=task_rows[0]["architecture"], documents=n, noises=len(noisy_rows),
-                noised_values=[r["acc"] for r in noisy_rows], clean_value=task_rows[0]["acc"],
+                noised_values=[r[RANKED.name] for r in noisy_rows], clean_value=task_rows[0][RANKED.name],
                 noised_metrics=noisy_metrics if paired else None,
-                clean_metric=_accuracy("correct")(clean_items[0]) if paired else None, n=n if paired else 0,
+                clean_metric=clean_ranked[0] if paired else None, n=n if paired else 0,
                 options=options, missing=[], drop=True,
                 interval_note_text=None if n >= MIN_DOCUMENTS else "items"))
-    boards = {task: rank_leaderboard(e, options.confidence, measure="mean noised acc", clean_measure="clean acc",
-                                     change_name="drop", higher_is_better=True, kind="accuracy")
+    boards = {task: rank_leaderboard(e, options.confidence, measure=f"mean noised {RANKED.label}",
+                                     clean_measure=f"clean {RANKED.label}", change_name="drop",
+                                     higher_is_better=True, metric=RANKED.name)
               for task, e in entries.items()}
     return pd.DataFrame(rows), boards
+
+
+def _add_accuracy(row: dict, name: str, cells, clean_cells, items, clean_items, n: int, options) -> None:
+    """Adds one accuracy to a row: its value and, for a noise (clean_cells: the clean cells; None on the clean
+    row), its drop from clean; each with its bootstrap interval over items where every cell has its records
+    (items: per cell; clean_items: the clean cell's)."""
+    point = _point(cells, name)
+    row.update(stats.Interval(point, math.nan, math.nan, options.confidence).as_dict(name))
+    if clean_cells is not None:
+        row.update(stats.Interval(_point(clean_cells, name) - point, math.nan, math.nan,
+                                  options.confidence).as_dict(f"{name}_drop"))
+    per_cell = None if items is None else _item_metrics(items, name)
+    if per_cell is None:
+        return
+    metric = stats.mean_of(per_cell)
+    row.update(bootstrap(metric, n, options).as_dict(name))
+    clean = None if clean_cells is None else _item_metrics(clean_items, name)
+    if clean is not None:
+        row.update(bootstrap(stats.difference(clean[0], metric), n, options).as_dict(f"{name}_drop"))
 
 
 def build_task_table(run_dirs, options):
@@ -194,18 +155,19 @@ def build_task_table(run_dirs, options):
     return build_task_tables(run_dirs, options)[0]
 
 
-def _interval(row, name, signed: bool = False) -> str:
-    """acc (or a drop) with its interval; n/a for the interval below MIN_DOCUMENTS items (a point, not a range)."""
-    sign = "+" if signed else ""
+def _interval(row, name: str, signed: bool = False) -> str:
+    """RANKED (or its drop) with its interval; n/a for the interval below MIN_DOCUMENTS items (a point, not a
+    range)."""
+    write = (lambda v: format_signed(v, RANKED.format)) if signed else RANKED.format
     if row["items"] < MIN_DOCUMENTS:
-        return f"{row[name]:{sign}.3f} [n/a]"
+        return f"{write(row[name])} [n/a]"
     if not (math.isfinite(row[name + "_low"]) and math.isfinite(row[name + "_high"])):
-        return f"{row[name]:{sign}.3f}"
-    return f"{row[name]:{sign}.3f} [{row[name + '_low']:{sign}.3f}, {row[name + '_high']:{sign}.3f}]"
+        return write(row[name])
+    return f"{write(row[name])} [{write(row[name + '_low'])}, {write(row[name + '_high'])}]"
 
 
 def markdown_task_tables(table) -> str:
-    """Per task: one row per noise, one column per model: acc [interval], and for noises the drop from clean."""
+    """Per task: one row per noise, one column per model: RANKED [interval], and for noises the drop from clean."""
     lines = []
     for task, rows in table.groupby("task", sort=False):
         models = list(dict.fromkeys(rows["model"]))
@@ -220,9 +182,9 @@ def markdown_task_tables(table) -> str:
                     cells.append("–")
                     continue
                 r = hit.iloc[0]
-                text = _interval(r, "acc")
+                text = _interval(r, RANKED.name)
                 if noise != CLEAN:
-                    text += f"; drop {_interval(r, 'acc_drop', signed=True)}"
+                    text += f"; drop {_interval(r, f'{RANKED.name}_drop', signed=True)}"
                 cells.append(text)
             lines.append(f"| `{noise}` | " + " | ".join(cells) + " |")
         lines.append("")
@@ -232,7 +194,8 @@ def markdown_task_tables(table) -> str:
 def accuracy_range(rows, chance: float) -> tuple[float, float]:
     """The accuracy axis: the points, their whiskers and the chance line, with a margin (within [0, 1]), so that
     the differences between models show instead of a 0-1 axis with every point in a narrow band."""
-    values = np.concatenate([rows[c].to_numpy(dtype=float) for c in ("acc", "acc_low", "acc_high")]
+    columns = (RANKED.name, f"{RANKED.name}_low", f"{RANKED.name}_high")
+    values = np.concatenate([rows[c].to_numpy(dtype=float) for c in columns]
                             + [np.array([chance])])
     values = values[np.isfinite(values)]
     if values.size == 0:
@@ -244,7 +207,7 @@ def accuracy_range(rows, chance: float) -> tuple[float, float]:
 
 def plot_task_accuracy(table, plots_dir: Path, confidence: float = 0.95,
                        replicates: int = stats.DEFAULT_REPLICATES) -> list[Path]:
-    """Accuracy per noise (a point per model, dodged, with interval whiskers), one panel per task; the report's
+    """RANKED per noise (a point per model, dodged, with interval whiskers), one panel per task; the report's
     palette, markers and caption conventions."""
     from robustbench_bytes.report.plots import draw_caption, draw_legend, pyplot, save_figure, model_style
 
@@ -258,11 +221,12 @@ def plot_task_accuracy(table, plots_dir: Path, confidence: float = 0.95,
         step = 0.6 / max(1, len(models))
         for k, model in enumerate(models):
             sub = rows[rows["model"] == model].set_index("noise").reindex(noises)
-            if sub["acc"].isna().all():
+            if sub[RANKED.name].isna().all():
                 continue
             x = np.arange(len(noises)) + (k - (len(models) - 1) / 2) * step
-            acc = sub["acc"].to_numpy(dtype=float)
-            err = np.vstack([acc - sub["acc_low"].to_numpy(dtype=float), sub["acc_high"].to_numpy(dtype=float) - acc])
+            acc = sub[RANKED.name].to_numpy(dtype=float)
+            err = np.vstack([acc - sub[f"{RANKED.name}_low"].to_numpy(dtype=float),
+                             sub[f"{RANKED.name}_high"].to_numpy(dtype=float) - acc])
             ax.errorbar(x, acc, yerr=np.clip(np.nan_to_num(err), 0, None), linestyle="none", markersize=5,
                         capsize=3, elinewidth=1.2, label=model, **model_style(k))
         chance = float(np.nanmean(rows["chance"].to_numpy(dtype=float)))
@@ -315,12 +279,16 @@ def write_task_report(run_dirs, out_dir: Path, options, plots: bool, leaderboard
                      "clean accuracy, the **drop** (clean − noised) and the **relative drop** (drop / clean, "
                      f"TokSuite's measure); brackets: {pct} paired bootstrap intervals over items.", "",
                      markdown_leaderboard(board), "", *[f"- {n}" for n in leaderboard_notes(board)], ""]
+    acc = RANKED.label
+    others = [spec.label for spec in reported_accuracies() if spec.name != RANKED.name]
+    in_csv = f" {' and '.join(others)} {'is' if len(others) == 1 else 'are'} in [{CSV_NAME}]({CSV_NAME})." \
+        if others else ""
     md = ["## Multiple-choice accuracy under noise", "",
-          "Each choice scored by the log-likelihood of its bytes given the (noised) context; **acc** = share of "
-          "items whose true choice has the largest log-likelihood; **drop** = clean acc − noisy acc. Brackets: "
+          f"Each choice scored by the log-likelihood of its bytes given the (noised) context; **{acc}** = share of "
+          f"items whose true choice has the largest log-likelihood; **drop** = clean {acc} − noisy {acc}. Brackets: "
           f"{pct} bootstrap intervals over items ({options.replicates} replicates; the drop resamples the same "
-          "items clean and noisy). Chance is 1 / number of choices (the dashed line of the plot). acc_norm is in "
-          f"[{CSV_NAME}]({CSV_NAME}).", ""] + (board_md if leaderboards_inside else [])
+          f"items clean and noisy). Chance is 1 / number of choices (the dashed line of the plot).{in_csv}", ""] \
+        + (board_md if leaderboards_inside else [])
     few = sorted({int(n) for n in table["items"] if n < FEW_DOCUMENTS})
     if few:
         md += [f"**Warning: only {', '.join(map(str, few))} item(s) in a task; intervals over items are rough below "

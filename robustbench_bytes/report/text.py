@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 from robustbench_bytes.results import metrics
-from robustbench_bytes.formatting import NA, UNDEFINED, format_accuracy, format_interval, format_signed
-from robustbench_bytes.report.table import Leaderboard, LeaderboardEntry, Standing, standing
+from robustbench_bytes.formatting import NA, UNDEFINED, format_interval, format_signed
+from robustbench_bytes.report.leaderboard import Leaderboard, LeaderboardEntry, Standing, standing
 from robustbench_bytes.results.schema import CLEAN
 
 
@@ -55,18 +55,18 @@ def _percent(value: float) -> str:
     return NA if value is None or not math.isfinite(value) else f"{value:.1%}"
 
 
-_KIND_FORMATS = {"bits": metrics.METRICS[metrics.PRIMARY].format, "accuracy": format_accuracy}
-
-
-_SHORT_MEASURES = {"bits": "noised bits/clean byte", "accuracy": "noised acc"}
+def _format(board: Leaderboard):
+    """How the leaderboard's numbers are written: the format of the metric it ranks by."""
+    return metrics.spec_of(board.metric).format
 
 
 def leaderboard_header(board: Leaderboard) -> list[str]:
     """The leaderboard's columns: the ranking measure first after the model, then clean, change, relative change."""
     noises = sorted({e.noises for e in board.entries})
     over = f" (mean, {noises[0]} noises)" if len(noises) == 1 else " (mean over the noises)"
-    return ["rank", "model", "level", _SHORT_MEASURES[board.kind] + over, board.clean_measure, board.change_name,
-            f"relative {board.change_name}", "items" if board.kind == "accuracy" else "documents"]
+    return ["rank", "model", "level", f"noised {metrics.spec_of(board.metric).label}{over}", board.clean_measure,
+            board.change_name, f"relative {board.change_name}",
+            "items" if board.metric in metrics.ACCURACIES else "documents"]
 
 
 def _change_text(interval, fmt) -> str:
@@ -79,7 +79,7 @@ def _change_text(interval, fmt) -> str:
 
 def leaderboard_texts(entry: LeaderboardEntry, board: Leaderboard) -> list[str]:
     """One leaderboard row in leaderboard_header's order."""
-    fmt = _KIND_FORMATS[board.kind]
+    fmt = _format(board)
     level = "/".join(str(x) for x in (entry.level, entry.architecture) if isinstance(x, str))
     if entry.missing:
         numbers = [f"n/a ({entry.missing})", NA, NA, NA]
@@ -102,7 +102,7 @@ def leaderboard_notes(board: Leaderboard, markdown: bool = True) -> list[str]:
     """What the leaderboard's order says, measure by measure: "most robust" only where the best model's interval
     clears every other model's; "intervals overlap" where it does not; and why the ranking is by the noised
     score (a model weak on clean text can lose little)."""
-    fmt = _KIND_FORMATS[board.kind]
+    fmt = _format(board)
     bold = (lambda t: f"**{t}**") if markdown else (lambda t: t)
     change, better = board.change_name, ("highest" if board.higher_is_better else "lowest")
     notes = []

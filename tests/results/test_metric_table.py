@@ -18,7 +18,8 @@ from robustbench_bytes import results as results_io
 from robustbench_bytes.cli import cli
 from robustbench_bytes.formatting import format_bits
 from robustbench_bytes.report import document_columns, write_report
-from robustbench_bytes.report.table import ReportOptions, csv_columns
+from robustbench_bytes.report.options import ReportOptions
+from robustbench_bytes.report.table import csv_columns
 from robustbench_bytes.results.schema import derived_metrics
 
 REPO = Path(__file__).resolve().parents[2]
