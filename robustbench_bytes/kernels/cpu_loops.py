@@ -11,9 +11,10 @@ from robustbench_bytes.kernels.threads import start_numba_pool
 
 start_numba_pool()  # now, not at the first scan: that would reset torch's thread count (kernels/threads.py)
 
-# Of the fast-math flags only 'contract' (a*b+c may become one fused multiply-add, rounded once): it
-# keeps NaN/inf semantics and summation order (no reassociation), and is ~15% faster on FMA machines.
-_JIT = dict(parallel=True, cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
+# No fast-math flags, not even 'contract' (fused multiply-add): with it, the code numba compiles in the process and
+# the code it loads from its cache fuse differently, so a run's numbers depended on whether the kernel was compiled
+# by that process (NLL differing at 3e-9 relative; tests/kernels/test_compile_cache.py). It was ~15% faster.
+_JIT = dict(parallel=True, cache=True, nogil=True, fastmath=False, error_model="numpy")
 # The bodies of the two parallel loops are functions of their own, compiled without `parallel`: numba's parallel
 # pass then handles a one-line loop. The backward compiles about a third faster (first use on 2 cores: 15-19 s ->
 # 10-13 s); the results are the same bit for bit, at the same speed. The loop index is passed as np.int64: the

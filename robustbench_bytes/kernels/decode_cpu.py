@@ -26,9 +26,11 @@ from robustbench_bytes.kernels.threads import start_numba_pool
 # step would crash otherwise), and its start resets torch's thread count (kernels/threads.py).
 start_numba_pool()
 
-# 'contract' (fused multiply-add) and 'reassoc' (a dot product may be summed in several lanes at once, as every
-# BLAS does): the two flags a vectorised dot product needs; NaN and infinity keep their meaning.
-_JIT = dict(cache=True, nogil=True, fastmath={"contract", "reassoc"}, error_model="numpy")
+# 'reassoc' (a dot product may be summed in several lanes at once, as every BLAS does): the flag a vectorised dot
+# product needs; NaN and infinity keep their meaning. Not 'contract' (fused multiply-add): the code compiled in the
+# process and the code loaded from numba's cache fuse differently, so logits depended on which ran
+# (tests/kernels/test_compile_cache.py).
+_JIT = dict(cache=True, nogil=True, fastmath={"reassoc"}, error_model="numpy")
 _F32 = np.float32
 
 

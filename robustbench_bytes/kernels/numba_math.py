@@ -4,8 +4,9 @@ Numba has no vector exp (no SVML here), so a loop calling math.exp runs one lane
 versions below are branch-free polynomials that LLVM turns into AVX code; they are within 2 ulp of
 the correctly rounded result over the whole float32 range, and keep IEEE specials (NaN -> NaN,
 -inf -> 0, +inf -> inf, overflow -> inf). float64 arguments use libm (only gradcheck runs in float64).
-Of the fast-math flags only 'contract' (fused multiply-add): reassociation would break the Cody-Waite
-reduction below, and the no-NaN/no-inf flags NaN propagation.
+No fast-math flags: reassociation would break the Cody-Waite reduction below, the no-NaN/no-inf flags NaN
+propagation, and 'contract' (fused multiply-add) makes the code compiled in the process and the code loaded from
+numba's cache round differently (kernels/cpu_loops.py).
 """
 
 import math
@@ -17,7 +18,7 @@ from numba import types
 from numba.extending import intrinsic, overload
 
 _F32 = np.float32
-_FLAGS = {"contract"}
+_FLAGS = False
 LOG2E = _F32(1.4426950408889634)
 LN2_HI = _F32(0.693359375)  # few mantissa bits: n * LN2_HI is exact for |n| <= 128
 LN2_LO = _F32(-2.12194440e-4)
