@@ -65,12 +65,12 @@ def extra_work(model, corpus) -> float:
     n_bytes = [len(t.encode()) for t in texts]
 
     def plain():
-        return [scoring._encode(model.tokenizer, t, n, False) for t, n in zip(texts, n_bytes)]
+        return [scoring.encode_document(model.tokenizer, t, n, False) for t, n in zip(texts, n_bytes)]
 
     def with_lengths():
-        encoded = [scoring._encode(model.tokenizer, t, n, True) for t, n in zip(texts, n_bytes)]
+        encoded = [scoring.encode_document(model.tokenizer, t, n, True) for t, n in zip(texts, n_bytes)]
         buckets = [positions.token_buckets(lengths) for _, lengths in encoded]
-        sums = scoring._BucketSums(buckets, model.device)
+        sums = scoring.loop.BucketSums(buckets, model.device)
         chunk = scoring.DEFAULT_CHUNK_SIZE
         for i, b in enumerate(buckets):  # one row per document, chunk by chunk, as the scoring loops add them
             rows = sums.rows(1, len(b))

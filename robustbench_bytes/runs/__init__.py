@@ -1,7 +1,7 @@
 """The run grid: models x (clean + noise specs) x seeds, scored cell by cell, resumable.
 
-A cell is identified by (model spec, canonical noise, seed) and stored as cells/<key>.json with the
-fingerprint of everything that decides its numbers (cell_inputs): every file the model's loader reads,
+A cell (plan.py's Cell) is identified by (model spec, canonical noise, seed) and stored as cells/<key>.json
+with the fingerprint of everything that decides its numbers (cell_inputs): every file the model's loader reads,
 the corpus, the noise, the seed, the scoring method and dtype, the scoring version. A rerun reuses a
 stored cell only when its fingerprint matches and its numbers check out (finite, totals equal to the
 sums of its documents); otherwise the cell is scored again. A failed cell is always retried.
@@ -21,64 +21,22 @@ finished cells and the documents of finished shards.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from robustbench_bytes import results as results_io
+from robustbench_bytes.formatting import format_ppl
 from robustbench_bytes.results import shards as shards_io
+from robustbench_bytes.results.schema import CLEAN, CellResult, DocumentRecord
 from robustbench_bytes.runs.distributed import plan_documents
-from robustbench_bytes.errors import BadInput
+from robustbench_bytes.runs.fingerprint import texts_sha256
 from robustbench_bytes.runs.grid import GridOptions, Outcome
 from robustbench_bytes.runs.grid import execute as execute_grid
-from robustbench_bytes.formatting import format_ppl
-from robustbench_bytes.results.schema import CLEAN, CLEAN_SEED, CellResult, DocumentRecord, cell_key
 from robustbench_bytes.runs.models import ModelCache, ModelUnavailable, describe_error
+from robustbench_bytes.runs.plan import Cell, build_grid, check_model_specs, expand_noises
 
-
-@dataclass(frozen=True)
-class Cell:
-    """One cell of the grid: a model spec (as the user named it), a canonical noise spec, a seed."""
-
-    model: str
-    noise: str
-    seed: int
-
-    @property
-    def key(self) -> str:
-        return cell_key(self.model, self.noise, self.seed)
-
-
-def expand_noises(noises: list[str], suite: str | None) -> list[str]:
-    """Canonical noise specs, presets expanded, duplicates and `clean` dropped, first-seen order."""
-    from robustbench_bytes import noise as noise_lib
-
-    specs: list[str] = []
-    if suite is not None:
-        if suite not in noise_lib.PRESETS:
-            known = ", ".join(sorted(noise_lib.PRESETS))
-            raise BadInput(f"suite {suite!r}: no such noise preset (known: {known})")
-        specs.extend(noise_lib.expand(suite))
-    for spec in noises:
-        specs.extend(noise_lib.expand(spec))
-    out: list[str] = []
-    for spec in specs:
-        canonical = noise_lib.canonical(spec)
-        if canonical != CLEAN and canonical not in out:
-            out.append(canonical)
-    return out
-
-
-def build_grid(models: list[str], noises: list[str], seeds: list[int]) -> list[Cell]:
-    """Model-major grid: for each model its clean cell, then every noise x seed."""
-    seeds = list(dict.fromkeys(seeds)) or [0]
-    cells: list[Cell] = []
-    for model in dict.fromkeys(models):
-        cells.append(Cell(model, CLEAN, CLEAN_SEED))
-        for noise in noises:
-            for seed in seeds:
-                cells.append(Cell(model, noise, seed))
-    return cells
+__all__ = ["Cell", "PerplexityCells", "RunOptions", "RunOutcome", "build_grid", "check_model_specs", "execute",
+           "expand_noises", "score_share", "scoring_kwargs"]
 
 
 @dataclass
@@ -124,47 +82,11 @@ def noised_documents(corpus, noise: str, seed: int) -> list[str]:
     return noise_lib.apply_corpus(corpus.documents, noise, seed=seed)
 
 
-def texts_sha256(texts: list[str]) -> str:
-    """The sha256 of a list of texts, as a corpus's (corpus.Corpus.sha256)."""
-    from robustbench_bytes.data.corpus import Corpus
-
-    return Corpus("", list(texts)).sha256
-
-
-_PROBE = ("The quick brown fox jumps over the lazy dog, 1234567890 times. Ça coûte 5 €; naïve café — "
-          "ünïcödé, 日本語のテキスト, emoji 🦉.\n") * 8
-
-
-def noise_code_sha256(spec: str, seed: int) -> str:
-    """A fingerprint of the code behind a noise spec, for cells whose noised text is not known before scoring
-    (lm-eval's): the sha256 of the source files of each part's transform and of the spec applied to a probe text."""
-    import inspect
-
-    from robustbench_bytes import noise as noise_lib
-
-    h = hashlib.sha256(noise_lib.apply(_PROBE, spec, seed=seed).encode("utf-8", "surrogatepass"))
-    for part in noise_lib.parse(spec):
-        try:
-            source = inspect.getsourcefile(inspect.unwrap(part.noise.transform))  # a plug-in's, not its guard's
-            h.update(Path(source).read_bytes() if source else b"")
-        except (OSError, TypeError):  # a transform without a source file: the probe alone stands for it
-            pass
-    return h.hexdigest()
-
-
 def expected_documents(corpus, texts: list[str]) -> list[dict]:
     """What each document record of a cell must say of its sizes: its noised and clean UTF-8 bytes and clean
     words (CONTRACT.md's definitions)."""
     return [{"index": i, "bytes": len(text.encode("utf-8")), "clean_bytes": len(doc.encode("utf-8")),
              "clean_words": len(doc.split())} for i, (doc, text) in enumerate(zip(corpus.documents, texts))]
-
-
-def check_model_specs(specs: list[str]) -> None:
-    """Fail fast (exit 2) on a model that names nothing; corrupt checkpoints fail their cells later."""
-    from robustbench_bytes.models import source_for
-
-    for spec in specs:
-        source_for(spec)
 
 
 def score_share(models: ModelCache, cell: Cell, corpus, share: list[int], options: RunOptions,
@@ -238,8 +160,6 @@ def run_plan(grid: list[Cell], corpus, options: RunOptions, models: ModelCache, 
         "scoring": requested,
         "batch_size": options.batch_size,
     }
-
-
 
 
 def scoring_kwargs(options: RunOptions) -> dict:

@@ -79,7 +79,7 @@ def build_lm_eval_grid(model: str, model_fingerprint: str, noises: list[str], se
     """The clean evaluation, then every target x noise x seed; each cell's inputs are everything that decides it."""
     import lm_eval as harness
 
-    from robustbench_bytes.runs import noise_code_sha256
+    from robustbench_bytes.runs.fingerprint import noise_code_sha256
     from robustbench_bytes.scoring.tasks import TASK_SCORING_VERSION
 
     seeds = list(dict.fromkeys(seeds)) or [0]
@@ -203,12 +203,12 @@ class LmEvalCells:
 
         o = self.options
         model = grid[0].model if grid else None
+        seeds = list(dict.fromkeys(c.seed for c in grid if c.noise != CLEAN)) or [0]
         return {"format": LM_EVAL_FORMAT, **provenance.software_record(),
                 "device": provenance.device_description(o.device), "model": model,
                 "model_fingerprint": grid[0].inputs["model_fingerprint"] if grid else None, "tasks": o.tasks,
                 "tasks_sha256": o.tasks_sha256, "include_path": o.include_path,
-                "noises": list(dict.fromkeys(c.noise for c in grid)), "seeds": list(dict.fromkeys(c.seed for c in grid
-                                                                                             if c.noise != CLEAN)) or [0],
+                "noises": list(dict.fromkeys(c.noise for c in grid)), "seeds": seeds,
                 "cells": [c.key for c in grid], "command_line": o.command_line, "started": started,
                 "finished": finished}
 

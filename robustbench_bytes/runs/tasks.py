@@ -20,7 +20,9 @@ import numpy as np
 
 from robustbench_bytes import results as results_io
 from robustbench_bytes import stats
+from robustbench_bytes.formatting import NA, format_signed
 from robustbench_bytes.results import tasks_io
+from robustbench_bytes.results.metrics import ACCURACIES
 from robustbench_bytes.runs.grid import GridOptions, Outcome, single_share
 from robustbench_bytes.runs.grid import execute as execute_grid
 from robustbench_bytes.results.schema import CLEAN, CLEAN_SEED
@@ -84,7 +86,7 @@ def _target_input(cell: TaskCell) -> dict:
 
 def noised_task_sha256(cell: TaskCell, task) -> str:
     """The sha256 of a task cell's contexts and choices as scored (task_scoring.noised_items)."""
-    from robustbench_bytes.runs import texts_sha256
+    from robustbench_bytes.runs.fingerprint import texts_sha256
     from robustbench_bytes.scoring.tasks import noised_items
 
     _, contexts, choices = noised_items(task, cell.noise, cell.seed, cell.noise_target)
@@ -192,7 +194,10 @@ class TaskCells:
 
     def line(self, record, seconds: float, decision: dict, world_size: int) -> str:
         r = record.result
-        return f"acc {r.acc:.3f}, acc_norm {r.acc_norm:.3f} ({seconds:.1f} s)" if r.ok else f"FAILED: {r.error}"
+        if not r.ok:
+            return f"FAILED: {r.error}"
+        acc, norm = ACCURACIES["acc"], ACCURACIES["acc_norm"]
+        return f"{acc.label} {acc.format(r.acc)}, {norm.label} {norm.format(r.acc_norm)} ({seconds:.1f} s)"
 
     def listing(self, records: list) -> list:
         return [r.result.to_json() for r in records]
@@ -245,24 +250,28 @@ def noise_averages(cells: list[tuple[TaskResult, list]], confidence: float = 0.9
 def format_task_summary(results: list[TaskResult], summary: list[dict] = ()) -> str:
     """A plain-text table for the terminal: accuracy and its interval and the drop from clean per cell, then
     each (model, task)'s noise average (noise_averages)."""
+    acc, norm = ACCURACIES["acc"], ACCURACIES["acc_norm"]
     clean = {(r.model_spec, r.task_spec): r for r in results if r.is_clean and r.ok}
-    header = ["model", "task", "noise", "target", "seed", "acc", "interval", "drop", "acc_norm", "status"]
+    header = ["model", "task", "noise", "target", "seed", acc.label, "interval", "drop", norm.label, "status"]
+    right = range(header.index("seed"), header.index(norm.label) + 1)  # the numbers' columns
     body = []
     for r in results:
         base = clean.get((r.model_spec, r.task_spec))
-        drop = f"{base.acc - r.acc:+.3f}" if r.ok and base is not None and not r.is_clean else ""
+        drop = format_signed(base.acc - r.acc, acc.format) if r.ok and base is not None and not r.is_clean else ""
+        interval = f"[{acc.format(r.acc_low)}, {acc.format(r.acc_high)}]" if r.ok else ""
         body.append([r.model, r.task, r.noise, "" if r.is_clean else r.noise_target, str(r.seed),
-                     f"{r.acc:.3f}" if r.ok else "–", f"[{r.acc_low:.3f}, {r.acc_high:.3f}]" if r.ok else "", drop,
-                     f"{r.acc_norm:.3f}" if r.ok else "–", "ok" if r.ok else f"FAILED: {r.error}"])
+                     acc.format(r.acc) if r.ok else NA, interval, drop, norm.format(r.acc_norm) if r.ok else NA,
+                     "ok" if r.ok else f"FAILED: {r.error}"])
     widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
 
     def line(row):
-        return "  ".join(c.rjust(w) if 4 <= i <= 8 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
 
     lines = [line(header), line(["-" * w for w in widths])] + [line(row) for row in body]
     for row in summary:
         relative = "" if row["relative_drop"] is None else f", relative drop {row['relative_drop']:.1%}"
-        lines.append(f"\n{row['model']} | {row['task']}: clean acc {row['clean_acc']:.3f}; noise average "
-                     f"{row['noise_avg_acc']:.3f} [{row['noise_avg_acc_low']:.3f}, {row['noise_avg_acc_high']:.3f}] "
-                     f"over {row['variants']} noised cells{relative} ({SUMMARY_FILE})")
+        average = f"{acc.format(row['noise_avg_acc'])} [{acc.format(row['noise_avg_acc_low'])}, " \
+                  f"{acc.format(row['noise_avg_acc_high'])}]"
+        lines.append(f"\n{row['model']} | {row['task']}: clean {acc.label} {acc.format(row['clean_acc'])}; noise "
+                     f"average {average} over {row['variants']} noised cells{relative} ({SUMMARY_FILE})")
     return "\n".join(lines)

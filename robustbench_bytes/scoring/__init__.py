@@ -1,16 +1,11 @@
 """Scoring one cell (model x corpus x noise): the negative log-likelihood of every byte of every document.
 
 Each document is encoded as the model's prefix (BOS/EOS token, or a prefix byte) followed by its tokens;
-every token after the prefix is predicted once. Two strategies:
+every token after the prefix is predicted once. Two strategies (loop.py):
 
-- streamed models (Mamba): exact. Documents are sorted by length, batched with right-padding (safe for causal
-  models: padded targets are masked), and fed in chunks of `chunk_size` tokens with the recurrent state carried
-  from chunk to chunk, so memory does not grow with the document.
-- windowed models (Transformers): rolling windows as lm-evaluation-harness's `loglikelihood_rolling`. By default
-  disjoint windows of `max_length` tokens: the first predicts its tokens from the prefix, each later one conditions
-  on the single token before it (`context=1`). With `context` / `stride` later windows instead predict `stride`
-  new tokens after at least `context` tokens of context. Every window is fed the longest input that fits
-  (`max_length` tokens), so a short final window sees more context, as in lm-evaluation-harness.
+- streamed models (Mamba): exact, the recurrent state carried from chunk to chunk of `chunk_size` tokens.
+- windowed models (Transformers): rolling windows as lm-evaluation-harness's `loglikelihood_rolling`
+  (windows.py: disjoint windows of `max_length` tokens by default, or `context` / `stride`).
 
 float32 on the CPU; bf16 autocast on CUDA (recurrent state and log-softmax in fp32).
 
@@ -20,30 +15,25 @@ the bucket of the token's last byte in the noised text), giving the cell's and e
 
 from __future__ import annotations
 
-import contextvars
 import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from robustbench_bytes.errors import BadInput, RunFailed
+from robustbench_bytes.results.schema import CLEAN, CellResult, DocumentRecord, derived_metrics, metric_fields
 from robustbench_bytes.scoring import positions as positions_lib
 from robustbench_bytes.scoring import precision
-from robustbench_bytes.errors import BadInput, RunFailed
-from robustbench_bytes.progress import progress_bar
-from robustbench_bytes.results.schema import CLEAN, CellResult, DocumentRecord, derived_metrics, metric_fields
+from robustbench_bytes.scoring.loop import (DEFAULT_CHUNK_SIZE, BucketSums, Progress, effective_chunk_size,
+                                            score_streamed, score_windowed)
+from robustbench_bytes.scoring.windows import Window, plan_windows, window_options
+
+__all__ = ["DEFAULT_CHUNK_SIZE", "SCORING_VERSION", "CellScore", "NonFiniteScore", "ScoringError", "Window",
+           "effective_chunk_size", "plan_windows", "score_corpus", "scoring_options", "window_options"]
 
 SCORING_VERSION = "3"  # 3: results carry positions
-DEFAULT_CHUNK_SIZE = 1024  # 512-2048 measured fastest on the CPU (bench/results/model.md); larger only costs memory
-# Cap on logits held at once (batch x tokens x vocab floats, 64 MiB in float32;
-# the zoo's 2048-token models keep 1024-token chunks at batch 8): with a large vocabulary the
-# logits, not the network, dominate memory (mamba-130m: 50280 floats a token), so chunks / window batches shrink;
-# scores do not depend on either. The NLL of those logits is then taken NLL_SLICE floats at a time, so its
-# float32 log-softmax temporaries stay a fraction of them (bench/results/memory.md).
-LOGITS_BUDGET = 1 << 24
-NLL_SLICE = 1 << 22
 
 
 class ScoringError(RunFailed):
@@ -58,224 +48,6 @@ class NonFiniteScore(ScoringError):
 class CellScore:
     result: CellResult
     documents: list[DocumentRecord] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Window:
-    """Feed seq[start:end] (seq = prefix + tokens); score the last `scored` predictions, i.e. the targets
-    seq[end - scored + 1 : end + 1]."""
-
-    start: int
-    end: int
-    scored: int
-
-
-def plan_windows(n_tokens: int, max_length: int, prefix_len: int = 1, context: int | None = None,
-                 stride: int | None = None) -> list[Window]:
-    """Windows covering the n_tokens targets that follow a prefix of prefix_len tokens, each target scored once.
-
-    context: tokens a later window conditions on before its first scored target (default 1, disjoint windows);
-    stride: targets scored per later window (default max_length - context + 1).
-    """
-    context, stride = window_options(max_length, context, stride)
-    if prefix_len < 1:
-        raise ValueError("prefix_len must be at least 1: the first token needs something to condition on")
-    windows = []
-    first_target, last = prefix_len, prefix_len + n_tokens  # targets occupy seq[prefix_len : last]
-    target = first_target
-    while target < last:
-        if target == first_target:
-            take = min(last - target, max(1, max_length - prefix_len + 1))
-        else:
-            take = min(last - target, stride)
-        end = target + take - 1  # input seq[start:end] predicts seq[start+1 : end+1]
-        start = max(0, end - max_length)
-        windows.append(Window(start, end, take))
-        target += take
-    return windows
-
-
-def window_options(max_length: int, context: int | None, stride: int | None) -> tuple[int, int]:
-    """Validated (context, stride) for windows of max_length tokens."""
-    if max_length < 1:
-        raise BadInput(f"max_length={max_length}: expected a positive number of tokens")
-    if context is None and stride is None:
-        context = 1
-    if context is None:
-        context = max_length - stride + 1
-    if stride is None:
-        stride = max_length - context + 1
-    if context < 1:
-        raise BadInput(f"context={context}: expected at least 1 token")
-    if stride < 1:
-        raise BadInput(f"stride={stride}: expected at least 1 token")
-    if context + stride - 1 > max_length:
-        raise BadInput(f"context={context} with stride={stride} needs windows of {context + stride - 1} "
-                       f"tokens; the model takes at most {max_length}")
-    return context, stride
-
-
-class _Progress:
-    """Scoring progress: bytes/s, with documents done as a postfix."""
-
-    def __init__(self, total_bytes: int, n_docs: int, enabled: bool, desc: str | None):
-        self.n_docs, self.done_docs = n_docs, 0
-        self.bar = progress_bar(enabled, total=total_bytes, unit="B", unit_scale=True, desc=desc or "scoring",
-                                leave=False)
-        self.bar.set_postfix_str(f"0/{n_docs} docs")
-
-    def advance(self, n_bytes: float, docs: int = 0):
-        self.bar.update(n_bytes)
-        if docs:
-            self.done_docs += docs
-            self.bar.set_postfix_str(f"{self.done_docs}/{self.n_docs} docs")
-
-    def close(self):
-        self.bar.close()
-
-
-class _BucketSums:
-    """Every document's NLL per position bucket, added up in float64 on the scoring device. `buckets[i]` holds
-    the bucket of each token of document i; inputs that are not a target (context, padding) go to a spare
-    column, `sink`, that is dropped at the end."""
-
-    def __init__(self, token_buckets: list[np.ndarray], device: torch.device):
-        self.sink = max((int(b.max()) + 1 for b in token_buckets if len(b)), default=0)
-        self.buckets = [torch.from_numpy(np.asarray(b, dtype=np.int64)) for b in token_buckets]
-        self.sums = torch.zeros(len(token_buckets), self.sink + 1, dtype=torch.float64, device=device)
-
-    def rows(self, n_rows: int, width: int) -> torch.Tensor:
-        return torch.full((n_rows, width), self.sink, dtype=torch.long)
-
-    def add(self, docs: torch.Tensor, buckets: torch.Tensor, token_nll: torch.Tensor) -> None:
-        flat = (docs[:, None] * (self.sink + 1) + buckets).reshape(-1)
-        self.sums.view(-1).index_add_(0, flat, token_nll.double().reshape(-1))
-
-    def document(self, i: int, n_buckets: int) -> np.ndarray:
-        return self.sums[i, :n_buckets].cpu().numpy()
-
-
-# The dtype score_corpus scores in (set for the duration of one call, so the scoring loops need no argument).
-_SCORING_DTYPE: contextvars.ContextVar[str | None] = contextvars.ContextVar("scoring_dtype", default=None)
-
-
-def _autocast(device: torch.device):
-    return precision.autocast(device, _SCORING_DTYPE.get())
-
-
-def _token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-position NLL (fp32) with targets == -100 giving 0, computed a slice of positions at a time (each
-    position's NLL depends on its own row of logits only, so slicing changes no number)."""
-    b, L, V = logits.shape
-    flat_logits, flat_targets = logits.reshape(b * L, V), targets.reshape(b * L)
-    step = max(1, NLL_SLICE // V)
-    nll = torch.empty(b * L, dtype=torch.float32, device=logits.device)
-    for lo in range(0, b * L, step):
-        nll[lo:lo + step] = F.cross_entropy(flat_logits[lo:lo + step].float(), flat_targets[lo:lo + step],
-                                            ignore_index=-100, reduction="none")
-    return nll.view(b, L)
-
-
-def effective_chunk_size(chunk_size: int, batch: int, vocab_size: int | None) -> int:
-    """chunk_size, shrunk (to no less than 64 tokens) when batch x chunk x vocab logits exceed LOGITS_BUDGET."""
-    if not vocab_size:
-        return chunk_size
-    return max(1, min(chunk_size, max(64, LOGITS_BUDGET // (batch * vocab_size))))
-
-
-def _score_streamed(model, sequences: list[list[int]], prefix_len: int, batch_size: int, chunk_size: int,
-                    progress: _Progress, doc_bytes: list[int], by_position: _BucketSums | None = None) -> list[float]:
-    nlls = [0.0] * len(sequences)
-    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
-    order = [i for i in order if len(sequences[i]) > prefix_len]
-    device = model.device
-    for lo in range(0, len(order), batch_size):
-        batch = order[lo:lo + batch_size]
-        width = len(sequences[batch[0]]) - 1  # inputs: seq[:-1]; targets: seq[1:]
-        inputs = torch.zeros(len(batch), width, dtype=torch.long)
-        targets = torch.full((len(batch), width), -100, dtype=torch.long)
-        buckets = by_position.rows(len(batch), width) if by_position else None
-        for row, i in enumerate(batch):
-            seq = torch.tensor(sequences[i], dtype=torch.long)
-            n = len(seq) - 1
-            inputs[row, :n] = seq[:-1]
-            targets[row, prefix_len - 1:n] = seq[prefix_len:]  # the prefix itself is context, never a target
-            if by_position:
-                buckets[row, prefix_len - 1:n] = by_position.buckets[i]
-        inputs, targets = inputs.to(device), targets.to(device)
-        if by_position:
-            buckets, docs = buckets.to(device), torch.tensor(batch, device=device)
-        totals = torch.zeros(len(batch), dtype=torch.float64, device=device)
-        batch_bytes = sum(doc_bytes[i] for i in batch)
-        lengths = torch.tensor([len(sequences[i]) - 1 for i in batch], device=device)
-        rows = torch.arange(len(batch), device=device)  # rows still running (longest first)
-        state = None
-        chunk = effective_chunk_size(chunk_size, len(batch), model.vocab_size)
-        for start in range(0, width, chunk):
-            stop = min(width, start + chunk)
-            running = int((lengths > start).sum())
-            if running < len(rows) and hasattr(state, "select"):  # documents that ended leave the batch
-                rows, state = rows[:running], state.select(slice(0, running))
-            with _autocast(device):
-                logits, state = model.stream(inputs[rows, start:stop], state)
-            token_nll = _token_nll(logits, targets[rows, start:stop])
-            del logits  # else it lives on while the next chunk's logits are computed: twice the budget
-            totals[rows] += token_nll.double().sum(dim=1)
-            if by_position:
-                by_position.add(docs[rows], buckets[rows, start:stop], token_nll)
-            progress.advance(batch_bytes * (stop - start) / width)
-        for row, i in enumerate(batch):
-            nlls[i] = float(totals[row])
-        progress.advance(0, docs=len(batch))
-    return nlls
-
-
-def _score_windowed(model, sequences: list[list[int]], prefix_len: int, batch_size: int, max_length: int,
-                    context: int | None, stride: int | None, progress: _Progress,
-                    doc_bytes: list[int], by_position: _BucketSums | None = None) -> list[float]:
-    nlls = [0.0] * len(sequences)
-    jobs = []  # (doc, window)
-    for i, seq in enumerate(sequences):
-        for w in plan_windows(len(seq) - prefix_len, max_length, prefix_len, context, stride):
-            jobs.append((i, w))
-    windows_left = [0] * len(sequences)
-    for i, _ in jobs:
-        windows_left[i] += 1
-    jobs.sort(key=lambda job: -(job[1].end - job[1].start))
-    device = model.device
-    per_forward = max(1, min(batch_size, LOGITS_BUDGET // (max_length * (model.vocab_size or 1))))
-    for lo in range(0, len(jobs), per_forward):
-        batch = jobs[lo:lo + per_forward]
-        width = max(w.end - w.start for _, w in batch)
-        inputs = torch.zeros(len(batch), width, dtype=torch.long)
-        mask = torch.zeros(len(batch), width, dtype=torch.long)
-        targets = torch.full((len(batch), width), -100, dtype=torch.long)
-        buckets = by_position.rows(len(batch), width) if by_position else None
-        for row, (i, w) in enumerate(batch):
-            seq = sequences[i]
-            n = w.end - w.start
-            inputs[row, :n] = torch.tensor(seq[w.start:w.end])
-            mask[row, :n] = 1
-            targets[row, n - w.scored:n] = torch.tensor(seq[w.end - w.scored + 1:w.end + 1])
-            if by_position:  # target seq[j] is token j - prefix_len of the document
-                first = w.end - w.scored + 1 - prefix_len
-                buckets[row, n - w.scored:n] = by_position.buckets[i][first:first + w.scored]
-        inputs, mask, targets = inputs.to(device), mask.to(device), targets.to(device)
-        with _autocast(device):
-            logits = model.window(inputs, mask)
-        token_nll = _token_nll(logits, targets)
-        del logits  # as in _score_streamed
-        totals = token_nll.double().sum(dim=1).tolist()
-        if by_position:
-            by_position.add(torch.tensor([i for i, _ in batch], device=device), buckets.to(device), token_nll)
-        finished = 0
-        for (i, w), total in zip(batch, totals):
-            nlls[i] += total
-            windows_left[i] -= 1
-            finished += windows_left[i] == 0
-            progress.advance(doc_bytes[i] * w.scored / max(1, len(sequences[i]) - prefix_len))
-        progress.advance(0, docs=finished)
-    return nlls
 
 
 def _apply_noise(documents: list[str], noise: str, seed: int, indices: list[int]) -> tuple[str, list[str]]:
@@ -321,8 +93,8 @@ def score_corpus(model, corpus, noise: str = "clean", seed: int = 0, *, batch_si
     if len(indices) != len(corpus.documents):
         raise BadInput(f"indices: {len(indices)} numbers for {len(corpus.documents)} documents")
     if not corpus.documents or (corpus.bytes == 0 and not is_share):
-        raise BadInput(f"corpus {corpus.name}: {'holds no documents' if not corpus.documents else 'every document is empty'}"
-                       f"; nothing to score")
+        why = "holds no documents" if not corpus.documents else "every document is empty"
+        raise BadInput(f"corpus {corpus.name}: {why}; nothing to score")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise BadInput(f"seed={seed!r}: expected an integer >= 0")
     method = scoring_options(model, chunk_size, context, stride, max_length)
@@ -335,30 +107,28 @@ def score_corpus(model, corpus, noise: str = "clean", seed: int = 0, *, batch_si
     module = model.module
     was_training = module.training
     module.eval()
-    bar = _Progress(sum(noisy_bytes), len(texts), progress, desc)
-    dtype_token = _SCORING_DTYPE.set(dtype)
+    bar = Progress(sum(noisy_bytes), len(texts), progress, desc)
     started = time.perf_counter()
     try:
         prefix = list(model.tokenizer.prefix_ids)
-        encoded = [_encode(model.tokenizer, t, n, record_positions) for t, n in zip(texts, noisy_bytes)]
+        encoded = [encode_document(model.tokenizer, t, n, record_positions) for t, n in zip(texts, noisy_bytes)]
         sequences = [prefix + ids for ids, _ in encoded]
         byte_lengths = [lengths for _, lengths in encoded]
         by_position = None
         if all(lengths is not None for lengths in byte_lengths):
             token_buckets = [positions_lib.token_buckets(lengths) for lengths in byte_lengths]
-            by_position = _BucketSums(token_buckets, model.device)
+            by_position = BucketSums(token_buckets, model.device)
         with torch.inference_mode():
             if model.streaming:
-                nlls = _score_streamed(model, sequences, len(prefix), batch_size, chunk_size, bar, noisy_bytes,
-                                       by_position)
+                nlls = score_streamed(model, sequences, len(prefix), batch_size, chunk_size, bar, noisy_bytes,
+                                      by_position, dtype)
             else:
-                nlls = _score_windowed(model, sequences, len(prefix), batch_size, method["max_length"],
-                                       method["context"], method["stride"], bar, noisy_bytes, by_position)
+                nlls = score_windowed(model, sequences, len(prefix), batch_size, method["max_length"],
+                                      method["context"], method["stride"], bar, noisy_bytes, by_position, dtype)
         if model.device.type == "cuda":
             torch.cuda.synchronize(model.device)
     finally:
         seconds = time.perf_counter() - started
-        _SCORING_DTYPE.reset(dtype_token)
         bar.close()
         module.train(was_training)
 
@@ -373,9 +143,9 @@ def score_corpus(model, corpus, noise: str = "clean", seed: int = 0, *, batch_si
             doc_positions.append(positions_lib.Positions.from_sums(
                 by_position.document(i, n_buckets),
                 positions_lib.bucket_bytes(token_buckets[i], byte_lengths[i], n_buckets)))
-        documents.append(DocumentRecord(index=indices[i], id=str(doc_ids[i]), nll=nll, tokens=len(sequences[i]) - len(prefix),
-                                        bytes=noisy_bytes[i], clean_bytes=clean_bytes[i],
-                                        clean_words=clean_words[i],
+        documents.append(DocumentRecord(index=indices[i], id=str(doc_ids[i]), nll=nll,
+                                        tokens=len(sequences[i]) - len(prefix), bytes=noisy_bytes[i],
+                                        clean_bytes=clean_bytes[i], clean_words=clean_words[i],
                                         positions=doc_positions[-1].to_json() if by_position else None))
 
     total_nll = math.fsum(nlls)
@@ -399,7 +169,7 @@ def score_corpus(model, corpus, noise: str = "clean", seed: int = 0, *, batch_si
     return CellScore(result=result, documents=documents)
 
 
-def _encode(tokenizer, text: str, n_bytes: int, with_lengths: bool) -> tuple[list[int], np.ndarray | None]:
+def encode_document(tokenizer, text: str, n_bytes: int, with_lengths: bool) -> tuple[list[int], np.ndarray | None]:
     """The token ids of `text`, and each token's bytes of it when the tokenizer can tell (None otherwise, or
     when the lengths do not account for the text's n_bytes bytes exactly)."""
     if not with_lengths or not hasattr(tokenizer, "encode_with_byte_lengths"):

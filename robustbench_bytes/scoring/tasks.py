@@ -13,7 +13,8 @@ A NaN or infinite log-likelihood is never returned: NonFiniteLogLikelihood names
 - streamed models (Mamba): each distinct context is run once, contexts of equal length batched together,
   and its recurrent state is copied to each of its continuations, which are batched with right padding.
 - windowed models (Transformers): prefix + context + continuation in one window of at most max_length
-  tokens (the context cut from the left when longer, as lm-evaluation-harness does).
+  tokens (the context cut from the left when longer, as lm-evaluation-harness does), fed by the window loop of
+  corpus scoring (loop.window_batches).
 
 dtype as everywhere (precision.py): auto is float32 on the CPU and bf16 autocast on CUDA.
 """
@@ -28,12 +29,12 @@ import numpy as np
 import torch
 
 from robustbench_bytes import stats
-
-from robustbench_bytes.scoring import precision
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.results.schema import CLEAN
 from robustbench_bytes.results.task_schema import NOISE_TARGETS, ItemRecord, TaskResult, accuracy_columns, predictions
-from robustbench_bytes.scoring import DEFAULT_CHUNK_SIZE, LOGITS_BUDGET, NonFiniteScore, effective_chunk_size
+from robustbench_bytes.scoring import NonFiniteScore, precision
+from robustbench_bytes.scoring.loop import DEFAULT_CHUNK_SIZE, effective_chunk_size, window_batches
+from robustbench_bytes.scoring.windows import Window
 
 TASK_SCORING_VERSION = "2"  # 2: acc_norm per character (lm-eval's), acc_bytes per byte; 1: acc_norm per byte
 # Streams of noised choices: choice j of item i draws from document index CHOICE_STREAMS + i * MAX_CHOICES + j,
@@ -71,7 +72,7 @@ def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], 
 
 
 def _gather(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per position: log p(target) in fp32 and whether target is the argmax; targets == -1 give 0 / True."""
+    """Per position: log p(target) in fp32 and whether target is the argmax; targets < 0 give 0 / True."""
     logprobs = torch.log_softmax(logits.float(), dim=-1)
     safe = targets.clamp(min=0)
     picked = logprobs.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
@@ -80,31 +81,19 @@ def _gather(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, 
     return torch.where(valid, picked, torch.zeros_like(picked)).double(), hit | ~valid
 
 
-def _score_windowed(model, encoded, batch_size: int) -> list[ContinuationScore]:
+def _score_windowed(model, encoded, batch_size: int, dtype: str) -> list[ContinuationScore]:
     max_length = model.max_length
-    sequences = []
+    jobs = []  # (sequence, the window of its continuation)
     for prefix_context, continuation in encoded:
         if len(continuation) > max_length:
             raise BadInput(f"a continuation of {len(continuation)} tokens does not fit the model's "
                            f"{max_length}-token window")
-        sequences.append((prefix_context + continuation)[-(max_length + 1):])
+        seq = (prefix_context + continuation)[-(max_length + 1):]
+        jobs.append((seq, Window(0, len(seq) - 1, len(continuation))))
     out: list[ContinuationScore | None] = [None] * len(encoded)
-    order = sorted(range(len(encoded)), key=lambda i: -len(sequences[i]))
-    per_forward = max(1, min(batch_size, LOGITS_BUDGET // (max_length * (model.vocab_size or 1))))
-    for lo in range(0, len(order), per_forward):
-        rows = order[lo:lo + per_forward]
-        width = len(sequences[rows[0]]) - 1
-        inputs = torch.zeros(len(rows), width, dtype=torch.long)
-        mask = torch.zeros(len(rows), width, dtype=torch.long)
-        targets = torch.full((len(rows), width), -1, dtype=torch.long)
-        for r, i in enumerate(rows):
-            seq, n_cont = sequences[i], len(encoded[i][1])
-            n = len(seq) - 1
-            inputs[r, :n] = torch.tensor(seq[:-1])
-            mask[r, :n] = 1
-            targets[r, n - n_cont:n] = torch.tensor(seq[-n_cont:])
-        logits = model.window(inputs.to(model.device), mask.to(model.device))
-        logprob, hit = _gather(logits, targets.to(model.device))
+    for rows, logits, targets in window_batches(model, jobs, batch_size, max_length, dtype):
+        logprob, hit = _gather(logits, targets)
+        del logits  # as in window_batches
         for r, i in enumerate(rows):
             out[i] = ContinuationScore(float(logprob[r].sum()), bool(hit[r].all()), len(encoded[i][1]))
     return out
@@ -170,7 +159,8 @@ def continuation_loglikelihoods(model, pairs: list[tuple[str, str]], *, batch_si
     module.eval()
     try:
         with torch.inference_mode(), precision.autocast(model.device, dtype):
-            scores = (_score_streamed if model.streaming else _score_windowed)(model, encoded, batch_size)
+            scores = (_score_streamed(model, encoded, batch_size) if model.streaming
+                      else _score_windowed(model, encoded, batch_size, dtype))
     finally:
         module.train(was_training)
     for n, score in enumerate(scores):

@@ -89,6 +89,6 @@ def test_nll_in_slices_equals_the_whole(monkeypatch):
     targets[0, :3] = -100
     whole = F.cross_entropy(logits.reshape(14, 300), targets.reshape(14), ignore_index=-100,
                             reduction="none").view(2, 7)
-    monkeypatch.setattr(scoring, "NLL_SLICE", 300 * 3)  # three positions a slice: five slices, the last short
-    assert torch.equal(scoring._token_nll(logits, targets), whole)
+    monkeypatch.setattr(scoring.loop, "NLL_SLICE", 300 * 3)  # three positions a slice: five slices, the last short
+    assert torch.equal(scoring.loop.token_nll(logits, targets), whole)
     assert torch.equal(whole[0, :3], torch.zeros(3))

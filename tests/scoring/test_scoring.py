@@ -225,7 +225,7 @@ def test_a_small_logits_budget_shrinks_chunks_and_batches_but_not_scores(monkeyp
     corpus = Corpus("c", DOCS)
     before = [scoring.score_corpus(m, corpus, progress=False) for m in (mamba, gpt)]
     mamba.vocab_size = gpt.vocab_size = 256
-    monkeypatch.setattr(scoring, "LOGITS_BUDGET", 256 * 16)  # one 16-token window, 64-token chunks
+    monkeypatch.setattr(scoring.loop, "LOGITS_BUDGET", 256 * 16)  # one 16-token window, 64-token chunks
     after = [scoring.score_corpus(m, corpus, progress=False) for m in (mamba, gpt)]
     for a, b in zip(before, after):
         assert [d.nll for d in a.documents] == pytest.approx([d.nll for d in b.documents], rel=1e-5)
