@@ -28,7 +28,7 @@ from robustbench_bytes import results as results_io
 from robustbench_bytes.formatting import format_ppl
 from robustbench_bytes.results import shards as shards_io
 from robustbench_bytes.results.schema import CLEAN, CellResult, DocumentRecord
-from robustbench_bytes.runs.distributed import plan_documents
+from robustbench_bytes.runs.shares import plan_documents
 from robustbench_bytes.runs.fingerprint import texts_sha256
 from robustbench_bytes.runs.grid import GridOptions, Outcome
 from robustbench_bytes.runs.grid import execute as execute_grid

@@ -1,6 +1,6 @@
 """One command over several processes (torchrun): the process group from the environment, each rank's device,
-an exchange of small JSON objects between ranks that names a rank that stopped answering, and the plan that
-splits a corpus's documents over the ranks.
+and an exchange of small JSON objects between ranks that names a rank that stopped answering (what the ranks
+share out and check is runs/shares.py).
 
 Without WORLD_SIZE > 1 in the environment nothing is initialised: `World()` is the single process, and every
 exchange is the identity, so a one-process run goes through exactly the same code as a rank of a bigger one.
@@ -13,17 +13,16 @@ been still for `timeout` seconds.
 
 from __future__ import annotations
 
-import hashlib
-import heapq
 import json
 import os
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from robustbench_bytes.errors import BadInput, RobustbenchError, first_line
+from robustbench_bytes.runs.shares import plan_disagreement, plan_fingerprint
 
 ENVIRONMENT = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 DEFAULT_TIMEOUT_S = 300.0
@@ -32,22 +31,6 @@ _POLL_S = 2.0  # how often a waiting rank looks at the heartbeats of the ranks i
 
 class DistributedError(RobustbenchError):
     """A rank stopped answering (died, hangs, or lost the store): the run cannot go on."""
-
-
-def plan_documents(sizes: Sequence[int], world_size: int, indices: Sequence[int] | None = None) -> list[list[int]]:
-    """The documents `indices` (default: all, 0..len(sizes)-1) split over `world_size` ranks, balanced by bytes:
-    longest first (ties: lower index first), each to the rank with the fewest bytes so far (ties: the lower
-    rank). Each rank's list is in document order. Deterministic: every rank computes the same plan."""
-    if world_size < 1:
-        raise ValueError(f"world_size={world_size}: expected at least 1")
-    indices = range(len(sizes)) if indices is None else indices
-    loads = [(0, rank) for rank in range(world_size)]
-    shares: list[list[int]] = [[] for _ in range(world_size)]
-    for i in sorted(indices, key=lambda i: (-sizes[i], i)):
-        load, rank = heapq.heappop(loads)
-        shares[rank].append(i)
-        heapq.heappush(loads, (load + sizes[i], rank))
-    return [sorted(share) for share in shares]
 
 
 def rank_device(device: str, local_rank: int, world_size: int) -> str:
@@ -215,34 +198,6 @@ class World:
                 except RuntimeError:
                     pass
         self._cleared = self._sequence - 1
-
-
-def plan_fingerprint(plan: dict) -> str:
-    """The sha256 of a plan's canonical JSON (keys sorted, no spaces)."""
-    text = json.dumps(plan, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def plan_disagreement(plans: list[dict], what: str = "run") -> str | None:
-    """One line naming the ranks whose plan is not rank 0's and the first field (in rank 0's order) that
-    differs, with both values; None when every rank has rank 0's fingerprint. plans: {"fingerprint", "plan"}
-    of every rank, in rank order."""
-    first = plans[0]
-    others = [rank for rank, p in enumerate(plans) if p["fingerprint"] != first["fingerprint"]]
-    if not others:
-        return None
-    theirs = plans[others[0]]["plan"]
-    field = next((k for k in list(first["plan"]) + list(theirs) if first["plan"].get(k) != theirs.get(k)),
-                 "fingerprint")
-    who = f"rank {others[0]}" if len(others) == 1 else f"ranks {', '.join(map(str, others))}"
-    return (f"{who} {'runs' if len(others) == 1 else 'run'} another {what} than rank 0: {field} differs "
-            f"(rank 0: {_short(first['plan'].get(field))}; rank {others[0]}: {_short(theirs.get(field))}); "
-            f"start every rank with the same command line, files and robustbench-bytes version")
-
-
-def _short(value, limit: int = 160) -> str:
-    text = json.dumps(value, sort_keys=True)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class _Heartbeat:

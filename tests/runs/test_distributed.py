@@ -14,7 +14,8 @@ from robustbench_bytes import scoring
 
 from robustbench_bytes.results import shards
 from robustbench_bytes.data.corpus import Corpus
-from robustbench_bytes.runs.distributed import World, plan_documents
+from robustbench_bytes.runs.distributed import World
+from robustbench_bytes.runs.shares import plan_documents
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.models import load_model
 from support.distributed import DOCS, free_port, write_models

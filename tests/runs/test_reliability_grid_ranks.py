@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from robustbench_bytes.cli import cli
-from robustbench_bytes.runs.distributed import plan_disagreement, plan_fingerprint
+from robustbench_bytes.runs.shares import plan_disagreement, plan_fingerprint
 from support.distributed import free_port
 from support.run_fakes import make_mamba_checkpoint, write_tiny_corpus
 
