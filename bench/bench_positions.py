@@ -59,7 +59,7 @@ def extra_work(model, corpus) -> float:
 
     from robustbench_bytes import scoring
 
-    from robustbench_bytes.scoring import positions
+    from robustbench_bytes.results import positions
 
     texts = corpus.documents
     n_bytes = [len(t.encode()) for t in texts]

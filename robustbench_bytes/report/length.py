@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from robustbench_bytes.results import metrics
-from robustbench_bytes.scoring import positions as positions_lib
+from robustbench_bytes.results import positions as positions_lib
 from robustbench_bytes import results as results_io
 from robustbench_bytes import stats
 from robustbench_bytes.errors import BadInput

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from robustbench_bytes.results import metrics
+from robustbench_bytes.results.positions import Positions, mismatch, total
 from robustbench_bytes.results.schema import CellResult, DocumentRecord, derived_metrics, metric_value
 from robustbench_bytes.results.task_schema import ItemRecord, TaskResult, accuracy_columns, predictions
 
@@ -58,8 +59,6 @@ def _derived_mismatch(result: CellResult) -> str | None:
 def _positions_mismatch(result: CellResult, documents: list[DocumentRecord]) -> str | None:
     """Positions, where recorded, that do not add up to their cell's or document's nll and bytes, or a cell's
     positions that are not the sum of its documents'."""
-    from robustbench_bytes.scoring.positions import Positions, mismatch, total
-
     for doc in documents:
         if doc.positions is not None:
             why = mismatch(Positions.from_json(doc.positions, f"document {doc.index}"), doc.nll, doc.bytes)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from robustbench_bytes.results import metrics
+from robustbench_bytes.results.positions import Positions
 from robustbench_bytes.errors import BadInput
 
 RUN_FORMAT = "robustbench-run/2"
@@ -215,8 +216,6 @@ class CellResult(ResultObject):
 
 def _check_positions(raw, where: str) -> None:
     if raw is not None:
-        from robustbench_bytes.scoring.positions import Positions
-
         Positions.from_json(raw, where)
 
 

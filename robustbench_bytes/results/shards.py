@@ -22,6 +22,7 @@ from pathlib import Path
 
 from robustbench_bytes import results as results_io
 from robustbench_bytes.files import read_json
+from robustbench_bytes.results import positions
 from robustbench_bytes.results.schema import CellResult, DocumentRecord, derived_metrics, metric_fields
 
 SHARD_FORMAT = "robustbench-shard/1"
@@ -147,7 +148,5 @@ def merge(shards: list[Shard], corpus) -> tuple[CellResult, list[DocumentRecord]
 def _positions(documents: list[DocumentRecord], template: CellResult) -> dict | None:
     if template.positions is None or any(d.positions is None for d in documents):
         return None
-    from robustbench_bytes.scoring import positions
-
     return positions.total(positions.Positions.from_json(d.positions, f"document {d.index}")
                            for d in documents).to_json()

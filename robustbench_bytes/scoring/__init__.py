@@ -24,7 +24,8 @@ import torch
 
 from robustbench_bytes.errors import BadInput, RunFailed
 from robustbench_bytes.results.schema import CLEAN, CellResult, DocumentRecord, derived_metrics, metric_fields
-from robustbench_bytes.scoring import positions as positions_lib
+from robustbench_bytes.models import lengths
+from robustbench_bytes.results import positions as positions_lib
 from robustbench_bytes.scoring import precision
 from robustbench_bytes.scoring.loop import (DEFAULT_CHUNK_SIZE, BucketSums, Progress, effective_chunk_size,
                                             score_streamed, score_windowed)
@@ -66,7 +67,7 @@ def scoring_options(model, chunk_size: int = DEFAULT_CHUNK_SIZE, context: int | 
     if model.streaming:
         return {"method": "streamed", "chunk_size": chunk_size}
     max_length = max_length or model.max_length
-    if model.max_length and max_length > model.max_length and not positions_lib.extends_past_window(model):
+    if model.max_length and max_length > model.max_length and not lengths.extends_past_window(model):
         raise BadInput(f"max_length={max_length}: the model takes at most {model.max_length} tokens (longer "
                        f"windows only for rotary positions)")
     context, stride = window_options(max_length, context, stride)
@@ -181,5 +182,5 @@ def encode_document(tokenizer, text: str, n_bytes: int, with_lengths: bool) -> t
 
 
 def _train_length(model) -> dict:
-    declared = positions_lib.declared_train_length(model)
+    declared = lengths.declared_train_length(model)
     return {"train_length_bytes": declared["bytes"], "train_length_tokens": declared["tokens"]}

@@ -12,7 +12,7 @@ tokenizers = pytest.importorskip("tokenizers")
 
 from robustbench_bytes import scoring  # noqa: E402
 
-from robustbench_bytes.scoring import positions
+from robustbench_bytes.models import lengths
 from robustbench_bytes.cli import cli  # noqa: E402
 from robustbench_bytes.data import Corpus  # noqa: E402
 from robustbench_bytes.errors import BadInput  # noqa: E402
@@ -60,7 +60,7 @@ def hf_models(tmp_path_factory):
 
 def test_rotary_models_take_windows_past_their_context_and_learned_positions_do_not(hf_models):
     llama, gpt2 = (load_model(f"hf:{d}") for d in hf_models)
-    assert positions.extends_past_window(llama) and not positions.extends_past_window(gpt2)
+    assert lengths.extends_past_window(llama) and not lengths.extends_past_window(gpt2)
     corpus = Corpus("c", [TEXT * 3])
     cell = scoring.score_corpus(llama, corpus, max_length=64, progress=False)
     assert cell.result.scoring["max_length"] == 64 and cell.result.train_length_bytes == 48

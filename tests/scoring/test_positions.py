@@ -1,4 +1,4 @@
-"""Bits by position (positions.py and its use in scoring): buckets against a sequential reference, sums equal to
+"""Bits by position (results/positions.py and its use in scoring): buckets against a sequential reference, sums equal to
 the cell's and documents' totals, short documents, tokens that straddle an edge, chunking, old files."""
 
 import math
@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from robustbench_bytes import scoring
 
-from robustbench_bytes.scoring import positions
+from robustbench_bytes.models import lengths
+from robustbench_bytes.results import positions
 from robustbench_bytes.data import Corpus
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.models.transformer import GPT, GPTConfig
@@ -281,14 +282,14 @@ def test_tampered_positions_fail_the_consistency_check():
 
 def test_declared_train_length_from_config_json():
     model = byte_mamba()
-    assert positions.declared_train_length(model) == {"bytes": 128, "tokens": 128}
+    assert lengths.declared_train_length(model) == {"bytes": 128, "tokens": 128}
     cell = scoring.score_corpus(model, Corpus("c", ["abc"]), progress=False)
     assert (cell.result.train_length_bytes, cell.result.train_length_tokens) == (128, 128)
     model.level = "subword"
     model.info = {"config": {"robustbench": {"train_config": {"seq_len": 256}}}}  # an older zoo model
-    assert positions.declared_train_length(model) == {"bytes": None, "tokens": 256}
+    assert lengths.declared_train_length(model) == {"bytes": None, "tokens": 256}
     model.info = {"config": {"robustbench": {"train_length_bytes": "8192"}}}  # not a number: unknown
-    assert positions.declared_train_length(model) == {"bytes": None, "tokens": None}
+    assert lengths.declared_train_length(model) == {"bytes": None, "tokens": None}
 
 
 def test_decode_length_differences_serve_tokenizers_without_offsets():
