@@ -1,10 +1,8 @@
-"""Bootstrap intervals over documents.
+"""Bootstrap intervals over documents (or items).
 
-Every metric of a cell is a function of sums over documents (nll, bytes, clean bytes, clean words,
-tokens: the metric table, metrics.py), so a bootstrap replicate is a vector of document weights (how
-often each document was drawn) and the metric's formula is evaluated on weighted sums (`metric`).
-A metric is a function W (k, n_docs) -> (k,): the point estimate uses W = ones, the replicates
-multinomial draws. Paired comparisons (clean vs noisy in
+A bootstrap replicate is a vector of document weights (how often each document was drawn), and a statistic
+(`Metric`) is a function W (k, n_docs) -> (k,): the point estimate uses W = ones, the replicates multinomial
+draws. The metric table's metrics and accuracies in that form are results/bootstrap.py. Paired comparisons (clean vs noisy in
 one run, baseline vs candidate in compare) use the SAME draws for both sides, which is what makes
 them paired: document difficulty cancels out.
 
@@ -19,8 +17,6 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
-
-from robustbench_bytes.results import metrics
 
 DEFAULT_REPLICATES = 1000
 MAX_REPLICATES = 100_000  # the most a caller may ask for: time and memory grow with replicates x documents
@@ -41,42 +37,6 @@ class Interval:
 
     def as_dict(self, prefix: str) -> dict[str, float]:
         return {prefix: self.estimate, f"{prefix}_low": self.low, f"{prefix}_high": self.high}
-
-
-@dataclass(frozen=True)
-class DocumentArrays:
-    """Per-document sums of one cell (metrics.SUMS), as float64 arrays in document order."""
-
-    nll: np.ndarray
-    bytes: np.ndarray
-    clean_bytes: np.ndarray
-    clean_words: np.ndarray
-    tokens: np.ndarray | None = None  # None: not recorded (a metric over tokens has no interval then)
-
-    @classmethod
-    def from_documents(cls, documents: Sequence) -> "DocumentArrays":
-        """From schema.DocumentRecords (or dicts with the same keys; `tokens` may be absent)."""
-        def value(d, name):
-            if not isinstance(d, dict):
-                return getattr(d, name)
-            return (d.get(name) or 0) if name == "tokens" else d[name]
-
-        def column(name):
-            return np.array([float(value(d, name)) for d in documents], dtype=np.float64)
-
-        return cls(*(column(name) for name in metrics.SUMS))
-
-    def columns(self) -> dict[str, np.ndarray]:
-        return {name: getattr(self, name) for name in metrics.SUMS if getattr(self, name) is not None}
-
-    def __len__(self) -> int:
-        return len(self.nll)
-
-
-def metric(name: str, docs: DocumentArrays) -> Metric:
-    """The bootstrap form of a metric of the metric table: its formula over the document-weighted sums."""
-    spec, columns = metrics.METRICS[name], docs.columns()
-    return lambda w: spec.formula(metrics.WeightedSums(columns, w))
 
 
 def difference(new: Metric, old: Metric) -> Metric:

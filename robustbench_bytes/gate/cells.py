@@ -17,7 +17,7 @@ from robustbench_bytes.gate.outputs import markdown, pair_records, signed_ppl
 from robustbench_bytes.gate.rules import Thresholds, model_key, pair_by_model
 from robustbench_bytes.gate.stored import check_failed_cell_name, check_types, refuse, stored_problem
 from robustbench_bytes.gate.verdict import Verdicts
-from robustbench_bytes.results import metrics
+from robustbench_bytes.results import metrics, resampled
 from robustbench_bytes.results.schema import CLEAN, CellResult, metric_value
 
 
@@ -94,7 +94,7 @@ def _clean_cells(index: dict[tuple, CellResult]) -> dict[tuple, CellResult]:
     return {key[:-2]: r for key, r in index.items() if key[-2] == CLEAN and r.ok}
 
 
-def _documents(run_dir: Path, result: CellResult, side: str) -> stats.DocumentArrays:
+def _documents(run_dir: Path, result: CellResult, side: str) -> resampled.DocumentArrays:
     """The per-document sums of a listed ok cell, after checking that what the listing says of the cell follows
     from them (stored_problem); NotComparable naming the run, the cell and the fault otherwise."""
     cell = result.extra.get("cell") or result.cell
@@ -107,10 +107,10 @@ def _documents(run_dir: Path, result: CellResult, side: str) -> stats.DocumentAr
     why = stored_problem(result, record, cell)
     if why:
         raise refuse(side, run_dir, cell, why)
-    return stats.DocumentArrays.from_documents(sorted(record.documents, key=lambda d: d.index))
+    return resampled.DocumentArrays.from_documents(sorted(record.documents, key=lambda d: d.index))
 
 
-def _check_aligned(a: stats.DocumentArrays, b: stats.DocumentArrays, what: str) -> None:
+def _check_aligned(a: resampled.DocumentArrays, b: resampled.DocumentArrays, what: str) -> None:
     if len(a) != len(b):
         raise NotComparable(f"{what}: baseline has {len(a)} documents, candidate {len(b)}; "
                            f"runs must score the same corpus")
@@ -144,8 +144,9 @@ def compare_runs(baseline: Path | str, candidate: Path | str, thresholds: Thresh
     base_corpora = {_corpus_id(r, base_manifest) for r in base_results}
     cand_corpora = {_corpus_id(r, cand_manifest) for r in cand_results}
     if not base_corpora & cand_corpora:
-        raise NotComparable(f"the runs scored different corpora: baseline {_describe_corpora(base_results, base_manifest)}"
-                           f", candidate {_describe_corpora(cand_results, cand_manifest)}")
+        raise NotComparable(f"the runs scored different corpora: baseline "
+                            f"{_describe_corpora(base_results, base_manifest)}, candidate "
+                            f"{_describe_corpora(cand_results, cand_manifest)}")
 
     by_model = pair_by_model(base_results, cand_results)
     base_index = _index(baseline, base_results, by_model)
@@ -176,7 +177,7 @@ class _Sides:
 
     def __init__(self, baseline: Path, candidate: Path):
         self.dirs = {"baseline": baseline, "candidate": candidate}
-        self.cache: dict[tuple[str, str], stats.DocumentArrays] = {}
+        self.cache: dict[tuple[str, str], resampled.DocumentArrays] = {}
 
     def verify(self, side: str, result: CellResult) -> None:
         if result.ok:
@@ -184,7 +185,7 @@ class _Sides:
         else:
             check_failed_cell_name(result, side, self.dirs[side])
 
-    def documents(self, side: str, result: CellResult) -> stats.DocumentArrays:
+    def documents(self, side: str, result: CellResult) -> resampled.DocumentArrays:
         key = (side, result.extra.get("cell") or result.cell)
         if key not in self.cache:
             self.cache[key] = _documents(self.dirs[side], result, side)
@@ -216,8 +217,7 @@ def _compare_pair(key, base: CellResult, cand: CellResult, base_clean, cand_clea
     def interval(metric):
         return stats.bootstrap(metric, n, confidence=th.confidence, replicates=th.replicates)
 
-    pair.delta_bpcb = interval(stats.difference(stats.metric(metrics.PRIMARY, c_docs),
-                                                stats.metric(metrics.PRIMARY, b_docs)))
+    pair.delta_bpcb = interval(resampled.change(metrics.PRIMARY, c_docs, b_docs))
     pair.reported = {spec.name: _reported(spec, base, cand, b_docs, c_docs, interval) for spec in metrics.gate_specs()}
     unchecked = _word_ppl_increases(pair, base, cand, base_clean, cand_clean, sides, interval, th)
 
@@ -251,7 +251,7 @@ def _reported(spec, base: CellResult, cand: CellResult, b_docs, c_docs, interval
     if None in values:
         return (*values, None)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return (*values, interval(stats.difference(stats.metric(spec.name, c_docs), stats.metric(spec.name, b_docs))))
+        return (*values, interval(resampled.change(spec.name, c_docs, b_docs)))
 
 
 def _word_ppl_increases(pair: PairResult, base, cand, base_clean, cand_clean, sides: _Sides, interval,
@@ -267,8 +267,8 @@ def _word_ppl_increases(pair: PairResult, base, cand, base_clean, cand_clean, si
     n = len(b_docs)
     if len(bc_docs) != n or len(cc_docs) != n:
         return "the clean cell scored other documents" if th.max_ppl_increase_ratio else None
-    base_inc = stats.difference(stats.metric("word_perplexity", b_docs), stats.metric("word_perplexity", bc_docs))
-    cand_inc = stats.difference(stats.metric("word_perplexity", c_docs), stats.metric("word_perplexity", cc_docs))
+    base_inc = resampled.change("word_perplexity", b_docs, bc_docs)
+    cand_inc = resampled.change("word_perplexity", c_docs, cc_docs)
     pair.baseline_increase = _difference(base.word_perplexity, base_clean.word_perplexity)
     pair.candidate_increase = _difference(cand.word_perplexity, cand_clean.word_perplexity)
     undefined = [f"the {side} word-PPL of {what} is undefined ({why})"

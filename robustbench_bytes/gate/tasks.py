@@ -27,7 +27,7 @@ from robustbench_bytes.gate.rules import Thresholds, model_key, pair_by_model
 from robustbench_bytes.gate.stored import check_failed_cell_name, check_types, refuse, stored_problem
 from robustbench_bytes.gate.verdict import Verdicts
 from robustbench_bytes.results import metrics, task_schema, tasks_io
-from robustbench_bytes.scoring.tasks import accuracy_metric
+from robustbench_bytes.results import resampled
 
 GATED = metrics.ACCURACIES["acc"]  # the accuracy the gate thresholds on (max_acc_drop); higher is better
 
@@ -137,8 +137,8 @@ def _compare_pair(key, base, cand, items: dict, th: Thresholds, by_model: bool) 
     if b_right is None or c_right is None:  # records that predate this accuracy's predictions
         pair.verdict, pair.reasons = "not compared", [f"item records without {GATED.name} predictions"]
         return pair
-    b_metric = accuracy_metric(np.array(b_right, dtype=np.float64))
-    c_metric = accuracy_metric(np.array(c_right, dtype=np.float64))
+    b_metric = resampled.accuracy(np.array(b_right, dtype=np.float64))
+    c_metric = resampled.accuracy(np.array(c_right, dtype=np.float64))
     pair.delta = stats.bootstrap(stats.difference(c_metric, b_metric), len(b_items), confidence=th.confidence,
                                  replicates=th.replicates)
     if pair.delta.high < -th.max_acc_drop:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from robustbench_bytes.results import metrics
+from robustbench_bytes.results import metrics, resampled
 from robustbench_bytes import results as results_io
 from robustbench_bytes import stats
 from robustbench_bytes.errors import BadInput
@@ -135,16 +135,16 @@ def _model_rows(run_dir: Path, cells: list[CellResult], several_runs: bool,
         rows.append(row)
         if noise != CLEAN:
             noisy_metrics.append(metric)
-    clean_metric = stats.metric(metrics.PRIMARY, clean_docs) if clean_docs is not None else None
+    clean_metric = resampled.metric(metrics.PRIMARY, clean_docs) if clean_docs is not None else None
     return rows, noisy_metrics, clean_metric
 
 
-def _documents(run_dir: Path, result: CellResult) -> stats.DocumentArrays | None:
+def _documents(run_dir: Path, result: CellResult) -> resampled.DocumentArrays | None:
     try:
         docs = results_io.read_documents(run_dir, result)
     except BadInput:
         return None
-    return stats.DocumentArrays.from_documents(docs) if docs else None
+    return resampled.DocumentArrays.from_documents(docs) if docs else None
 
 
 def _add_intervals(row: dict, run_dir: Path, ok: list[CellResult], clean_docs, options: ReportOptions):
@@ -155,9 +155,9 @@ def _add_intervals(row: dict, run_dir: Path, ok: list[CellResult], clean_docs, o
     n = len(arrays[0])
     drawn = {}  # each report column's bootstrap metric: seeds pooled by their mean, changes paired with clean
     for spec in metrics.report_specs():
-        drawn[spec.name] = stats.mean_of([stats.metric(spec.name, a) for a in arrays])
+        drawn[spec.name] = stats.mean_of([resampled.metric(spec.name, a) for a in arrays])
         if spec.change and clean_docs is not None and len(clean_docs) == n:
-            drawn[spec.change] = stats.difference(drawn[spec.name], stats.metric(spec.name, clean_docs))
+            drawn[spec.change] = stats.difference(drawn[spec.name], resampled.metric(spec.name, clean_docs))
     bits = drawn[metrics.PRIMARY]
     if n < MIN_DOCUMENTS:
         row["interval"] = interval_note(n)

@@ -26,7 +26,7 @@ from robustbench_bytes.report.options import FEW_DOCUMENTS, MIN_DOCUMENTS, boots
 from robustbench_bytes.results import metrics, tasks_io
 from robustbench_bytes.results.schema import CLEAN
 from robustbench_bytes.results.task_schema import accuracy_columns
-from robustbench_bytes.scoring.tasks import accuracy_metric
+from robustbench_bytes.results import resampled
 
 CSV_NAME = "tasks.csv"
 RANKED = metrics.ACCURACIES["acc"]  # the accuracy the leaderboards rank by and the Markdown tables and the plot show
@@ -66,7 +66,7 @@ def _item_metrics(items: list, name: str) -> list | None:
     columns = [accuracy_columns(records)[name] for records in items]
     if any(c is None for c in columns):
         return None
-    return [accuracy_metric(np.array(c, dtype=np.float64)) for c in columns]
+    return [resampled.accuracy(np.array(c, dtype=np.float64)) for c in columns]
 
 
 def _chance(cells, items) -> float:

@@ -89,7 +89,7 @@ def verified_problem(result: CellResult | TaskResult, records, *, inputs: dict |
 def task_intervals_problem(result: TaskResult, items) -> str | None:
     """Bootstrap intervals of a task cell that are not what task scoring gives for its items (its seed and
     replicates, the result's confidence)."""
-    from robustbench_bytes.scoring.tasks import accuracies
+    from robustbench_bytes.results.resampled import accuracies
 
     want = accuracies(list(items), result.confidence if result.confidence is not None else 0.95)
     for name, value in want.items():

@@ -2,7 +2,7 @@
 
 A perplexity metric (MetricSpec) is a function of a cell's document sums (SUMS: nll, bytes, clean_bytes, clean_words,
 tokens). The same formula gives the cell's value from its totals (plain numbers: `value`, `derived`) and the bootstrap
-replicates from document-weighted sums (arrays w @ column: stats.metric), so a metric's point value and its interval
+replicates from document-weighted sums (arrays w @ column: resampled.metric), so a metric's point value and its interval
 cannot drift apart. Scoring (schema.derived_metrics), the report's tables and CSVs, the terminal table and the
 gate read this table; a new metric is one `register` call (`tests/results/test_metric_table.py` adds one and
 finds it in the cell JSON, the report's CSV and the gate's output).

@@ -21,7 +21,7 @@ import numpy as np
 from robustbench_bytes import results as results_io
 from robustbench_bytes import stats
 from robustbench_bytes.formatting import NA, format_signed
-from robustbench_bytes.results import tasks_io
+from robustbench_bytes.results import resampled, tasks_io
 from robustbench_bytes.results.metrics import ACCURACIES
 from robustbench_bytes.runs.grid import GridOptions, Outcome, single_share
 from robustbench_bytes.runs.grid import execute as execute_grid
@@ -225,8 +225,6 @@ def noise_averages(cells: list[tuple[TaskResult, list]], confidence: float = 0.9
     run (noises x targets x seeds: BLT's "Noise Avg." over its 15 variants when the run is `--suite blt
     --noise-target all`), with a bootstrap interval over items (each item's share of variants it got right),
     the drop from clean and TokSuite's relative drop (clean - noised) / clean."""
-    from robustbench_bytes.scoring.tasks import accuracy_metric
-
     groups: dict[tuple, list[tuple[TaskResult, list]]] = {}
     for r, items in cells:
         if r.ok:
@@ -238,7 +236,7 @@ def noise_averages(cells: list[tuple[TaskResult, list]], confidence: float = 0.9
         if clean is None or not noised:
             continue
         right = np.mean([[i.correct for i in items] for _, items in noised], axis=0)
-        interval = stats.bootstrap(accuracy_metric(right), len(right), confidence=confidence)
+        interval = stats.bootstrap(resampled.accuracy(right), len(right), confidence=confidence)
         out.append({"model": model, "task": task, "items": clean.items, "clean_acc": clean.acc,
                     "variants": len(noised), "noises": sorted({r.noise for r, _ in noised}),
                     "noise_targets": sorted({r.noise_target for r, _ in noised}),

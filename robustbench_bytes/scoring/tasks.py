@@ -28,10 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from robustbench_bytes import stats
 from robustbench_bytes.errors import BadInput
+from robustbench_bytes.results.resampled import accuracies
 from robustbench_bytes.results.schema import CLEAN
-from robustbench_bytes.results.task_schema import NOISE_TARGETS, ItemRecord, TaskResult, accuracy_columns, predictions
+from robustbench_bytes.results.task_schema import NOISE_TARGETS, ItemRecord, TaskResult, predictions
 from robustbench_bytes.scoring import NonFiniteScore, precision
 from robustbench_bytes.scoring.loop import DEFAULT_CHUNK_SIZE, effective_chunk_size, window_batches
 from robustbench_bytes.scoring.windows import Window
@@ -205,11 +205,6 @@ def noised_items(task, noise: str, seed: int, target: str = "context") -> tuple[
     return spec, contexts, choices
 
 
-def accuracy_metric(correct: np.ndarray) -> stats.Metric:
-    """Share of items right, under bootstrap weights over items."""
-    return lambda w: (w @ correct) / w.sum(axis=1)
-
-
 def item_records(lls: list[list[float]], choices: list[list[str]], tokens: list[list[int]], task) -> list[ItemRecord]:
     """Each item's record: log-likelihoods, the choices' bytes and characters (as scored, without the
     delimiter) and the predictions of acc, acc_norm and acc_bytes (task_schema.predictions)."""
@@ -222,20 +217,6 @@ def item_records(lls: list[list[float]], choices: list[list[str]], tokens: list[
                                   bytes=sizes, tokens=list(tokens[i]), prediction=prediction, prediction_norm=norm,
                                   chars=chars, prediction_bytes=per_byte))
     return records
-
-
-def accuracies(items: list[ItemRecord], confidence: float = 0.95, replicates: int = stats.DEFAULT_REPLICATES,
-               seed: int = 0) -> dict:
-    """acc, acc_norm and acc_bytes (when the records have it) with their bootstrap percentile intervals over
-    items (field names of TaskResult)."""
-    out = {}
-    for name, column in accuracy_columns(items).items():
-        if column is None:
-            continue
-        interval = stats.bootstrap(accuracy_metric(np.array(column, dtype=np.float64)), len(items),
-                                   confidence=confidence, replicates=replicates, seed=seed)
-        out.update(interval.as_dict(name))
-    return out
 
 
 def score_task(model, task, noise: str = CLEAN, seed: int = 0, *, noise_target: str = "context",

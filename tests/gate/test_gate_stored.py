@@ -97,7 +97,7 @@ def predictions_set_to_labels(run_dir, index: int) -> str:
     """The issue's example: a task cell whose predictions were edited to the labels (and its accuracies and
     intervals to match, so that only the log-likelihoods tell)."""
     from robustbench_bytes.results.task_schema import ItemRecord
-    from robustbench_bytes.scoring.tasks import accuracies
+    from robustbench_bytes.results.resampled import accuracies
 
     entry = listed(run_dir, TASKS_FILE)[index]
     path = cell_file(run_dir, entry, TASKS_DIR)

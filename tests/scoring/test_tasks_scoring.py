@@ -16,8 +16,9 @@ from robustbench_bytes.models.checkpoint import save_pretrained
 from robustbench_bytes.models.transformer import GPT, GPTConfig
 from robustbench_bytes.results.task_schema import ItemRecord
 from robustbench_bytes.results.task_schema import accuracy_columns
-from robustbench_bytes.scoring.tasks import (accuracies, continuation_loglikelihoods, encode_pair, item_records,
-                                            noised_items, score_task)
+from robustbench_bytes.results.resampled import accuracies
+from robustbench_bytes.scoring.tasks import (continuation_loglikelihoods, encode_pair, item_records, noised_items,
+                                            score_task)
 from robustbench_bytes.tasks import Task, TaskItem, load_task_file
 from support.run_fakes import make_mamba_checkpoint
 

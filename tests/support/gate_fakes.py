@@ -13,7 +13,7 @@ from robustbench_bytes import results as results_io
 from robustbench_bytes.results import tasks_io
 from robustbench_bytes.results.schema import derived_metrics
 from robustbench_bytes.results.task_schema import ItemRecord, TaskResult
-from robustbench_bytes.scoring.tasks import accuracies
+from robustbench_bytes.results.resampled import accuracies
 
 
 def write_task_run(out: Path, accuracy: dict[str, float], *, n: int = 200, seed: int = 0,

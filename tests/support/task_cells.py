@@ -9,7 +9,7 @@ import numpy as np
 
 from robustbench_bytes.results import tasks_io
 from robustbench_bytes.results.task_schema import ItemRecord, TaskResult
-from robustbench_bytes.scoring.tasks import accuracies
+from robustbench_bytes.results.resampled import accuracies
 
 def write_task(path, n=10, shift=0):
     with open(path, "w", encoding="utf-8") as f:
