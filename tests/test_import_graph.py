@@ -79,3 +79,20 @@ def test_no_import_cycle_in_the_package():
         graph = {name: imported(name, path, known, inside_functions) for name, path in known.items()}
         assert graph["robustbench_bytes.tasks"] >= {"robustbench_bytes.tasks.builtin"}
         assert cycles(graph) == [], f"import cycle ({'with' if inside_functions else 'without'} function imports)"
+
+
+def room(module: str) -> str:
+    """The sub-package (or top-level module) a module belongs to: robustbench_bytes.gate.cells -> gate."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def test_the_sub_packages_stand_in_layers():
+    """No two sub-packages import each other, even through others: a package's __init__ may import its own
+    modules, but gate never needs what needs gate (imports inside functions count)."""
+    known = modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in known.items():
+        graph.setdefault(room(name), set()).update(
+            room(m) for m in imported(name, path, known, inside_functions=True) if room(m) != room(name))
+    assert cycles(graph) == [], "sub-packages that import each other"
