@@ -26,7 +26,7 @@ from robustbench_bytes.results.metrics import ACCURACIES
 from robustbench_bytes.runs.grid import GridOptions, Outcome, single_share
 from robustbench_bytes.runs.grid import execute as execute_grid
 from robustbench_bytes.results.schema import CLEAN, CLEAN_SEED
-from robustbench_bytes.results.task_schema import TASKS_DIR, TASKS_FILE, TaskResult, task_cell_key
+from robustbench_bytes.results.task_schema import TASKS_DIR, TASKS_FILE, TaskResult, accuracy_columns, task_cell_key
 from robustbench_bytes.runs.models import ModelCache, ModelUnavailable, describe_error
 
 
@@ -235,7 +235,7 @@ def noise_averages(cells: list[tuple[TaskResult, list]], confidence: float = 0.9
         noised = [(r, items) for r, items in group if not r.is_clean]
         if clean is None or not noised:
             continue
-        right = np.mean([[i.correct for i in items] for _, items in noised], axis=0)
+        right = np.mean([accuracy_columns(items)["acc"] for _, items in noised], axis=0)
         interval = stats.bootstrap(resampled.accuracy(right), len(right), confidence=confidence)
         out.append({"model": model, "task": task, "items": clean.items, "clean_acc": clean.acc,
                     "variants": len(noised), "noises": sorted({r.noise for r, _ in noised}),
