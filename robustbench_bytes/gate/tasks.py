@@ -26,8 +26,7 @@ from robustbench_bytes.gate.outputs import check_json, model_column, verdict_tex
 from robustbench_bytes.gate.rules import Thresholds, model_key, pair_by_model
 from robustbench_bytes.gate.stored import check_failed_cell_name, check_types, refuse, stored_problem
 from robustbench_bytes.gate.verdict import Verdicts
-from robustbench_bytes.results import metrics, task_schema, tasks_io
-from robustbench_bytes.results import resampled
+from robustbench_bytes.results import metrics, resampled, task_schema, tasks_io
 
 GATED = metrics.ACCURACIES["acc"]  # the accuracy the gate thresholds on (max_acc_drop); higher is better
 

@@ -23,10 +23,9 @@ from robustbench_bytes.formatting import format_signed
 from robustbench_bytes.report.leaderboard import leaderboard_entry, rank_leaderboard
 from robustbench_bytes.report.lm_eval_summary import SummaryCell, read_lm_eval_cells
 from robustbench_bytes.report.options import FEW_DOCUMENTS, MIN_DOCUMENTS, bootstrap
-from robustbench_bytes.results import metrics, tasks_io
+from robustbench_bytes.results import metrics, resampled, tasks_io
 from robustbench_bytes.results.schema import CLEAN
 from robustbench_bytes.results.task_schema import accuracy_columns
-from robustbench_bytes.results import resampled
 
 CSV_NAME = "tasks.csv"
 RANKED = metrics.ACCURACIES["acc"]  # the accuracy the leaderboards rank by and the Markdown tables and the plot show
