@@ -1,4 +1,4 @@
-"""How numbers are written, the same in the terminal table, the report and the CI gate's summary."""
+"""How numbers and plain-text tables are written: the same in the terminal, the report and the CI gate's summary."""
 
 from __future__ import annotations
 
@@ -108,3 +108,14 @@ def short_model_labels(names) -> dict[str, str]:
             label = "hf:" + label
         labels[name] = label
     return labels
+
+
+def text_table(header: list[str], body: list[list[str]], numeric: set[int]) -> str:
+    """A plain-text table: numeric columns right-aligned."""
+    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
+
+    def line(row):
+        return "  ".join(cell.rjust(w) if i in numeric else cell.ljust(w)
+                         for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(row) for row in body])

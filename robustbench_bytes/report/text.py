@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from robustbench_bytes.results import metrics
-from robustbench_bytes.formatting import NA, UNDEFINED, format_interval, format_signed
+from robustbench_bytes.formatting import NA, UNDEFINED, format_interval, format_signed, text_table
 from robustbench_bytes.report.leaderboard import Leaderboard, LeaderboardEntry, Standing, standing
 from robustbench_bytes.results.schema import CLEAN
 
@@ -190,17 +190,6 @@ def markdown_bits_table(table) -> str:
     """Noises down, models across: bits per clean byte and its rise over clean (readable even when
     word-PPL explodes, since it is linear in the NLL)."""
     return _noise_by_model_table(table, rise_cell)
-
-
-def text_table(header: list[str], body: list[list[str]], numeric: set[int]) -> str:
-    """A plain-text table: numeric columns right-aligned."""
-    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
-
-    def line(row):
-        return "  ".join(cell.rjust(w) if i in numeric else cell.ljust(w)
-                         for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
-
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(row) for row in body])
 
 
 def text_leaderboard(board: Leaderboard, title: str = "Leaderboard") -> str:

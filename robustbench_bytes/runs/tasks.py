@@ -20,7 +20,7 @@ import numpy as np
 
 from robustbench_bytes import results as results_io
 from robustbench_bytes import stats
-from robustbench_bytes.formatting import NA, format_signed
+from robustbench_bytes.formatting import NA, format_signed, text_table
 from robustbench_bytes.results import resampled, tasks_io
 from robustbench_bytes.results.metrics import ACCURACIES
 from robustbench_bytes.runs.grid import GridOptions, Outcome, single_share
@@ -260,12 +260,7 @@ def format_task_summary(results: list[TaskResult], summary: list[dict] = ()) -> 
         body.append([r.model, r.task, r.noise, "" if r.is_clean else r.noise_target, str(r.seed),
                      acc.format(r.acc) if r.ok else NA, interval, drop, norm.format(r.acc_norm) if r.ok else NA,
                      "ok" if r.ok else f"FAILED: {r.error}"])
-    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
-
-    def line(row):
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
-
-    lines = [line(header), line(["-" * w for w in widths])] + [line(row) for row in body]
+    lines = [text_table(header, body, set(right))]
     for row in summary:
         relative = "" if row["relative_drop"] is None else f", relative drop {row['relative_drop']:.1%}"
         average = f"{acc.format(row['noise_avg_acc'])} [{acc.format(row['noise_avg_acc_low'])}, " \
