@@ -28,7 +28,7 @@ from robustbench_bytes.gate.stored import check_failed_cell_name, check_types, r
 from robustbench_bytes.gate.verdict import Verdicts
 from robustbench_bytes.results import metrics, resampled, task_schema, tasks_io
 
-GATED = metrics.ACCURACIES["acc"]  # the accuracy the gate thresholds on (max_acc_drop); higher is better
+GATED = metrics.ACCURACIES[metrics.PRIMARY_ACCURACY]  # the accuracy the gate thresholds on (max_acc_drop)
 
 
 @dataclass

@@ -28,7 +28,7 @@ from robustbench_bytes.results.schema import CLEAN
 from robustbench_bytes.results.task_schema import accuracy_columns
 
 CSV_NAME = "tasks.csv"
-RANKED = metrics.ACCURACIES["acc"]  # the accuracy the leaderboards rank by and the Markdown tables and the plot show
+RANKED = metrics.ACCURACIES[metrics.PRIMARY_ACCURACY]  # what the leaderboards rank by, the tables and plot show
 
 
 def reported_accuracies() -> list[metrics.AccuracySpec]:

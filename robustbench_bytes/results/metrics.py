@@ -221,6 +221,8 @@ ACCURACIES: dict[str, AccuracySpec] = {spec.name: spec for spec in (
     AccuracySpec("acc_bytes", "acc_bytes", "argmax of the log-likelihoods per UTF-8 byte of the choice",
                  report=False),
 )}
+PRIMARY_ACCURACY = "acc"  # the task cells' headline: the task leaderboards rank by it, the gate's threshold is on it,
+                          # and the report's accuracy tables, plot and the run's summary show it
 
 
 def _entry(metric: str):

@@ -22,7 +22,7 @@ from robustbench_bytes import results as results_io
 from robustbench_bytes import stats
 from robustbench_bytes.formatting import NA, format_signed, text_table
 from robustbench_bytes.results import resampled, tasks_io
-from robustbench_bytes.results.metrics import ACCURACIES
+from robustbench_bytes.results.metrics import ACCURACIES, PRIMARY_ACCURACY
 from robustbench_bytes.runs.grid import GridOptions, Outcome, single_share
 from robustbench_bytes.runs.grid import execute as execute_grid
 from robustbench_bytes.results.schema import CLEAN, CLEAN_SEED
@@ -196,7 +196,7 @@ class TaskCells:
         r = record.result
         if not r.ok:
             return f"FAILED: {r.error}"
-        acc, norm = ACCURACIES["acc"], ACCURACIES["acc_norm"]
+        acc, norm = ACCURACIES[PRIMARY_ACCURACY], ACCURACIES["acc_norm"]
         return f"{acc.label} {acc.format(r.acc)}, {norm.label} {norm.format(r.acc_norm)} ({seconds:.1f} s)"
 
     def listing(self, records: list) -> list:
@@ -235,7 +235,7 @@ def noise_averages(cells: list[tuple[TaskResult, list]], confidence: float = 0.9
         noised = [(r, items) for r, items in group if not r.is_clean]
         if clean is None or not noised:
             continue
-        right = np.mean([accuracy_columns(items)["acc"] for _, items in noised], axis=0)
+        right = np.mean([accuracy_columns(items)[PRIMARY_ACCURACY] for _, items in noised], axis=0)
         interval = stats.bootstrap(resampled.accuracy(right), len(right), confidence=confidence)
         out.append({"model": model, "task": task, "items": clean.items, "clean_acc": clean.acc,
                     "variants": len(noised), "noises": sorted({r.noise for r, _ in noised}),
@@ -248,7 +248,7 @@ def noise_averages(cells: list[tuple[TaskResult, list]], confidence: float = 0.9
 def format_task_summary(results: list[TaskResult], summary: list[dict] = ()) -> str:
     """A plain-text table for the terminal: accuracy and its interval and the drop from clean per cell, then
     each (model, task)'s noise average (noise_averages)."""
-    acc, norm = ACCURACIES["acc"], ACCURACIES["acc_norm"]
+    acc, norm = ACCURACIES[PRIMARY_ACCURACY], ACCURACIES["acc_norm"]
     clean = {(r.model_spec, r.task_spec): r for r in results if r.is_clean and r.ok}
     header = ["model", "task", "noise", "target", "seed", acc.label, "interval", "drop", norm.label, "status"]
     right = range(header.index("seed"), header.index(norm.label) + 1)  # the numbers' columns
