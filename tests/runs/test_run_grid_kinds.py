@@ -15,15 +15,14 @@ from robustbench_bytes.cli import cli
 from robustbench_bytes.errors import BadInput
 from robustbench_bytes.runs import PerplexityCells
 from robustbench_bytes.runs.tasks import TaskCells
+from support.task_cells import write_owl_task
 from support.run_fakes import make_mamba_checkpoint
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     base = tmp_path_factory.mktemp("kinds")
-    task = base / "task.jsonl"
-    task.write_text("".join(json.dumps({"context": f"the owl {i}", "choices": [" sat", " flew"], "label": i % 2}) + "\n"
-                            for i in range(4)), encoding="utf-8")
+    task = write_owl_task(base / "task.jsonl")
     return {"model": str(make_mamba_checkpoint(base / "m")), "task": str(task)}
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from robustbench_bytes.cli import cli
 from robustbench_bytes.cli.run import ONLY_FOR, run
+from support.task_cells import write_owl_task
 from support.run_fakes import make_mamba_checkpoint, write_tiny_corpus
 
 # options that every run uses, and how a test sees that a task run applied them (None: not observable per cell)
@@ -22,9 +23,7 @@ EXAMPLE = {"corpus": "CORPUS", "limit_bytes": "100", "limit_documents": "1", "ma
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     base = tmp_path_factory.mktemp("options")
-    task = base / "task.jsonl"
-    task.write_text("".join(json.dumps({"context": f"the owl {i}", "choices": [" sat", " flew"], "label": i % 2}) + "\n"
-                            for i in range(4)), encoding="utf-8")
+    task = write_owl_task(base / "task.jsonl")
     return {"model": str(make_mamba_checkpoint(base / "m")), "corpus": str(write_tiny_corpus(base / "c")),
             "task": str(task)}
 

@@ -19,6 +19,13 @@ def write_task(path, n=10, shift=0):
     return path
 
 
+def write_owl_task(path, n=4):
+    """A two-choice task of n items whose label alternates."""
+    path.write_text("".join(json.dumps({"context": f"the owl {i}", "choices": [" sat", " flew"], "label": i % 2}) + "\n"
+                            for i in range(n)), encoding="utf-8")
+    return path
+
+
 def write_task_cells(out, accuracy: dict[str, float], n=200, seed=0, model="m"):
     rng = np.random.default_rng(seed)
     results = []
